@@ -1,0 +1,49 @@
+# One task runner for people and CI. `make demo` and `make test` each set up what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test check lint typecheck imports unit bench lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip>=25.1"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e . --group dev
+	touch $(STAMP)
+
+## demo: set up and run the tracking quick start (examples/quickstart.py)
+demo: $(STAMP)
+	$(BIN)/python examples/quickstart.py
+
+## test: set up, then lint, type-check, check the floors and run the whole test suite
+test: $(STAMP) check
+	$(BIN)/python -m pytest
+
+## check: ruff, mypy (strict on src/) and the import-linter floor contracts
+check: lint typecheck imports
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration and not e2e"
+
+## bench: tracking benchmark, Shipyard and MLflow side by side (MLflow in its own venv)
+bench: $(STAMP)
+	$(BIN)/python bench/tracking_vs_mlflow.py
+	$(BIN)/python bench/hashing.py
+
+## lock: refresh constraints.txt from the current environment
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable --disable-pip-version-check > constraints.txt
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

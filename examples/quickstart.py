@@ -1,0 +1,70 @@
+"""Shipyard tracking quick start: a small hyperparameter sweep, logged and then searched.
+
+Run it with `make demo` (or `python examples/quickstart.py` inside the environment). It trains
+logistic-regression models with plain numpy on synthetic data, so it needs nothing else.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import shipyard
+
+
+def make_data(rows: int = 2_000, features: int = 8, seed: int = 7) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, features))
+    true_w = rng.normal(size=features)
+    y = (x @ true_w + rng.normal(scale=1.5, size=rows) > 0).astype(float)
+    split = int(rows * 0.8)
+    return x[:split], y[:split], x[split:], y[split:]
+
+
+def train(run: shipyard.ActiveRun, lr: float, l2: float, epochs: int = 60) -> float:
+    x_train, y_train, x_val, y_val = make_data()
+    w = np.zeros(x_train.shape[1])
+    for epoch in range(epochs):
+        p = 1 / (1 + np.exp(-(x_train @ w)))
+        grad = x_train.T @ (p - y_train) / len(y_train) + l2 * w
+        w -= lr * grad
+        eps = 1e-12
+        loss = -np.mean(y_train * np.log(p + eps) + (1 - y_train) * np.log(1 - p + eps))
+        val_acc = float(np.mean(((x_val @ w) > 0) == (y_val > 0.5)))
+        run.log_metrics({"train_loss": float(loss), "val_accuracy": val_acc}, step=epoch)
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = Path(tmp) / "weights.csv"
+        np.savetxt(weights, w, delimiter=",")
+        run.log_artifact(weights)
+    return val_acc
+
+
+def main() -> None:
+    workspace = Path(tempfile.mkdtemp(prefix="shipyard-quickstart-")) / ".shipyard"
+    with shipyard.start_run(experiment="quickstart", name="sweep", home=workspace) as parent:
+        parent.log_param("search", "grid")
+        for lr in (0.01, 0.1, 0.5):
+            for l2 in (0.0, 0.01):
+                with shipyard.start_run(name=f"lr={lr},l2={l2}", nested=True) as child:
+                    child.log_params({"lr": lr, "l2": l2, "model": "logreg"})
+                    accuracy = train(child, lr, l2)
+                    print(f"  run {child.run_id[:8]}  lr={lr:<5} l2={l2:<5} accuracy={accuracy:.3f}")
+
+    best = shipyard.search_runs(
+        "quickstart",
+        filter="params.model = 'logreg' and metrics.val_accuracy > 0.5",
+        order_by=["metrics.val_accuracy DESC"],
+        max_results=3,
+        home=workspace,
+    )
+    print("\nTop runs by validation accuracy:")
+    print(best[["run_id", "params.lr", "params.l2", "metrics.val_accuracy"]].to_string(index=False))
+    print(f"\nWorkspace: {workspace}")
+    print(f"Explore it:  shipyard --home {workspace} runs ls")
+    print(f"             shipyard --home {workspace} runs compare {best.run_id[0][:8]} {best.run_id[1][:8]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""The ``shipyard`` command line (Typer + Rich)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shipyard.cli import artifacts, experiments, runs
+from shipyard.cli._base import ShipyardGroup, console
+from shipyard.config import init_workspace, load_settings, redact_url
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="shipyard",
+    cls=ShipyardGroup,
+    help="Shipyard: carry a model through its whole life.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(experiments.app, name="experiments")
+app.add_typer(runs.app, name="runs")
+app.add_typer(artifacts.app, name="artifacts")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            envvar="SHIPYARD_HOME",
+            help="Workspace folder (.shipyard) to use instead of searching upwards.",
+        ),
+    ] = None,
+) -> None:
+    ctx.obj = {"home": home}
+
+
+@app.command("init")
+def init(
+    path: Annotated[Path, typer.Argument(help="Folder to create .shipyard/ in.")] = Path("."),
+) -> None:
+    """Create a workspace (.shipyard/) and its stores."""
+    from shipyard.tracking import open_workspace
+
+    home = init_workspace(path)
+    settings = load_settings(home)
+    workspace = open_workspace(home)
+    workspace.backend  # noqa: B018 - opening the store creates and migrates it
+    console.print(f"Initialised Shipyard workspace in [bold]{home}[/]")
+    console.print(f"  metadata store:  {redact_url(settings.store_url)}")
+    console.print(f"  artifact store:  {settings.artifacts_url}")
+
+
+@app.command("version")
+def version() -> None:
+    """Print Shipyard's version."""
+    from shipyard import __version__
+
+    console.print(__version__)
+
+
+def main() -> None:
+    """Entry point of the ``shipyard`` console script."""
+    app()

@@ -1,0 +1,91 @@
+"""What every command shares: the root group that turns Shipyard errors into one line and an
+exit code, the workspace option, and output helpers (Rich tables or ``--json``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+from typing import IO, Any
+
+import click
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from shipyard.errors import ShipyardError
+from shipyard.tracking import Workspace, open_workspace
+
+__all__ = [
+    "ShipyardGroup",
+    "console",
+    "err_console",
+    "format_duration",
+    "format_time",
+    "print_json",
+    "workspace_from",
+]
+
+console = Console(highlight=False, soft_wrap=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class _UserError(click.ClickException):
+    def __init__(self, error: ShipyardError) -> None:
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        err_console.print(f"[bold red]error:[/] {self.message}", markup=True, highlight=False)
+
+
+class ShipyardGroup(TyperGroup):
+    """Root command group: a :class:`ShipyardError` becomes ``error: ...`` and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ShipyardError as exc:
+            raise _UserError(exc) from exc
+
+
+def workspace_from(ctx: typer.Context) -> Workspace:
+    """The workspace chosen by ``--home`` / ``SHIPYARD_HOME`` / the nearest ``.shipyard``."""
+    root = ctx.find_root()
+    home = (root.obj or {}).get("home")
+    return open_workspace(home)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def print_json(data: Any) -> None:
+    """Strict JSON on stdout; NaN and infinities become the strings "nan", "inf", "-inf"."""
+    sys.stdout.write(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
+
+
+def format_time(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_duration(ms: int | None) -> str:
+    if ms is None:
+        return "running"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"

@@ -1,0 +1,166 @@
+"""``shipyard runs``: list, show and compare runs."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from shipyard.cli._base import (
+    console,
+    format_duration,
+    format_time,
+    print_json,
+    workspace_from,
+)
+from shipyard.entities import Run, format_metric
+from shipyard.errors import NotFoundError
+
+app = typer.Typer(help="List, inspect and compare runs.", no_args_is_help=True)
+
+_STATUS_STYLE = {"RUNNING": "cyan", "FINISHED": "green", "FAILED": "red", "KILLED": "yellow"}
+
+
+def run_as_dict(run: Run) -> dict[str, Any]:
+    data = dataclasses.asdict(run)
+    data["status"] = run.status.value
+    data["duration_ms"] = run.duration_ms
+    return data
+
+
+def _status(run: Run) -> str:
+    style = _STATUS_STYLE.get(run.status.value, "")
+    return f"[{style}]{run.status.value}[/]"
+
+
+@app.command("ls")
+def list_runs(
+    ctx: typer.Context,
+    experiment: Annotated[
+        list[str] | None, typer.Option("--experiment", "-e", help="Experiment name (repeatable).")
+    ] = None,
+    filter_: Annotated[
+        str, typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\"")
+    ] = "",
+    order_by: Annotated[
+        list[str] | None, typer.Option("--order-by", "-o", help="e.g. 'metrics.auc DESC'")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List runs, newest first, optionally filtered and ordered."""
+    backend = workspace_from(ctx).backend
+    ids = []
+    for name in experiment or []:
+        found = backend.get_experiment_by_name(name)
+        if found is None:
+            raise NotFoundError(f"no experiment named {name!r}")
+        ids.append(found.experiment_id)
+    runs = backend.search_runs(ids, filter_, order_by or [], max_results=limit)
+    if as_json:
+        print_json([run_as_dict(r) for r in runs])
+        return
+    if not runs:
+        console.print("No runs match.")
+        return
+    metric_keys = sorted({k for r in runs for k in r.metrics})[:5]
+    table = Table(box=None, header_style="bold")
+    for column in ("Run ID", "Name", "Status", "Started (UTC)", "Duration"):
+        table.add_column(column)
+    for key in metric_keys:
+        table.add_column(key, justify="right")
+    for run in runs:
+        table.add_row(
+            run.run_id[:8],
+            ("  " if run.parent_run_id else "") + run.name,
+            _status(run),
+            format_time(run.start_time),
+            format_duration(run.duration_ms),
+            *(
+                format_metric(run.metrics[k]) if k in run.metrics else "-"
+                for k in metric_keys
+            ),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show_run(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id or its first 4+ characters.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Show one run: attributes, params, metrics, tags and artifacts."""
+    backend = workspace_from(ctx).backend
+    run = backend.get_run(backend.resolve_run_id(run_id))
+    artifacts = backend.list_artifacts(run.run_id)
+    if as_json:
+        data = run_as_dict(run)
+        data["artifacts"] = [dataclasses.asdict(a) for a in artifacts]
+        print_json(data)
+        return
+    experiment = backend.get_experiment(run.experiment_id)
+    console.print(f"[bold]{run.name}[/]  {run.run_id}")
+    console.print(
+        f"experiment [bold]{experiment.name}[/] · {_status(run)} · started "
+        f"{format_time(run.start_time)} · {format_duration(run.duration_ms)} · user {run.user}"
+    )
+    if run.parent_run_id:
+        console.print(f"parent run {run.parent_run_id}")
+    for title, values in (
+        ("Params", run.params),
+        ("Metrics (latest)", {k: format_metric(v) for k, v in run.metrics.items()}),
+        ("Tags", run.tags),
+    ):
+        if values:
+            table = Table(title=title, title_justify="left", box=None, show_header=False)
+            table.add_column(style="bold")
+            table.add_column()
+            for key, value in values.items():
+                table.add_row(key, value)
+            console.print(table)
+    if artifacts:
+        table = Table(title="Artifacts", title_justify="left", box=None, header_style="bold")
+        for column in ("Path", "Size", "Digest"):
+            table.add_column(column)
+        for art in artifacts:
+            kind = f"{art.file_count} files" if art.is_dir else f"{art.size:,} B"
+            table.add_row(art.path + ("/" if art.is_dir else ""), kind, art.digest[:12])
+        console.print(table)
+
+
+@app.command("compare")
+def compare_runs(
+    ctx: typer.Context,
+    run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids (or prefixes).")],
+    only_diff: Annotated[
+        bool, typer.Option("--diff", help="Show only params and metrics that differ.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Compare params and metrics of runs side by side; differing rows are highlighted."""
+    backend = workspace_from(ctx).backend
+    runs = [backend.get_run(backend.resolve_run_id(r)) for r in run_ids]
+    if as_json:
+        print_json([run_as_dict(r) for r in runs])
+        return
+    table = Table(box=None, header_style="bold")
+    table.add_column("")
+    for run in runs:
+        table.add_column(f"{run.name}\n{run.run_id[:8]}", justify="right")
+    sections: list[tuple[str, list[dict[str, str]]]] = [
+        ("params", [r.params for r in runs]),
+        ("metrics", [{k: format_metric(v) for k, v in r.metrics.items()} for r in runs]),
+    ]
+    for section, per_run in sections:
+        keys = sorted({k for values in per_run for k in values})
+        for key in keys:
+            cells = [values.get(key, "-") for values in per_run]
+            differs = len(set(cells)) > 1
+            if only_diff and not differs:
+                continue
+            style = "bold yellow" if differs else ""
+            table.add_row(f"{section}.{key}", *cells, style=style)
+    console.print(table)

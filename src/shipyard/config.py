@@ -1,0 +1,178 @@
+"""Where a workspace lives and how it is configured.
+
+A workspace is a ``.shipyard/`` folder, found the way git finds its repository: walk up from the
+working directory. ``SHIPYARD_HOME`` (or ``--home`` on the CLI) points at one directly.
+Inside it, ``config.toml`` may set the store URLs; environment variables override the file:
+
+``SHIPYARD_STORE_URL``
+    SQLAlchemy URL of the metadata store (default: ``sqlite:///<home>/shipyard.db``).
+``SHIPYARD_ARTIFACTS_URL``
+    folder or fsspec URL of the artifact store (default: ``<home>/artifacts``).
+``SHIPYARD_USER``
+    who is acting (default: the operating-system user).
+``SHIPYARD_METRIC_FLUSH_INTERVAL`` / ``SHIPYARD_METRIC_BUFFER_SIZE``
+    seconds between background metric flushes (default 2) and buffered metrics that force a
+    flush (default 10000).
+"""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Mapping
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from shipyard.errors import InvalidArgumentError, WorkspaceNotFoundError
+
+__all__ = [
+    "CONFIG_FILE",
+    "WORKSPACE_DIR",
+    "Settings",
+    "find_workspace",
+    "init_workspace",
+    "load_settings",
+    "redact_url",
+]
+
+WORKSPACE_DIR = ".shipyard"
+CONFIG_FILE = "config.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything Shipyard needs to know to open a workspace."""
+
+    home: Path
+    store_url: str
+    artifacts_url: str
+    user: str
+    metric_flush_interval: float = 2.0
+    """Seconds between background flushes of buffered metrics."""
+    metric_buffer_size: int = 10_000
+    """Buffered metrics that trigger an immediate flush."""
+
+
+def find_workspace(start: Path | None = None) -> Path | None:
+    """Return the nearest ``.shipyard/`` folder at or above ``start`` (default: cwd)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / WORKSPACE_DIR
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _as_home(path: str | os.PathLike[str]) -> Path:
+    """Accept either the ``.shipyard`` folder itself or the project folder that holds one."""
+    p = Path(path).expanduser().resolve()
+    if p.name != WORKSPACE_DIR and (p / WORKSPACE_DIR).is_dir():
+        return p / WORKSPACE_DIR
+    return p
+
+
+def init_workspace(path: str | os.PathLike[str] | None = None) -> Path:
+    """Create ``.shipyard/`` in ``path`` (default: cwd) if missing and return it."""
+    base = Path(path).expanduser().resolve() if path is not None else Path.cwd().resolve()
+    home = base if base.name == WORKSPACE_DIR else base / WORKSPACE_DIR
+    home.mkdir(parents=True, exist_ok=True)
+    gitignore = home / ".gitignore"
+    if not gitignore.exists():
+        gitignore.write_text("# Shipyard workspace: stores are not for git\n*\n")
+    return home
+
+
+def load_settings(
+    home: str | os.PathLike[str] | None = None,
+    *,
+    create: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Find the workspace and read its configuration.
+
+    Args:
+        home: the workspace to use; otherwise ``SHIPYARD_HOME``, otherwise the nearest
+            ``.shipyard/`` at or above the working directory.
+        create: make ``./.shipyard`` when none is found instead of raising.
+        env: environment to read (default: ``os.environ``).
+
+    Raises:
+        WorkspaceNotFoundError: none was found and ``create`` is false.
+        InvalidArgumentError: ``config.toml`` cannot be parsed.
+    """
+    environ = os.environ if env is None else env
+    chosen = home if home is not None else environ.get("SHIPYARD_HOME") or None
+    if chosen is not None:
+        path = _as_home(chosen)
+        if not path.is_dir():
+            if not create:
+                raise WorkspaceNotFoundError(
+                    f"no Shipyard workspace at {path}; run `shipyard init {path.parent}`"
+                )
+            path = init_workspace(path)
+    else:
+        found = find_workspace()
+        if found is None:
+            if not create:
+                raise WorkspaceNotFoundError(
+                    f"no Shipyard workspace (.shipyard/) in {Path.cwd()} or any parent; "
+                    "run `shipyard init` or set SHIPYARD_HOME"
+                )
+            found = init_workspace()
+        path = found
+
+    file_config = _read_config(path / CONFIG_FILE)
+    store_url = environ.get("SHIPYARD_STORE_URL") or file_config.get("store", {}).get("url")
+    artifacts_url = environ.get("SHIPYARD_ARTIFACTS_URL") or file_config.get(
+        "artifacts", {}
+    ).get("url")
+    return Settings(
+        home=path,
+        store_url=store_url or f"sqlite:///{path / 'shipyard.db'}",
+        artifacts_url=artifacts_url or str(path / "artifacts"),
+        user=environ.get("SHIPYARD_USER") or _os_user(),
+        metric_flush_interval=_number(environ, "SHIPYARD_METRIC_FLUSH_INTERVAL", 2.0),
+        metric_buffer_size=int(_number(environ, "SHIPYARD_METRIC_BUFFER_SIZE", 10_000)),
+    )
+
+
+def _number(environ: Mapping[str, str], name: str, default: float) -> float:
+    text = environ.get(name)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise InvalidArgumentError(f"{name} must be a number, not {text!r}") from None
+    if value <= 0:
+        raise InvalidArgumentError(f"{name} must be positive, not {text!r}")
+    return value
+
+
+def _read_config(path: Path) -> dict[str, dict[str, str]]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgumentError(f"cannot read {path}: {exc}") from exc
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in a URL so that it can be shown or logged."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

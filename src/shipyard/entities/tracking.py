@@ -1,0 +1,116 @@
+"""The nouns of experiment tracking: experiments, runs, metrics and run artifacts."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "ArtifactRecord",
+    "Experiment",
+    "Metric",
+    "Run",
+    "RunStatus",
+]
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life. Only ``RUNNING`` is not terminal."""
+
+    RUNNING = "RUNNING"
+    FINISHED = "FINISHED"
+    FAILED = "FAILED"
+    KILLED = "KILLED"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self is not RunStatus.RUNNING
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """A named group of runs (one question you are trying to answer)."""
+
+    experiment_id: int
+    name: str
+    created_at: int
+    """Creation time in milliseconds since the Unix epoch."""
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """One measured value of a run at a step. ``value`` may be NaN or ±inf."""
+
+    key: str
+    value: float
+    step: int
+    timestamp: int
+    """Milliseconds since the Unix epoch."""
+    run_id: str = ""
+
+    def __repr__(self) -> str:
+        return (
+            f"Metric(key={self.key!r}, value={format_metric(self.value)}, step={self.step}, "
+            f"timestamp={self.timestamp}, run_id={self.run_id!r})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactRecord:
+    """A file or folder logged to a run: its path in the run and its digest in the store."""
+
+    path: str
+    digest: str
+    size: int
+    is_dir: bool = False
+    file_count: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One execution of code that logs params, metrics, tags and artifacts.
+
+    ``metrics`` holds each metric's latest value (highest step, then latest timestamp);
+    the full history comes from ``get_metric_history``.
+    """
+
+    run_id: str
+    experiment_id: int
+    name: str
+    status: RunStatus
+    start_time: int
+    end_time: int | None = None
+    parent_run_id: str | None = None
+    user: str = ""
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duration_ms(self) -> int | None:
+        """Wall time from start to end in milliseconds, or ``None`` while running."""
+        return None if self.end_time is None else self.end_time - self.start_time
+
+    @property
+    def git_commit(self) -> str | None:
+        """The git commit of the code that ran, when it ran inside a git checkout."""
+        return self.tags.get(SYSTEM_TAG_GIT_COMMIT)
+
+
+def format_metric(value: float) -> str:
+    """Show a metric value the way users read it: ``nan``, ``inf``, ``-inf`` or ``repr``."""
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return repr(value)
+
+
+SYSTEM_TAG_PREFIX = "shipyard."
+SYSTEM_TAG_GIT_COMMIT = "shipyard.git.commit"
+SYSTEM_TAG_GIT_DIRTY = "shipyard.git.dirty"
+SYSTEM_TAG_GIT_DIFF_DIGEST = "shipyard.git.diff_digest"
+SYSTEM_TAG_PYTHON = "shipyard.python"
+SYSTEM_TAG_SOURCE = "shipyard.source"

@@ -1,0 +1,69 @@
+"""The one interface every metadata store speaks.
+
+The Python API talks to a :class:`Backend`. :class:`~shipyard.store.sql.SqlBackend` talks to the
+database directly; a REST backend (team mode) will speak the same protocol over HTTP, so every
+argument and return value here is a plain value or an entity from :mod:`shipyard.entities`, and
+filters travel as strings (the server parses them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol, runtime_checkable
+
+from shipyard.entities import ArtifactRecord, Experiment, Metric, Run, RunStatus
+
+__all__ = ["Backend"]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Reads and writes tracking metadata. Every write is atomic and durable when it returns.
+
+    Example:
+        >>> backend = open_backend("sqlite:///.shipyard/shipyard.db")  # doctest: +SKIP
+        >>> exp = backend.get_or_create_experiment("churn")  # doctest: +SKIP
+    """
+
+    @property
+    def url(self) -> str:
+        """Where the store lives, with any password hidden."""
+        ...
+
+    def close(self) -> None: ...
+
+    # experiments
+    def create_experiment(self, name: str, description: str = "") -> Experiment: ...
+    def get_experiment(self, experiment_id: int) -> Experiment: ...
+    def get_experiment_by_name(self, name: str) -> Experiment | None: ...
+    def get_or_create_experiment(self, name: str) -> Experiment: ...
+    def list_experiments(self) -> list[Experiment]: ...
+
+    # runs
+    def create_run(
+        self,
+        experiment_id: int,
+        *,
+        name: str,
+        user: str,
+        start_time: int,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Run: ...
+    def end_run(self, run_id: str, status: RunStatus, end_time: int) -> None: ...
+    def get_run(self, run_id: str) -> Run: ...
+    def resolve_run_id(self, prefix: str) -> str: ...
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None: ...
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None: ...
+    def log_metrics(self, metrics: Sequence[Metric]) -> None: ...
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
+    def log_artifacts(self, run_id: str, records: Sequence[ArtifactRecord]) -> None: ...
+    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]: ...
+    def search_runs(
+        self,
+        experiment_ids: Sequence[int],
+        filter_string: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 1000,
+        offset: int = 0,
+    ) -> list[Run]: ...

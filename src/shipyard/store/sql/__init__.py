@@ -1,0 +1,5 @@
+"""The SQL metadata store (SQLite or PostgreSQL)."""
+
+from shipyard.store.sql.backend import SqlBackend
+
+__all__ = ["SqlBackend"]

@@ -1,0 +1,477 @@
+"""The metadata store on SQLite or PostgreSQL, through SQLAlchemy Core."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from shipyard.config import redact_url
+from shipyard.entities import ArtifactRecord, Experiment, Metric, Run, RunStatus
+from shipyard.errors import (
+    AlreadyExistsError,
+    InvalidArgumentError,
+    NotFoundError,
+    ParamConflictError,
+)
+from shipyard.store.sql import migrate
+from shipyard.store.sql.engine import make_engine, read, with_retries, write
+from shipyard.store.sql.schema import (
+    artifacts,
+    experiments,
+    latest_metrics,
+    runs,
+)
+from shipyard.store.sql.schema import metrics as metrics_table
+from shipyard.store.sql.schema import params as params_table
+from shipyard.store.sql.schema import tags as tags_table
+from shipyard.store.sql.search import compile_filter, compile_order_by
+
+__all__ = ["SqlBackend"]
+
+_CHUNK = 500  # ids per IN (...) list
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _db_float(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _py_float(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+class SqlBackend:
+    """:class:`~shipyard.store.Backend` over a SQLAlchemy engine.
+
+    Args:
+        url: ``sqlite:///path/to/shipyard.db`` or ``postgresql+psycopg://user@host/db``.
+    """
+
+    def __init__(self, url: str) -> None:
+        self._engine = make_engine(url)
+        self._url = redact_url(url)
+        with_retries(lambda: migrate.upgrade(self._engine), what="migrating the store")
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def engine(self) -> sa.Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __repr__(self) -> str:
+        return f"SqlBackend({self._url!r})"
+
+    def _insert(self, table: sa.Table) -> Any:
+        dialect = self._engine.dialect.name
+        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+    # experiments ---------------------------------------------------------------------------
+
+    def create_experiment(self, name: str, description: str = "") -> Experiment:
+        created = _now_ms()
+
+        def op() -> Experiment:
+            with write(self._engine) as conn:
+                exp_id = conn.execute(
+                    experiments.insert()
+                    .values(name=name, description=description, created_at=created)
+                    .returning(experiments.c.experiment_id)
+                ).scalar_one()
+            return Experiment(exp_id, name, created, description)
+
+        try:
+            return with_retries(op, what=f"creating experiment {name!r}")
+        except IntegrityError as exc:
+            raise AlreadyExistsError(f"experiment {name!r} already exists") from exc
+
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        with read(self._engine) as conn:
+            row = conn.execute(
+                experiments.select().where(experiments.c.experiment_id == experiment_id)
+            ).first()
+        if row is None:
+            raise NotFoundError(f"no experiment with id {experiment_id}")
+        return _experiment(row)
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        with read(self._engine) as conn:
+            row = conn.execute(experiments.select().where(experiments.c.name == name)).first()
+        return None if row is None else _experiment(row)
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        found = self.get_experiment_by_name(name)
+        if found is not None:
+            return found
+        try:
+            return self.create_experiment(name)
+        except AlreadyExistsError:  # another process created it a moment ago
+            found = self.get_experiment_by_name(name)
+            assert found is not None
+            return found
+
+    def list_experiments(self) -> list[Experiment]:
+        with read(self._engine) as conn:
+            rows = conn.execute(experiments.select().order_by(experiments.c.experiment_id))
+            return [_experiment(row) for row in rows]
+
+    # runs ----------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: int,
+        *,
+        name: str,
+        user: str,
+        start_time: int,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> Run:
+        run_id = uuid.uuid4().hex
+        tag_rows = [{"run_id": run_id, "key": k, "value": v} for k, v in (tags or {}).items()]
+
+        def op() -> None:
+            with write(self._engine) as conn:
+                if parent_run_id is not None:
+                    self._require_run(conn, parent_run_id)
+                found = conn.execute(
+                    sa.select(experiments.c.experiment_id).where(
+                        experiments.c.experiment_id == experiment_id
+                    )
+                ).first()
+                if found is None:
+                    raise NotFoundError(f"no experiment with id {experiment_id}")
+                conn.execute(
+                    runs.insert().values(
+                        run_id=run_id,
+                        experiment_id=experiment_id,
+                        name=name,
+                        status=RunStatus.RUNNING.value,
+                        start_time=start_time,
+                        parent_run_id=parent_run_id,
+                        user=user,
+                    )
+                )
+                if tag_rows:
+                    conn.execute(tags_table.insert(), tag_rows)
+
+        with_retries(op, what="creating a run")
+        return Run(
+            run_id=run_id,
+            experiment_id=experiment_id,
+            name=name,
+            status=RunStatus.RUNNING,
+            start_time=start_time,
+            parent_run_id=parent_run_id,
+            user=user,
+            tags=dict(tags or {}),
+        )
+
+    def end_run(self, run_id: str, status: RunStatus, end_time: int) -> None:
+        def op() -> None:
+            with write(self._engine) as conn:
+                result = conn.execute(
+                    runs.update()
+                    .where(runs.c.run_id == run_id)
+                    .values(status=RunStatus(status).value, end_time=end_time)
+                )
+                if result.rowcount == 0:
+                    raise NotFoundError(f"no run {run_id}")
+
+        with_retries(op, what=f"ending run {run_id}")
+
+    def get_run(self, run_id: str) -> Run:
+        with read(self._engine) as conn:
+            row = conn.execute(runs.select().where(runs.c.run_id == run_id)).first()
+            if row is None:
+                raise NotFoundError(f"no run {run_id}")
+            return self._load_runs(conn, [row])[0]
+
+    def resolve_run_id(self, prefix: str) -> str:
+        """The full id of the one run whose id starts with ``prefix`` (at least 4 chars)."""
+        prefix = prefix.strip().lower()
+        if len(prefix) < 4 or not all(c in "0123456789abcdef" for c in prefix):
+            raise InvalidArgumentError(
+                f"{prefix!r} is not a run id: give the id or its first 4+ hex characters"
+            )
+        with read(self._engine) as conn:
+            found = (
+                conn.execute(
+                    sa.select(runs.c.run_id).where(runs.c.run_id.startswith(prefix)).limit(2)
+                )
+                .scalars()
+                .all()
+            )
+        if not found:
+            raise NotFoundError(f"no run whose id starts with {prefix!r}")
+        if len(found) > 1:
+            raise InvalidArgumentError(f"run id prefix {prefix!r} is ambiguous; give more of it")
+        return found[0]
+
+    def _require_run(self, conn: sa.Connection, run_id: str) -> None:
+        if conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is None:
+            raise NotFoundError(f"no run {run_id}")
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        if not params:
+            return
+        wanted = {str(k): str(v) for k, v in params.items()}
+
+        def op() -> None:
+            with write(self._engine) as conn:
+                self._require_run(conn, run_id)
+                existing = self._existing_params(conn, run_id, list(wanted))
+                _check_param_conflicts(run_id, wanted, existing)
+                missing = [
+                    {"run_id": run_id, "key": k, "value": v}
+                    for k, v in wanted.items()
+                    if k not in existing
+                ]
+                if missing:
+                    conn.execute(
+                        self._insert(params_table).on_conflict_do_nothing(
+                            index_elements=["run_id", "key"]
+                        ),
+                        missing,
+                    )
+                    # Another writer may have won a race for the same key: check again.
+                    _check_param_conflicts(
+                        run_id, wanted, self._existing_params(conn, run_id, list(wanted))
+                    )
+
+        with_retries(op, what=f"logging params to run {run_id}")
+
+    @staticmethod
+    def _existing_params(conn: sa.Connection, run_id: str, keys: list[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(keys):
+            rows = conn.execute(
+                sa.select(params_table.c.key, params_table.c.value).where(
+                    params_table.c.run_id == run_id, params_table.c.key.in_(chunk)
+                )
+            )
+            found.update({row.key: row.value for row in rows})
+        return found
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        if not tags:
+            return
+        rows = [{"run_id": run_id, "key": str(k), "value": str(v)} for k, v in tags.items()]
+
+        def op() -> None:
+            with write(self._engine) as conn:
+                self._require_run(conn, run_id)
+                stmt = self._insert(tags_table)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
+                    ),
+                    rows,
+                )
+
+        with_retries(op, what=f"setting tags on run {run_id}")
+
+    def log_metrics(self, metrics: Sequence[Metric]) -> None:
+        if not metrics:
+            return
+        rows = [
+            {
+                "run_id": m.run_id,
+                "key": m.key,
+                "value": _db_float(m.value),
+                "step": m.step,
+                "timestamp": m.timestamp,
+            }
+            for m in metrics
+        ]
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in rows:
+            ident = (row["run_id"], row["key"])
+            current = latest.get(ident)
+            if current is None or (row["step"], row["timestamp"]) >= (
+                current["step"],
+                current["timestamp"],
+            ):
+                latest[ident] = row
+        run_ids = sorted({row["run_id"] for row in rows})
+
+        def op() -> None:
+            with write(self._engine) as conn:
+                known = set()
+                for chunk in _chunks(run_ids):
+                    known.update(
+                        conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id.in_(chunk)))
+                        .scalars()
+                        .all()
+                    )
+                unknown = set(run_ids) - known
+                if unknown:
+                    raise NotFoundError(f"no run {sorted(unknown)[0]}")
+                conn.execute(metrics_table.insert(), rows)
+                stmt = self._insert(latest_metrics)
+                newer = sa.or_(
+                    stmt.excluded.step > latest_metrics.c.step,
+                    sa.and_(
+                        stmt.excluded.step == latest_metrics.c.step,
+                        stmt.excluded.timestamp >= latest_metrics.c.timestamp,
+                    ),
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["run_id", "key"],
+                        set_={
+                            "value": stmt.excluded.value,
+                            "step": stmt.excluded.step,
+                            "timestamp": stmt.excluded.timestamp,
+                        },
+                        where=newer,
+                    ),
+                    list(latest.values()),
+                )
+
+        with_retries(op, what=f"logging {len(rows)} metrics")
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        with read(self._engine) as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(
+                sa.select(metrics_table.c.value, metrics_table.c.step, metrics_table.c.timestamp)
+                .where(metrics_table.c.run_id == run_id, metrics_table.c.key == key)
+                .order_by(metrics_table.c.step, metrics_table.c.timestamp, metrics_table.c.id)
+            )
+            return [Metric(key, _py_float(r.value), r.step, r.timestamp, run_id) for r in rows]
+
+    def log_artifacts(self, run_id: str, records: Sequence[ArtifactRecord]) -> None:
+        if not records:
+            return
+        rows = [
+            {
+                "run_id": run_id,
+                "path": r.path,
+                "digest": r.digest,
+                "size": r.size,
+                "is_dir": r.is_dir,
+                "file_count": r.file_count,
+            }
+            for r in records
+        ]
+
+        def op() -> None:
+            with write(self._engine) as conn:
+                self._require_run(conn, run_id)
+                stmt = self._insert(artifacts)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["run_id", "path"],
+                        set_={c: stmt.excluded[c] for c in ("digest", "size", "is_dir", "file_count")},
+                    ),
+                    rows,
+                )
+
+        with_retries(op, what=f"recording artifacts of run {run_id}")
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
+        with read(self._engine) as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(
+                artifacts.select().where(artifacts.c.run_id == run_id).order_by(artifacts.c.path)
+            )
+            return [
+                ArtifactRecord(r.path, r.digest, r.size, bool(r.is_dir), r.file_count)
+                for r in rows
+            ]
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[int],
+        filter_string: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 1000,
+        offset: int = 0,
+    ) -> list[Run]:
+        if max_results < 1 or offset < 0:
+            raise InvalidArgumentError("max_results must be >= 1 and offset >= 0")
+        where = compile_filter(filter_string)
+        query = runs.select().order_by(*compile_order_by(order_by))
+        if experiment_ids:
+            query = query.where(runs.c.experiment_id.in_(list(experiment_ids)))
+        if where is not None:
+            query = query.where(where)
+        query = query.limit(max_results).offset(offset)
+        with read(self._engine) as conn:
+            rows = conn.execute(query).all()
+            return self._load_runs(conn, rows)
+
+    def _load_runs(self, conn: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[Run]:
+        ids = [row.run_id for row in rows]
+        run_params: dict[str, dict[str, str]] = {i: {} for i in ids}
+        run_tags: dict[str, dict[str, str]] = {i: {} for i in ids}
+        run_metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
+        for chunk in _chunks(ids):
+            for r in conn.execute(
+                sa.select(params_table.c.run_id, params_table.c.key, params_table.c.value).where(
+                    params_table.c.run_id.in_(chunk)
+                )
+            ):
+                run_params[r.run_id][r.key] = r.value
+            for r in conn.execute(
+                sa.select(tags_table.c.run_id, tags_table.c.key, tags_table.c.value).where(
+                    tags_table.c.run_id.in_(chunk)
+                )
+            ):
+                run_tags[r.run_id][r.key] = r.value
+            for r in conn.execute(
+                sa.select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value)
+                .where(latest_metrics.c.run_id.in_(chunk))
+            ):
+                run_metrics[r.run_id][r.key] = _py_float(r.value)
+        return [
+            Run(
+                run_id=row.run_id,
+                experiment_id=row.experiment_id,
+                name=row.name,
+                status=RunStatus(row.status),
+                start_time=row.start_time,
+                end_time=row.end_time,
+                parent_run_id=row.parent_run_id,
+                user=row.user,
+                params=dict(sorted(run_params[row.run_id].items())),
+                metrics=dict(sorted(run_metrics[row.run_id].items())),
+                tags=dict(sorted(run_tags[row.run_id].items())),
+            )
+            for row in rows
+        ]
+
+
+
+def _experiment(row: sa.Row[Any]) -> Experiment:
+    return Experiment(row.experiment_id, row.name, row.created_at, row.description)
+
+
+def _check_param_conflicts(run_id: str, wanted: Mapping[str, str], existing: Mapping[str, str]) -> None:
+    for key, value in wanted.items():
+        if key in existing and existing[key] != value:
+            raise ParamConflictError(
+                f"param {key!r} of run {run_id} is already {existing[key]!r}; it cannot change "
+                f"to {value!r} (params are fixed once logged: start a new run, or log the new "
+                "value as a tag or metric)"
+            )

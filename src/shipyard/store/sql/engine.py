@@ -1,0 +1,135 @@
+"""Engines tuned for many writers: SQLite in WAL mode with immediate write transactions,
+PostgreSQL with a pre-pinged pool; and a retry for the transient errors both can raise."""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from shipyard.config import redact_url
+from shipyard.errors import InvalidArgumentError, StoreError
+
+__all__ = ["BUSY_TIMEOUT_S", "make_engine", "read", "with_retries", "write"]
+
+log = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_S = 30.0
+"""How long a SQLite writer waits for the lock before SQLite itself gives up."""
+_RETRY_DEADLINE_S = 120.0
+_WRITE = "shipyard_write"
+
+# SQLSTATEs worth retrying on PostgreSQL: serialization failure, deadlock, lock timeout,
+# and the connection-level ones raised while a server restarts.
+_PG_TRANSIENT = {"40001", "40P01", "55P03", "57P01", "08000", "08003", "08006"}
+
+T = TypeVar("T")
+
+
+def make_engine(url: str) -> sa.Engine:
+    """Create an engine for ``url``. ``postgresql://`` means the psycopg 3 driver."""
+    try:
+        parsed = make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise InvalidArgumentError(f"not a database URL: {redact_url(url)}") from exc
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        try:
+            return sa.create_engine(parsed, pool_pre_ping=True, pool_size=4, max_overflow=8)
+        except ModuleNotFoundError as exc:
+            raise InvalidArgumentError(
+                "PostgreSQL needs the psycopg driver: pip install 'shipyard-mlops[postgres]'"
+            ) from exc
+    raise InvalidArgumentError(
+        f"unsupported store {redact_url(url)}: use sqlite:///path or postgresql+psycopg://..."
+    )
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    database = url.database or ""
+    if database and database != ":memory:":
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(
+        url,
+        connect_args={"timeout": BUSY_TIMEOUT_S, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Autocommit at the driver level: SQLAlchemy's "begin" hook below emits BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable against process crashes (kill -9) in WAL mode; only a power loss
+        # can undo the last transactions.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        # A deferred transaction that later writes fails at once with SQLITE_BUSY when
+        # another writer got there first (the busy handler is not consulted); taking the
+        # write lock up front makes writers queue behind busy_timeout instead.
+        immediate = connection.get_execution_options().get(_WRITE, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def write(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction: committed when the block exits, rolled back on error."""
+    with engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+        yield conn
+
+
+@contextmanager
+def read(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A read-only transaction (a consistent snapshot)."""
+    with engine.connect() as conn, conn.begin():
+        yield conn
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    if isinstance(exc, OperationalError):
+        message = str(exc.orig).lower()
+        if "database is locked" in message or "database is busy" in message:
+            return True
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return sqlstate in _PG_TRANSIENT or bool(exc.connection_invalidated)
+
+
+def with_retries(operation: Callable[[], T], *, what: str) -> T:
+    """Run ``operation`` (one whole transaction), retrying transient lock/deadlock errors.
+
+    The operation must be safe to repeat: it runs in its own transaction, and a failed
+    attempt has been rolled back.
+    """
+    deadline = time.monotonic() + _RETRY_DEADLINE_S
+    delay = 0.01
+    while True:
+        try:
+            return operation()
+        except DBAPIError as exc:
+            if not _is_transient(exc) or time.monotonic() > deadline:
+                if _is_transient(exc):
+                    raise StoreError(f"{what}: the store stayed busy for too long") from exc
+                raise
+            log.debug("retrying %s after transient error: %s", what, exc.orig)
+            time.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not crypto
+            delay = min(delay * 2, 1.0)

@@ -1,0 +1,111 @@
+"""Tables of the metadata store (SQLAlchemy Core). Migrations must produce exactly this."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "artifacts",
+    "experiments",
+    "latest_metrics",
+    "metadata",
+    "metrics",
+    "params",
+    "runs",
+    "tags",
+]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only treats INTEGER PRIMARY KEY as an auto-incrementing rowid alias.
+_BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+experiments = sa.Table(
+    "experiments",
+    metadata,
+    sa.Column("experiment_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(256), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column(
+        "experiment_id",
+        sa.Integer,
+        sa.ForeignKey("experiments.experiment_id"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("start_time", sa.BigInteger, nullable=False),
+    sa.Column("end_time", sa.BigInteger, nullable=True),
+    sa.Column("parent_run_id", sa.String(32), sa.ForeignKey("runs.run_id"), nullable=True),
+    sa.Column("user", sa.String(256), nullable=False, server_default=""),
+    sa.Index("ix_runs_experiment_id_start_time", "experiment_id", "start_time"),
+    sa.Index("ix_runs_parent_run_id", "parent_run_id"),
+)
+
+params = sa.Table(
+    "params",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Index("ix_params_key_value", "key", "value"),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+# ``value`` NULL means NaN: SQLite cannot store NaN, and NULL never satisfies a comparison,
+# which is what a search on a NaN metric should do.
+metrics = sa.Table(
+    "metrics",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), nullable=False),
+    sa.Column("key", sa.String(250), nullable=False),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Index("ix_metrics_run_id_key_step", "run_id", "key", "step"),
+)
+
+latest_metrics = sa.Table(
+    "latest_metrics",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("step", sa.BigInteger, nullable=False),
+    sa.Column("timestamp", sa.BigInteger, nullable=False),
+    sa.Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+artifacts = sa.Table(
+    "artifacts",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("is_dir", sa.Boolean, nullable=False),
+    sa.Column("file_count", sa.Integer, nullable=False),
+    sa.Index("ix_artifacts_digest", "digest"),
+)

@@ -1,0 +1,379 @@
+"""The module-level tracking API: ``shipyard.start_run``, ``shipyard.log_metric`` and friends.
+
+These functions act on the *active run*: the innermost run started with :func:`start_run` and
+not yet ended. Runs started inside another active run with ``nested=True`` become its children.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import secrets
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from shipyard.entities import (
+    SYSTEM_TAG_GIT_COMMIT,
+    SYSTEM_TAG_GIT_DIFF_DIGEST,
+    SYSTEM_TAG_GIT_DIRTY,
+    SYSTEM_TAG_PYTHON,
+    SYSTEM_TAG_SOURCE,
+    ArtifactRecord,
+    Experiment,
+    Metric,
+    Run,
+    RunStatus,
+)
+from shipyard.errors import InvalidArgumentError, NotFoundError
+from shipyard.tracking.code import capture_code_version, installed_packages, python_version
+from shipyard.tracking.run import ActiveRun, now_ms
+from shipyard.tracking.workspace import Workspace, open_workspace, open_workspaces
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "active_run",
+    "end_run",
+    "flush",
+    "get_metric_history",
+    "get_run",
+    "list_experiments",
+    "log_artifact",
+    "log_artifacts",
+    "log_metric",
+    "log_metrics",
+    "log_param",
+    "log_params",
+    "log_text",
+    "search_runs",
+    "set_tag",
+    "set_tags",
+    "start_run",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EXPERIMENT = "default"
+
+_stack: list[ActiveRun] = []
+_stack_lock = threading.Lock()
+_exit_hooks_installed = False
+_uncaught_exception = False
+
+_ADJECTIVES = (
+    "amber bold brave bright calm clever crisp eager gentle grand keen lively lucky mellow "
+    "nimble proud quiet rapid silent steady sunny swift tidy vivid witty"
+).split()
+_NOUNS = (
+    "anchor beacon brig buoy cutter dinghy dock ferry galley harbor hull keel ketch lantern "
+    "mast pier quay rudder sail schooner sloop tide wharf yawl"
+).split()
+
+
+def _run_name() -> str:
+    return f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{secrets.randbelow(1000)}"
+
+
+def _remove_from_stack(run: ActiveRun) -> None:
+    with _stack_lock:
+        if run in _stack:
+            _stack.remove(run)
+
+
+def _source_dir() -> Path:
+    main = sys.argv[0] if sys.argv else ""
+    if main and Path(main).is_file():
+        return Path(main).resolve().parent
+    return Path.cwd()
+
+
+def _record_code_and_environment(run: ActiveRun) -> None:
+    source = _source_dir()
+    tags = {SYSTEM_TAG_PYTHON: python_version()}
+    if sys.argv and sys.argv[0]:
+        tags[SYSTEM_TAG_SOURCE] = sys.argv[0]
+    code = capture_code_version(source)
+    if code is not None:
+        tags[SYSTEM_TAG_GIT_COMMIT] = code.commit
+        tags[SYSTEM_TAG_GIT_DIRTY] = str(code.dirty).lower()
+        if code.dirty:
+            record = run.log_text(code.diff, "_shipyard/code.diff")
+            tags[SYSTEM_TAG_GIT_DIFF_DIGEST] = record.digest
+    run.log_text(installed_packages(), "_shipyard/requirements.txt")
+    run.set_tags(tags)
+
+
+def _install_exit_hooks() -> None:
+    global _exit_hooks_installed
+    if _exit_hooks_installed:
+        return
+    _exit_hooks_installed = True
+    previous = sys.excepthook
+
+    def excepthook(
+        kind: type[BaseException], value: BaseException, tb: TracebackType | None
+    ) -> None:
+        global _uncaught_exception
+        _uncaught_exception = True
+        previous(kind, value, tb)
+
+    sys.excepthook = excepthook
+    atexit.register(_at_exit)
+
+
+def _at_exit() -> None:
+    status = RunStatus.FAILED if _uncaught_exception else RunStatus.FINISHED
+    while True:
+        with _stack_lock:
+            run = _stack[-1] if _stack else None
+        if run is None:
+            break
+        try:
+            run.end(status)
+        except Exception as exc:  # nothing is left to report to at exit
+            log.error("could not end run %s at exit: %s", run.run_id, exc)
+            _remove_from_stack(run)
+    for workspace in open_workspaces():
+        try:
+            workspace.close()
+        except Exception as exc:
+            log.error("could not flush metrics at exit: %s", exc)
+
+
+def start_run(
+    experiment: str | None = None,
+    *,
+    name: str | None = None,
+    nested: bool = False,
+    run_id: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    home: str | os.PathLike[str] | None = None,
+    log_code: bool = True,
+) -> ActiveRun:
+    """Start a run and make it the active run.
+
+    Args:
+        experiment: experiment name, created on first use (default ``SHIPYARD_EXPERIMENT`` or
+            ``"default"``). A child run belongs to its parent's experiment.
+        name: a human name for the run (default: a generated one such as ``swift-keel-42``).
+        nested: start a child run of the active run instead of failing when one is active.
+        run_id: resume an existing run (id or unique prefix) instead of starting a new one.
+        tags: tags to set at start.
+        home: workspace to use (default: ``SHIPYARD_HOME`` or the nearest ``.shipyard/``,
+            created in the working directory when there is none).
+        log_code: record the git commit, a digest of uncommitted changes (the diff is stored
+            as an artifact), the Python version and installed packages.
+
+    Returns:
+        The active run; use it as a context manager.
+    """
+    workspace = open_workspace(home, create=True)
+    backend = workspace.backend
+    with _stack_lock:
+        parent = _stack[-1] if _stack else None
+    if parent is not None and not nested and run_id is None:
+        raise InvalidArgumentError(
+            f"run {parent.run_id} ({parent.name}) is still active: end it first, or pass "
+            "nested=True to start a child run"
+        )
+    _install_exit_hooks()
+    if run_id is not None:
+        stored = backend.get_run(backend.resolve_run_id(run_id))
+        if stored.status is not RunStatus.RUNNING:
+            backend.end_run(stored.run_id, RunStatus.RUNNING, stored.end_time or now_ms())
+        run = ActiveRun(workspace, stored, on_end=_remove_from_stack)
+        if tags:
+            run.set_tags(tags)
+    else:
+        if parent is not None:
+            experiment_id = parent.experiment_id
+            if experiment is not None:
+                wanted = backend.get_or_create_experiment(experiment).experiment_id
+                if wanted != experiment_id:
+                    raise InvalidArgumentError(
+                        "a child run belongs to its parent's experiment; leave out "
+                        "`experiment` for nested runs"
+                    )
+        else:
+            exp_name = experiment or os.environ.get("SHIPYARD_EXPERIMENT") or DEFAULT_EXPERIMENT
+            experiment_id = backend.get_or_create_experiment(exp_name).experiment_id
+        stored = backend.create_run(
+            experiment_id,
+            name=name or _run_name(),
+            user=workspace.settings.user,
+            start_time=now_ms(),
+            parent_run_id=parent.run_id if parent is not None else None,
+        )
+        run = ActiveRun(workspace, stored, on_end=_remove_from_stack)
+        if tags:
+            run.set_tags(tags)
+        if log_code:
+            _record_code_and_environment(run)
+    with _stack_lock:
+        _stack.append(run)
+    return run
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost run started with :func:`start_run` and not yet ended."""
+    with _stack_lock:
+        return _stack[-1] if _stack else None
+
+
+def _require_active() -> ActiveRun:
+    run = active_run()
+    if run is None:
+        raise InvalidArgumentError(
+            "no active run: call shipyard.start_run() first (or use `with shipyard.start_run():`)"
+        )
+    return run
+
+
+def end_run(status: RunStatus | str = RunStatus.FINISHED) -> None:
+    """End the active run (no-op when there is none)."""
+    run = active_run()
+    if run is not None:
+        run.end(status)
+
+
+def log_param(key: str, value: Any) -> None:
+    _require_active().log_param(key, value)
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    _require_active().log_params(params)
+
+
+def set_tag(key: str, value: Any) -> None:
+    _require_active().set_tag(key, value)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    _require_active().set_tags(tags)
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    _require_active().log_metric(key, value, step=step)
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    _require_active().log_metrics(metrics, step=step)
+
+
+def log_artifact(
+    local_path: str | os.PathLike[str], artifact_path: str | None = None
+) -> ArtifactRecord:
+    return _require_active().log_artifact(local_path, artifact_path)
+
+
+def log_artifacts(
+    local_dir: str | os.PathLike[str], artifact_path: str | None = None
+) -> ArtifactRecord:
+    return _require_active().log_artifacts(local_dir, artifact_path)
+
+
+def log_text(text: str | bytes, artifact_path: str) -> ArtifactRecord:
+    return _require_active().log_text(text, artifact_path)
+
+
+def flush() -> None:
+    """Write every buffered metric of this process now."""
+    for workspace in open_workspaces():
+        workspace.flush()
+
+
+def _workspace(home: str | os.PathLike[str] | None) -> Workspace:
+    return open_workspace(home)
+
+
+def get_run(run_id: str, *, home: str | os.PathLike[str] | None = None) -> Run:
+    """A run by id (or unique id prefix), with its params, latest metrics and tags."""
+    backend = _workspace(home).backend
+    return backend.get_run(backend.resolve_run_id(run_id))
+
+
+def get_metric_history(
+    run_id: str, key: str, *, home: str | os.PathLike[str] | None = None
+) -> list[Metric]:
+    """Every value logged for metric ``key`` of a run, by step."""
+    backend = _workspace(home).backend
+    return backend.get_metric_history(backend.resolve_run_id(run_id), key)
+
+
+def list_experiments(*, home: str | os.PathLike[str] | None = None) -> list[Experiment]:
+    return _workspace(home).backend.list_experiments()
+
+
+@overload
+def search_runs(
+    experiment: str | Sequence[str] | None = ...,
+    filter: str = ...,
+    order_by: Sequence[str] = ...,
+    *,
+    max_results: int = ...,
+    output: Literal["pandas"] = ...,
+    home: str | os.PathLike[str] | None = ...,
+) -> pd.DataFrame: ...
+
+
+@overload
+def search_runs(
+    experiment: str | Sequence[str] | None = ...,
+    filter: str = ...,
+    order_by: Sequence[str] = ...,
+    *,
+    max_results: int = ...,
+    output: Literal["runs"],
+    home: str | os.PathLike[str] | None = ...,
+) -> list[Run]: ...
+
+
+def search_runs(
+    experiment: str | Sequence[str] | None = None,
+    filter: str = "",  # noqa: A002 - the name users know from MLflow
+    order_by: Sequence[str] = (),
+    *,
+    max_results: int = 1000,
+    output: Literal["pandas", "runs"] = "pandas",
+    home: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame | list[Run]:
+    """Find runs with a filter compiled to SQL.
+
+    Args:
+        experiment: experiment name(s); default all experiments.
+        filter: e.g. ``"metrics.auc > 0.9 and params.model = 'rf'"`` (see
+            :mod:`shipyard.store.filters` for the grammar).
+        order_by: e.g. ``["metrics.auc DESC", "attributes.start_time"]``.
+        max_results: at most this many runs.
+        output: ``"pandas"`` for a DataFrame (one row per run, columns ``metrics.*``,
+            ``params.*``, ``tags.*``), ``"runs"`` for :class:`~shipyard.entities.Run` objects.
+
+    Raises:
+        FilterSyntaxError: the filter is invalid; the message points at the bad token.
+        NotFoundError: an experiment does not exist.
+    """
+    if isinstance(order_by, str):
+        order_by = [order_by]
+    backend = _workspace(home).backend
+    names = [experiment] if isinstance(experiment, str) else list(experiment or [])
+    ids: list[int] = []
+    for exp_name in names:
+        found = backend.get_experiment_by_name(exp_name)
+        if found is None:
+            raise NotFoundError(f"no experiment named {exp_name!r}")
+        ids.append(found.experiment_id)
+    runs = backend.search_runs(ids, filter, order_by, max_results=max_results)
+    if output == "runs":
+        return runs
+    if output != "pandas":
+        raise InvalidArgumentError(f"output must be 'pandas' or 'runs', not {output!r}")
+    from shipyard.tracking.frames import runs_to_frame
+
+    return runs_to_frame(runs)
+

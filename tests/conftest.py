@@ -1,0 +1,78 @@
+"""Shared fixtures: a fresh store on SQLite *and* PostgreSQL, and a fresh workspace.
+
+PostgreSQL tests run when ``SHIPYARD_TEST_POSTGRES_URL`` is set (``.ci/run`` and ``make test``
+set it to the local server); each test gets its own schema, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ENV = "SHIPYARD_TEST_POSTGRES_URL"
+PG_SKIP = (
+    f"PostgreSQL tests skipped: no PostgreSQL URL configured. Set {PG_ENV}="
+    "postgresql+psycopg://postgres@127.0.0.1:5432/test to run them."
+)
+
+
+def _pg_schema_url(base: str, schema: str) -> str:
+    sep = "&" if "?" in base else "?"
+    return f"{base}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty metadata store: a SQLite file, or a fresh PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store' / 'shipyard.db'}"
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(PG_SKIP)
+    import sqlalchemy as sa
+
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base.replace("postgresql://", "postgresql+psycopg://", 1))
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield _pg_schema_url(base, schema)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def home(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A workspace on each store kind, made current through the environment."""
+    workspace = tmp_path / "project" / ".shipyard"
+    workspace.mkdir(parents=True)
+    monkeypatch.setenv("SHIPYARD_HOME", str(workspace))
+    monkeypatch.setenv("SHIPYARD_STORE_URL", store_url)
+    monkeypatch.setenv("SHIPYARD_USER", "alice")
+    monkeypatch.delenv("SHIPYARD_ARTIFACTS_URL", raising=False)
+    monkeypatch.chdir(tmp_path / "project")
+    yield workspace
+
+
+@pytest.fixture(autouse=True)
+def _fresh_tracking_state() -> Iterator[None]:
+    """Each test starts with no active run and no open workspace."""
+    yield
+    from shipyard.tracking import fluent, workspace
+
+    while fluent._stack:
+        run = fluent._stack.pop()
+        with contextlib.suppress(Exception):
+            run.end("KILLED")
+    for ws in list(workspace._open.values()):
+        with contextlib.suppress(Exception):
+            ws.close()
+    workspace._open.clear()

@@ -1,0 +1,58 @@
+"""Migrations run on open, once, and produce exactly the tables in schema.py."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+from shipyard.store.sql import SqlBackend
+from shipyard.store.sql.migrate import HEAD_REVISION, MIGRATIONS_DIR, current_revision
+from shipyard.store.sql.schema import metadata
+
+pytestmark = pytest.mark.integration
+
+
+def test_head_constant_matches_the_scripts() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+
+
+def test_open_migrates_to_head_and_matches_schema(store_url: str) -> None:
+    backend = SqlBackend(store_url)
+    with backend.engine.connect() as conn:
+        assert current_revision(conn) == HEAD_REVISION
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, metadata) == []
+    backend.close()
+    # opening again changes nothing and keeps the data
+    again = SqlBackend(store_url)
+    again.create_experiment("kept")
+    again.close()
+    third = SqlBackend(store_url)
+    assert [e.name for e in third.list_experiments()] == ["kept"]
+    third.close()
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: object) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "s.db"
+    backend = SqlBackend(f"sqlite:///{path}")
+    with backend.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    backend.close()
+
+
+def test_unsupported_url_is_a_clear_error() -> None:
+    from shipyard.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="unsupported store"):
+        SqlBackend("mysql://root@127.0.0.1/test")
+    with pytest.raises(InvalidArgumentError, match="not a database URL"):
+        SqlBackend("::::")
