@@ -50,7 +50,9 @@ def main() -> None:
                 with shipyard.start_run(name=f"lr={lr},l2={l2}", nested=True) as child:
                     child.log_params({"lr": lr, "l2": l2, "model": "logreg"})
                     accuracy = train(child, lr, l2)
-                    print(f"  run {child.run_id[:8]}  lr={lr:<5} l2={l2:<5} accuracy={accuracy:.3f}")
+                    print(
+                        f"  run {child.run_id[:8]}  lr={lr:<5} l2={l2:<5} accuracy={accuracy:.3f}"
+                    )
 
     best = shipyard.search_runs(
         "quickstart",
@@ -63,7 +65,10 @@ def main() -> None:
     print(best[["run_id", "params.lr", "params.l2", "metrics.val_accuracy"]].to_string(index=False))
     print(f"\nWorkspace: {workspace}")
     print(f"Explore it:  shipyard --home {workspace} runs ls")
-    print(f"             shipyard --home {workspace} runs compare {best.run_id[0][:8]} {best.run_id[1][:8]}")
+    print(
+        f"             shipyard --home {workspace} runs compare "
+        f"{best.run_id[0][:8]} {best.run_id[1][:8]}"
+    )
 
 
 if __name__ == "__main__":

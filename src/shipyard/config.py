@@ -18,9 +18,9 @@ Inside it, ``config.toml`` may set the store URLs; environment variables overrid
 from __future__ import annotations
 
 import getpass
-from collections.abc import Mapping
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -125,9 +125,9 @@ def load_settings(
 
     file_config = _read_config(path / CONFIG_FILE)
     store_url = environ.get("SHIPYARD_STORE_URL") or file_config.get("store", {}).get("url")
-    artifacts_url = environ.get("SHIPYARD_ARTIFACTS_URL") or file_config.get(
-        "artifacts", {}
-    ).get("url")
+    artifacts_url = environ.get("SHIPYARD_ARTIFACTS_URL") or file_config.get("artifacts", {}).get(
+        "url"
+    )
     return Settings(
         home=path,
         store_url=store_url or f"sqlite:///{path / 'shipyard.db'}",

@@ -10,7 +10,9 @@ import shipyard
 def write_runs(worker: int, runs: int, metrics_per_run: int) -> None:
     """Log complete runs; print an ACK line after each one has ended."""
     for r in range(runs):
-        with shipyard.start_run(experiment="parallel", name=f"w{worker}-r{r}", log_code=False) as run:
+        with shipyard.start_run(
+            experiment="parallel", name=f"w{worker}-r{r}", log_code=False
+        ) as run:
             run.log_params({"worker": worker, "index": r})
             run.set_tag("kind", "load")
             for step in range(metrics_per_run):

@@ -39,9 +39,20 @@ def test_eight_processes_write_at_once(tmp_path: Path, store_url: str) -> None:
     runs_each, metrics_each = 6, 150
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.store._workers", "write", str(w), str(runs_each),
-             str(metrics_each)],
-            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "tests.store._workers",
+                "write",
+                str(w),
+                str(runs_each),
+                str(metrics_each),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for w in range(8)
     ]
@@ -73,7 +84,11 @@ def test_sigkill_mid_logging_keeps_every_acknowledged_write(tmp_path: Path, stor
     env = _env(home, store_url, SHIPYARD_METRIC_FLUSH_INTERVAL="0.02")
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.store._workers", "crash"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     run_id = ""

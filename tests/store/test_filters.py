@@ -51,7 +51,10 @@ def test_precedence_and_parentheses() -> None:
     [
         ("metrics.`val loss` < 0.3", Comparison(Field("metrics", "val loss"), "<", 0.3)),
         ('params."my param" = "a\'b"', Comparison(Field("params", "my param"), "=", "a'b")),
-        ("params.model IN ('rf', 'gbm')", Comparison(Field("params", "model"), "in", ("rf", "gbm"))),
+        (
+            "params.model IN ('rf', 'gbm')",
+            Comparison(Field("params", "model"), "in", ("rf", "gbm")),
+        ),
         ("params.model not in ('rf')", Comparison(Field("params", "model"), "not in", ("rf",))),
         ("metrics.auc is not null", Comparison(Field("metrics", "auc"), "is not null", None)),
         ("tags.team ILIKE 'co%'", Comparison(Field("tags", "team"), "ilike", "co%")),

@@ -71,7 +71,10 @@ def test_run_lifecycle_and_children(backend: SqlBackend) -> None:
         exp.experiment_id, name="sweep", user="alice", start_time=1_000, tags={"team": "ml"}
     )
     child = backend.create_run(
-        exp.experiment_id, name="trial", user="alice", start_time=1_500,
+        exp.experiment_id,
+        name="trial",
+        user="alice",
+        start_time=1_500,
         parent_run_id=parent.run_id,
     )
     backend.end_run(child.run_id, RunStatus.FAILED, 4_000)
@@ -82,8 +85,9 @@ def test_run_lifecycle_and_children(backend: SqlBackend) -> None:
     assert backend.get_run(parent.run_id).tags == {"team": "ml"}
     assert backend.get_run(parent.run_id).duration_ms is None
     with pytest.raises(NotFoundError):
-        backend.create_run(exp.experiment_id, name="x", user="a", start_time=1,
-                           parent_run_id="f" * 32)
+        backend.create_run(
+            exp.experiment_id, name="x", user="a", start_time=1, parent_run_id="f" * 32
+        )
     with pytest.raises(NotFoundError):
         backend.create_run(424242, name="x", user="a", start_time=1)
     with pytest.raises(NotFoundError):
@@ -108,7 +112,7 @@ def test_params_are_fixed_once_logged(backend: SqlBackend) -> None:
     run_id = _run(backend)
     backend.log_params(run_id, {"model": "rf", "trees": "100"})
     backend.log_params(run_id, {"model": "rf"})  # same value again: fine
-    with pytest.raises(ParamConflictError, match="'model' .* already 'rf'.* 'gbm'"):
+    with pytest.raises(ParamConflictError, match=r"'model' .* already 'rf'.* 'gbm'"):
         backend.log_params(run_id, {"depth": "3", "model": "gbm"})
     # the whole call was rejected: 'depth' was not written either
     assert backend.get_run(run_id).params == {"model": "rf", "trees": "100"}
@@ -127,8 +131,11 @@ def test_metric_history_latest_and_special_values(backend: SqlBackend) -> None:
     run_id = _run(backend)
     backend.log_metrics(
         [Metric("loss", 1.0 / (s + 1), s, 10_000 + s, run_id) for s in range(5)]
-        + [Metric("weird", math.nan, 0, 1, run_id), Metric("big", math.inf, 0, 1, run_id),
-           Metric("small", -math.inf, 0, 1, run_id)]
+        + [
+            Metric("weird", math.nan, 0, 1, run_id),
+            Metric("big", math.inf, 0, 1, run_id),
+            Metric("small", -math.inf, 0, 1, run_id),
+        ]
     )
     # an older step logged later must not replace the latest value
     backend.log_metrics([Metric("loss", 99.0, 2, 20_000, run_id)])
@@ -207,8 +214,11 @@ def searchable(backend: SqlBackend) -> tuple[SqlBackend, dict[str, str], int]:
         ("attributes.status = 'FAILED'", [], ["gbm-1"]),
         ("attributes.start_time >= 4", [], ["lin", "gbm-2"]),
         ("run.name = 'rf-2'", [], ["rf-2"]),
-        ("params.`model` = 'rf' and (metrics.auc > 0.9 or metrics.auc < 0.86)", [],
-         ["rf-2", "rf-1"]),
+        (
+            "params.`model` = 'rf' and (metrics.auc > 0.9 or metrics.auc < 0.86)",
+            [],
+            ["rf-2", "rf-1"],
+        ),
     ],
 )
 def test_search(

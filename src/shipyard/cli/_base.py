@@ -7,11 +7,11 @@ import datetime as dt
 import json
 import math
 import sys
-from typing import IO, Any
+from typing import Any
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from shipyard.errors import ShipyardError
@@ -28,26 +28,18 @@ __all__ = [
 ]
 
 console = Console(highlight=False, soft_wrap=False)
-err_console = Console(stderr=True, highlight=False)
-
-
-class _UserError(click.ClickException):
-    def __init__(self, error: ShipyardError) -> None:
-        super().__init__(str(error))
-        self.exit_code = error.exit_code
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        err_console.print(f"[bold red]error:[/] {self.message}", markup=True, highlight=False)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class ShipyardGroup(TyperGroup):
     """Root command group: a :class:`ShipyardError` becomes ``error: ...`` and its exit code."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except ShipyardError as exc:
-            raise _UserError(exc) from exc
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(code=exc.exit_code) from exc
 
 
 def workspace_from(ctx: typer.Context) -> Workspace:

@@ -32,7 +32,9 @@ def list_artifacts(
     for column in ("Path", "Size", "Files", "Digest"):
         table.add_column(column)
     for r in records:
-        table.add_row(r.path + ("/" if r.is_dir else ""), f"{r.size:,}", str(r.file_count), r.digest)
+        table.add_row(
+            r.path + ("/" if r.is_dir else ""), f"{r.size:,}", str(r.file_count), r.digest
+        )
     console.print(table)
 
 

@@ -30,5 +30,7 @@ def list_experiments(
     for column in ("ID", "Name", "Created (UTC)", "Description"):
         table.add_column(column)
     for exp in experiments:
-        table.add_row(str(exp.experiment_id), exp.name, format_time(exp.created_at), exp.description)
+        table.add_row(
+            str(exp.experiment_id), exp.name, format_time(exp.created_at), exp.description
+        )
     console.print(table)

@@ -42,7 +42,8 @@ def list_runs(
         list[str] | None, typer.Option("--experiment", "-e", help="Experiment name (repeatable).")
     ] = None,
     filter_: Annotated[
-        str, typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\"")
+        str,
+        typer.Option("--filter", "-f", help="e.g. \"metrics.auc > 0.9 and params.model = 'rf'\""),
     ] = "",
     order_by: Annotated[
         list[str] | None, typer.Option("--order-by", "-o", help="e.g. 'metrics.auc DESC'")
@@ -78,10 +79,7 @@ def list_runs(
             _status(run),
             format_time(run.start_time),
             format_duration(run.duration_ms),
-            *(
-                format_metric(run.metrics[k]) if k in run.metrics else "-"
-                for k in metric_keys
-            ),
+            *(format_metric(run.metrics[k]) if k in run.metrics else "-" for k in metric_keys),
         )
     console.print(table)
 

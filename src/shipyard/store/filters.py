@@ -200,8 +200,7 @@ class _Parser:
         tok = self.tok
         if tok.kind != "word":
             raise self.error(
-                "expected a field such as metrics.auc, params.model, tags.team or "
-                "attributes.status"
+                "expected a field such as metrics.auc, params.model, tags.team or attributes.status"
             )
         self.i += 1
         head, _, rest = tok.text.partition(".")

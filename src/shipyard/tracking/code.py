@@ -32,7 +32,7 @@ def _git(cwd: Path, *args: str) -> bytes | None:
     if git is None:
         return None
     try:
-        result = subprocess.run(
+        result = subprocess.run(  # noqa: S603 - fixed git arguments, no shell
             [git, "-C", str(cwd), *args],
             capture_output=True,
             timeout=_GIT_TIMEOUT_S,

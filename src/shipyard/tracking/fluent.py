@@ -336,7 +336,7 @@ def search_runs(
 
 def search_runs(
     experiment: str | Sequence[str] | None = None,
-    filter: str = "",  # noqa: A002 - the name users know from MLflow
+    filter: str = "",
     order_by: Sequence[str] = (),
     *,
     max_results: int = 1000,
@@ -376,4 +376,3 @@ def search_runs(
     from shipyard.tracking.frames import runs_to_frame
 
     return runs_to_frame(runs)
-

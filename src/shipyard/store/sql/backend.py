@@ -126,7 +126,8 @@ class SqlBackend:
             return self.create_experiment(name)
         except AlreadyExistsError:  # another process created it a moment ago
             found = self.get_experiment_by_name(name)
-            assert found is not None
+            if found is None:  # created and deleted in between: report the original clash
+                raise
             return found
 
     def list_experiments(self) -> list[Experiment]:
@@ -225,7 +226,7 @@ class SqlBackend:
             raise NotFoundError(f"no run whose id starts with {prefix!r}")
         if len(found) > 1:
             raise InvalidArgumentError(f"run id prefix {prefix!r} is ambiguous; give more of it")
-        return found[0]
+        return str(found[0])
 
     def _require_run(self, conn: sa.Connection, run_id: str) -> None:
         if conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id == run_id)).first() is None:
@@ -293,7 +294,7 @@ class SqlBackend:
     def log_metrics(self, metrics: Sequence[Metric]) -> None:
         if not metrics:
             return
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "run_id": m.run_id,
                 "key": m.key,
@@ -312,11 +313,11 @@ class SqlBackend:
                 current["timestamp"],
             ):
                 latest[ident] = row
-        run_ids = sorted({row["run_id"] for row in rows})
+        run_ids = sorted({m.run_id for m in metrics})
 
         def op() -> None:
             with write(self._engine) as conn:
-                known = set()
+                known: set[str] = set()
                 for chunk in _chunks(run_ids):
                     known.update(
                         conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id.in_(chunk)))
@@ -382,7 +383,9 @@ class SqlBackend:
                 conn.execute(
                     stmt.on_conflict_do_update(
                         index_elements=["run_id", "path"],
-                        set_={c: stmt.excluded[c] for c in ("digest", "size", "is_dir", "file_count")},
+                        set_={
+                            c: stmt.excluded[c] for c in ("digest", "size", "is_dir", "file_count")
+                        },
                     ),
                     rows,
                 )
@@ -396,8 +399,7 @@ class SqlBackend:
                 artifacts.select().where(artifacts.c.run_id == run_id).order_by(artifacts.c.path)
             )
             return [
-                ArtifactRecord(r.path, r.digest, r.size, bool(r.is_dir), r.file_count)
-                for r in rows
+                ArtifactRecord(r.path, r.digest, r.size, bool(r.is_dir), r.file_count) for r in rows
             ]
 
     def search_runs(
@@ -440,8 +442,9 @@ class SqlBackend:
             ):
                 run_tags[r.run_id][r.key] = r.value
             for r in conn.execute(
-                sa.select(latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value)
-                .where(latest_metrics.c.run_id.in_(chunk))
+                sa.select(
+                    latest_metrics.c.run_id, latest_metrics.c.key, latest_metrics.c.value
+                ).where(latest_metrics.c.run_id.in_(chunk))
             ):
                 run_metrics[r.run_id][r.key] = _py_float(r.value)
         return [
@@ -462,12 +465,13 @@ class SqlBackend:
         ]
 
 
-
 def _experiment(row: sa.Row[Any]) -> Experiment:
     return Experiment(row.experiment_id, row.name, row.created_at, row.description)
 
 
-def _check_param_conflicts(run_id: str, wanted: Mapping[str, str], existing: Mapping[str, str]) -> None:
+def _check_param_conflicts(
+    run_id: str, wanted: Mapping[str, str], existing: Mapping[str, str]
+) -> None:
     for key, value in wanted.items():
         if key in existing and existing[key] != value:
             raise ParamConflictError(

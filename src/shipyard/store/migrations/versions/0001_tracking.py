@@ -80,9 +80,7 @@ def upgrade() -> None:
         sa.Column("step", sa.BigInteger, nullable=False),
         sa.Column("timestamp", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),
-        sa.ForeignKeyConstraint(
-            ["run_id"], ["runs.run_id"], name="fk_latest_metrics_run_id_runs"
-        ),
+        sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], name="fk_latest_metrics_run_id_runs"),
     )
     op.create_index("ix_latest_metrics_key_value", "latest_metrics", ["key", "value"])
     op.create_table(
