@@ -1,12 +1,12 @@
-"""What code and environment produced a run: git commit, uncommitted diff, Python, packages."""
+"""What code and environment produced a run: git commit, uncommitted diff, Python, packages.
+
+The standard-library modules used here load on first use: they would add ~20 ms to
+``import shipyard``.
+"""
 
 from __future__ import annotations
 
-import platform
-import shutil
-import subprocess
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 __all__ = ["CodeVersion", "capture_code_version", "installed_packages", "python_version"]
@@ -28,6 +28,9 @@ class CodeVersion:
 
 
 def _git(cwd: Path, *args: str) -> bytes | None:
+    import shutil
+    import subprocess
+
     git = shutil.which("git")
     if git is None:
         return None
@@ -58,6 +61,8 @@ def capture_code_version(path: Path) -> CodeVersion | None:
 
 def installed_packages() -> str:
     """``name==version`` lines for every installed distribution, sorted (requirements format)."""
+    from importlib import metadata
+
     seen: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
@@ -67,4 +72,6 @@ def installed_packages() -> str:
 
 
 def python_version() -> str:
+    import platform
+
     return f"{platform.python_implementation()} {platform.python_version()}"

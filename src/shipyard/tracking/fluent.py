@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import secrets
 import sys
 import threading
 from collections.abc import Mapping, Sequence
@@ -77,6 +76,8 @@ _NOUNS = (
 
 
 def _run_name() -> str:
+    import secrets  # lazily: it pulls in hashlib and random
+
     return f"{secrets.choice(_ADJECTIVES)}-{secrets.choice(_NOUNS)}-{secrets.randbelow(1000)}"
 
 
