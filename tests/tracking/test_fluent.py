@@ -83,6 +83,17 @@ def test_nested_runs(home: Path) -> None:
     assert stored.experiment_id == parent.experiment_id
 
 
+def test_child_runs_follow_their_parent_into_an_explicit_workspace(
+    home: Path, tmp_path: Path
+) -> None:
+    elsewhere = tmp_path / "elsewhere" / ".shipyard"
+    with shipyard.start_run(experiment="sweep", home=elsewhere) as parent:
+        with shipyard.start_run(nested=True) as child:
+            pass
+    stored = shipyard.get_run(child.run_id, home=elsewhere)
+    assert stored.parent_run_id == parent.run_id
+
+
 def test_resume_a_run(home: Path) -> None:
     with shipyard.start_run(experiment="e") as run:
         run.log_param("a", 1)

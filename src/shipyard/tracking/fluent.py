@@ -174,10 +174,13 @@ def start_run(
     Returns:
         The active run; use it as a context manager.
     """
-    workspace = open_workspace(home, create=True)
-    backend = workspace.backend
     with _stack_lock:
         parent = _stack[-1] if _stack else None
+    if parent is not None and nested and home is None:
+        workspace = parent.workspace  # a child lives where its parent does
+    else:
+        workspace = open_workspace(home, create=True)
+    backend = workspace.backend
     if parent is not None and not nested and run_id is None:
         raise InvalidArgumentError(
             f"run {parent.run_id} ({parent.name}) is still active: end it first, or pass "
