@@ -1,0 +1,378 @@
+"""The content-addressed artifact store: bytes stored once, under their BLAKE3 digest.
+
+Example::
+
+    store = ArtifactStore(".shipyard/artifacts")      # or "s3://bucket/prefix"
+    info = store.put("model/")                          # a file or a whole folder
+    store.get(info.digest, "restored/", is_dir=info.is_dir)
+
+Guarantees, on every backend:
+
+* **Dedup.** Identical bytes are stored once; storing them again writes nothing.
+* **Atomic writes.** An object appears under its final name complete or not at all; a file
+  written by :meth:`ArtifactStore.get_file` appears at its destination complete or not at all.
+* **Verified reads.** Every read hashes the bytes and raises
+  :class:`~shipyard.errors.ArtifactCorruptedError` when they do not match their digest.
+* **Path safety.** Manifest paths and symlinks can never make Shipyard read or write outside
+  the folder being stored or materialised.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.artifacts._backends import FsspecBackend, LocalBackend, ObjectBackend
+from shipyard.artifacts.digest import hash_bytes, hash_file, is_digest
+from shipyard.artifacts.manifest import Manifest, ManifestEntry
+from shipyard.artifacts.paths import resolve_inside, safe_relative_path
+from shipyard.errors import (
+    ArtifactCorruptedError,
+    InvalidArgumentError,
+    NotFoundError,
+    UnsafePathError,
+)
+
+__all__ = ["ArtifactStore", "ObjectInfo"]
+
+StrPath = str | os.PathLike[str]
+
+# Files below this size are read once and stored from memory: one read, one hash, and the
+# stored bytes are by construction the hashed ones.
+_SMALL_FILE = 1 << 20
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What :meth:`ArtifactStore.put` stored.
+
+    Attributes:
+        digest: the object's digest; for a folder, the digest of its manifest.
+        size: bytes of the file, or total bytes of all files for a folder.
+        is_dir: True when ``digest`` names a manifest (see :class:`Manifest`).
+        file_count: 1 for a file, the number of files for a folder.
+        stored: False when nothing was written because identical bytes were already stored.
+    """
+
+    digest: str
+    size: int
+    is_dir: bool = False
+    file_count: int = 1
+    stored: bool = True
+
+
+class ArtifactStore:
+    """A content-addressed store of files and folders in a local folder or an fsspec URL.
+
+    Args:
+        url: a local folder (created on the first write), a ``file://`` URL, or any fsspec
+            URL such as ``s3://bucket/prefix`` or ``memory://name``. Local folders use plain
+            ``os`` calls; everything else goes through fsspec, imported on first use.
+
+    Raises:
+        InvalidArgumentError: if ``url`` is empty, or its fsspec protocol is not installed.
+    """
+
+    def __init__(self, url: StrPath) -> None:
+        self._backend: ObjectBackend
+        if isinstance(url, os.PathLike):
+            self._backend = LocalBackend(os.fspath(url))
+        elif not isinstance(url, str) or not url:
+            raise InvalidArgumentError(f"artifact store URL must be a non-empty string: {url!r}")
+        elif url.startswith("file://") and len(url) > len("file://"):
+            self._backend = LocalBackend(url[len("file://") :])
+        elif "://" in url:
+            self._backend = FsspecBackend(url)
+        else:
+            self._backend = LocalBackend(url)
+
+    @property
+    def url(self) -> str:
+        """The store's location: an absolute folder path, or the fsspec URL."""
+        return self._backend.url
+
+    def __repr__(self) -> str:
+        return f"ArtifactStore({self.url!r})"
+
+    def put_bytes(self, data: bytes) -> ObjectInfo:
+        """Store ``data`` and return its digest and size."""
+        digest = hash_bytes(data)
+        if self._backend.stored_size(digest) is not None:
+            return ObjectInfo(digest=digest, size=len(data), stored=False)
+        self._backend.write_bytes(digest, data)
+        return ObjectInfo(digest=digest, size=len(data))
+
+    def put_file(self, path: StrPath) -> ObjectInfo:
+        """Store the file at ``path`` (a symlink is followed).
+
+        The file is hashed first, and nothing is written if the store already holds it. A new
+        file is then copied in, and the copy is hashed again before it takes its name (files
+        under 1 MiB are read once and stored from that read).
+
+        Raises:
+            NotFoundError: if ``path`` does not exist.
+            InvalidArgumentError: if ``path`` is a folder or not a regular file.
+            ArtifactCorruptedError: if the file changed while it was being stored (nothing is
+                stored).
+        """
+        source, size = _regular_file(path)
+        if size < _SMALL_FILE:
+            with open(source, "rb") as file:
+                return self.put_bytes(file.read())
+        digest = hash_file(source)
+        stored_size = self._backend.stored_size(digest)
+        if stored_size is not None:
+            return ObjectInfo(digest=digest, size=stored_size, stored=False)
+        size = self._backend.write_file(digest, source)
+        return ObjectInfo(digest=digest, size=size)
+
+    def put_dir(self, path: StrPath) -> ObjectInfo:
+        """Store every regular file under ``path``, recursively, then the folder's manifest.
+
+        A symlink whose target resolves inside ``path`` is stored as the file (or folder) it
+        points to; one pointing outside is refused. Empty folders are not recorded, and an
+        empty folder gives an empty manifest. Every path is checked before anything is stored.
+
+        Returns:
+            ``is_dir=True``, the manifest's digest, the total size and number of files;
+            ``stored`` is False only when nothing at all was written.
+
+        Raises:
+            NotFoundError: if ``path`` does not exist, or holds a broken symlink.
+            InvalidArgumentError: if ``path`` is not a folder, or holds a socket, FIFO or
+                device, or a symlink loop.
+            UnsafePathError: if a symlink points outside ``path``, or a file name is not a
+                portable artifact path (it contains a backslash, for example).
+        """
+        files = _list_files(path)
+        entries = []
+        stored = False
+        for relative, source in files:
+            info = self.put_file(source)
+            entries.append(ManifestEntry(path=relative, digest=info.digest, size=info.size))
+            stored = stored or info.stored
+        manifest = Manifest(tuple(entries))
+        manifest_info = self.put_bytes(manifest.to_bytes())
+        return ObjectInfo(
+            digest=manifest_info.digest,
+            size=manifest.total_size,
+            is_dir=True,
+            file_count=manifest.file_count,
+            stored=stored or manifest_info.stored,
+        )
+
+    def put(self, path: StrPath) -> ObjectInfo:
+        """Store a file with :meth:`put_file` or a folder with :meth:`put_dir`."""
+        mode = _stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            return self.put_dir(path)
+        return self.put_file(path)
+
+    def exists(self, digest: str) -> bool:
+        """Return whether an object with this digest is stored (its bytes are not checked)."""
+        return self._backend.stored_size(_checked(digest)) is not None
+
+    def info(self, digest: str) -> int:
+        """Return the size in bytes of the stored object (for a folder, of its manifest).
+
+        Raises:
+            NotFoundError: if the object is not stored.
+        """
+        size = self._backend.stored_size(_checked(digest))
+        if size is None:
+            raise NotFoundError(f"no object {digest} in artifact store {self.url}")
+        return size
+
+    def read_bytes(self, digest: str) -> bytes:
+        """Return the object's bytes after checking that they hash to ``digest``.
+
+        Raises:
+            NotFoundError: if the object is not stored.
+            ArtifactCorruptedError: if the stored bytes do not match ``digest``.
+        """
+        data = self._backend.read(_checked(digest))
+        actual = hash_bytes(data)
+        if actual != digest:
+            raise self._corrupted(digest, actual)
+        return data
+
+    def read_manifest(self, digest: str) -> Manifest:
+        """Return the verified, validated manifest stored under ``digest``.
+
+        Raises:
+            NotFoundError: if the object is not stored.
+            ArtifactCorruptedError: if the stored bytes do not match ``digest``.
+            UnsafePathError: if an entry's path could escape the folder.
+            InvalidArgumentError: if the object is not a manifest.
+        """
+        data = self.read_bytes(digest)
+        try:
+            return Manifest.from_bytes(data)
+        except UnsafePathError as exc:
+            raise UnsafePathError(f"manifest {digest}: {exc}") from exc
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"object {digest}: {exc}") from exc
+
+    def get_file(self, digest: str, dest: StrPath) -> Path:
+        """Write the object to the file ``dest``, creating its folders; return ``dest``.
+
+        The bytes go to a temporary file beside ``dest``, are verified, and then replace
+        ``dest`` in one rename, so ``dest`` is never left partial or corrupt. ``dest`` is
+        always a copy: editing it cannot change the store.
+
+        Raises:
+            NotFoundError: if the object is not stored.
+            ArtifactCorruptedError: if the stored bytes do not match ``digest`` (``dest`` is
+                left as it was).
+            InvalidArgumentError: if ``dest`` is an existing folder.
+        """
+        _checked(digest)
+        target = Path(dest)
+        if target.is_dir():
+            raise InvalidArgumentError(f"{target} is a folder; give the path of the file to write")
+        if self._backend.stored_size(digest) is None:
+            raise NotFoundError(f"no object {digest} in artifact store {self.url}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = target.parent / f".shipyard-{os.getpid()}-{uuid.uuid4().hex}.tmp"
+        replaced = False
+        try:
+            actual = self._backend.copy_out(digest, os.fspath(temp))
+            if actual != digest:
+                raise self._corrupted(digest, actual)
+            os.replace(temp, target)
+            replaced = True
+        finally:
+            if not replaced:
+                temp.unlink(missing_ok=True)
+        return target
+
+    def get_dir(self, manifest_digest: str, dest: StrPath) -> Path:
+        """Write every file of the folder stored as ``manifest_digest`` under ``dest``.
+
+        ``dest`` is created if needed. Files already in ``dest`` that the manifest lists are
+        replaced (each atomically); other files are left alone. Every entry is checked with
+        :func:`resolve_inside` before anything is written, so nothing lands outside ``dest``.
+
+        Raises:
+            NotFoundError: if the manifest or one of its files is not stored.
+            ArtifactCorruptedError: if stored bytes do not match their digest.
+            UnsafePathError: if an entry would escape ``dest`` (through ``..`` in a tampered
+                manifest or a symlink already in ``dest``).
+            InvalidArgumentError: if ``dest`` is an existing file, or the object is not a
+                manifest.
+        """
+        manifest = self.read_manifest(manifest_digest)
+        root = Path(dest)
+        if root.exists() and not root.is_dir():
+            raise InvalidArgumentError(f"{root} is a file; give a folder to write into")
+        targets = [(entry.digest, resolve_inside(root, entry.path)) for entry in manifest.entries]
+        root.mkdir(parents=True, exist_ok=True)
+        for digest, target in targets:
+            self.get_file(digest, target)
+        return root
+
+    def get(self, digest: str, dest: StrPath, *, is_dir: bool) -> Path:
+        """Write a file (``is_dir=False``) or a folder (``is_dir=True``) to ``dest``.
+
+        Whether a digest names a folder is not guessed from the bytes (a file could hold a
+        manifest's bytes); pass the ``is_dir`` that :meth:`put` returned.
+        """
+        if is_dir:
+            return self.get_dir(digest, dest)
+        return self.get_file(digest, dest)
+
+    def iter_digests(self) -> Iterator[str]:
+        """Yield the digest of every stored object (files and manifests), in sorted order."""
+        return self._backend.iter_digests()
+
+    def _corrupted(self, digest: str, actual: str) -> ArtifactCorruptedError:
+        return ArtifactCorruptedError(
+            f"object {digest} at {self._backend.location(digest)} is corrupted: "
+            f"its bytes hash to {actual}"
+        )
+
+
+def _checked(digest: str) -> str:
+    if not is_digest(digest):
+        raise InvalidArgumentError(
+            f"malformed digest {digest!r}: expected 64 lowercase hex characters"
+        )
+    return digest
+
+
+def _stat(path: StrPath) -> os.stat_result:
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise NotFoundError(f"no such file or folder: {os.fspath(path)}") from None
+
+
+def _regular_file(path: StrPath) -> tuple[str, int]:
+    source = os.fspath(path)
+    info = _stat(source)
+    if stat.S_ISDIR(info.st_mode):
+        raise InvalidArgumentError(f"{source} is a folder; store it with put_dir or put")
+    if not stat.S_ISREG(info.st_mode):
+        raise InvalidArgumentError(f"{source} is not a regular file (a socket, FIFO or device)")
+    return source, info.st_size
+
+
+def _list_files(path: StrPath) -> list[tuple[str, str]]:
+    """Return ``(relative POSIX path, real path)`` for every file under ``path``, sorted."""
+    shown = os.fspath(path)
+    if not stat.S_ISDIR(_stat(shown).st_mode):
+        raise InvalidArgumentError(f"{shown} is not a folder; store it with put_file or put")
+    top = os.path.realpath(shown)
+    found: list[tuple[str, str]] = []
+    # Explicit stack rather than recursion: trees deeper than Python's recursion limit exist.
+    pending: list[tuple[str, str, frozenset[str]]] = [(top, "", frozenset({top}))]
+    while pending:
+        folder, prefix, ancestors = pending.pop()
+        with os.scandir(folder) as scan:
+            children = list(scan)
+        for child in children:
+            relative = prefix + child.name
+            if child.is_symlink():
+                real = os.path.realpath(child.path)
+                if real != top and not real.startswith(top.rstrip(os.sep) + os.sep):
+                    raise UnsafePathError(
+                        f"symlink {relative!r} in {shown} points to {real}, outside the folder "
+                        "being stored"
+                    )
+                if os.path.isdir(real):
+                    if real in ancestors:
+                        raise InvalidArgumentError(
+                            f"symlink {relative!r} in {shown} points to its own parent folder "
+                            f"{real}; following it would never end"
+                        )
+                    pending.append((real, relative + "/", ancestors | {real}))
+                elif os.path.isfile(real):
+                    found.append((relative, real))
+                elif not os.path.exists(real):
+                    raise NotFoundError(f"symlink {relative!r} in {shown} is broken: {real}")
+                else:
+                    raise _special_file(relative, shown)
+            elif child.is_dir(follow_symlinks=False):
+                pending.append((child.path, relative + "/", ancestors | {child.path}))
+            elif child.is_file(follow_symlinks=False):
+                found.append((relative, child.path))
+            else:
+                raise _special_file(relative, shown)
+    for relative, _ in found:
+        try:
+            safe_relative_path(relative)
+        except UnsafePathError as exc:
+            raise UnsafePathError(f"cannot store {shown}: {exc}") from exc
+    found.sort()
+    return found
+
+
+def _special_file(relative: str, folder: str) -> InvalidArgumentError:
+    return InvalidArgumentError(
+        f"{relative!r} in {folder} is not a regular file (a socket, FIFO or device); "
+        "remove it or store the files you need one by one"
+    )
