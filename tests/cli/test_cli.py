@@ -70,6 +70,16 @@ def test_experiments_and_runs_listing(two_runs: tuple[str, str]) -> None:
     assert [r["name"] for r in ordered] == ["gbm-run", "rf-run"]
 
 
+def test_sparkline_draws_the_shape_of_a_history() -> None:
+    from shipyard.cli.runs import sparkline
+
+    assert sparkline([0.0, 1.0, 2.0, 3.0]) == "▁▃▆█"
+    assert sparkline([3.0, float("nan"), 1.0]) == "█ ▁"
+    assert sparkline([1.0]) == ""
+    long = sparkline([float(i) for i in range(1000)], width=10)
+    assert len(long) == 10 and long[0] == "▁" and long[-1] == "█"
+
+
 def test_runs_show_and_compare(two_runs: tuple[str, str]) -> None:
     rf, gbm = two_runs
     shown = runner.invoke(app, ["runs", "show", rf[:8]])

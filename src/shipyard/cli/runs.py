@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +22,26 @@ from shipyard.errors import NotFoundError
 app = typer.Typer(help="List, inspect and compare runs.", no_args_is_help=True)
 
 _STATUS_STYLE = {"RUNNING": "cyan", "FINISHED": "green", "FAILED": "red", "KILLED": "yellow"}
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 40) -> str:
+    """A one-line chart of a metric's history (NaN and infinities left as gaps)."""
+    if len(values) < 2:
+        return ""
+    if len(values) > width:  # keep the shape: take evenly spaced samples, always the last
+        values = [values[round(i * (len(values) - 1) / (width - 1))] for i in range(width)]
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return ""
+    low, high = min(finite), max(finite)
+    span = (high - low) or 1.0
+    return "".join(
+        _BARS[round((v - low) / span * (len(_BARS) - 1))] if math.isfinite(v) else " "
+        for v in values
+    )
 
 
 def run_as_dict(run: Run) -> dict[str, Any]:
@@ -107,11 +128,7 @@ def show_run(
     )
     if run.parent_run_id:
         console.print(f"parent run {run.parent_run_id}")
-    for title, values in (
-        ("Params", run.params),
-        ("Metrics (latest)", {k: format_metric(v) for k, v in run.metrics.items()}),
-        ("Tags", run.tags),
-    ):
+    for title, values in (("Params", run.params), ("Tags", run.tags)):
         if values:
             table = Table(title=title, title_justify="left", box=None, show_header=False)
             table.add_column(style="bold")
@@ -119,6 +136,14 @@ def show_run(
             for key, value in values.items():
                 table.add_row(key, value)
             console.print(table)
+    if run.metrics:
+        table = Table(title="Metrics", title_justify="left", box=None, header_style="bold")
+        for column in ("Key", "Latest", "Steps", "History"):
+            table.add_column(column)
+        for key, latest in run.metrics.items():
+            values = [m.value for m in backend.get_metric_history(run.run_id, key)]
+            table.add_row(key, format_metric(latest), str(len(values)), sparkline(values))
+        console.print(table)
     if artifacts:
         table = Table(title="Artifacts", title_justify="left", box=None, header_style="bold")
         for column in ("Path", "Size", "Digest"):
