@@ -44,6 +44,10 @@ def sparkline(values: list[float], width: int = 40) -> str:
     )
 
 
+def _short(value: float) -> str:
+    return f"{value:.4g}" if math.isfinite(value) else format_metric(value)
+
+
 def run_as_dict(run: Run) -> dict[str, Any]:
     data = dataclasses.asdict(run)
     data["status"] = run.status.value
@@ -100,7 +104,7 @@ def list_runs(
             _status(run),
             format_time(run.start_time),
             format_duration(run.duration_ms),
-            *(format_metric(run.metrics[k]) if k in run.metrics else "-" for k in metric_keys),
+            *(_short(run.metrics[k]) if k in run.metrics else "-" for k in metric_keys),
         )
     console.print(table)
 
