@@ -261,3 +261,14 @@ def test_search_runs_returns_a_dataframe_or_runs(home: Path) -> None:
     with pytest.raises(NotFoundError, match="no experiment named 'nope'"):
         shipyard.search_runs("nope")
     assert [e.name for e in shipyard.list_experiments()] == ["churn", "other"]
+
+
+def test_log_figure_saves_through_the_figure(home: Path) -> None:
+    class Figure:  # anything with matplotlib's savefig(path) works
+        def savefig(self, path: Path) -> None:
+            Path(path).write_bytes(b"\x89PNG figure bytes")
+
+    with shipyard.start_run(experiment="e", log_code=False) as run:
+        record = run.log_figure(Figure(), "plots/roc.png")
+    assert record.path == "plots/roc.png"
+    assert run.workspace.artifacts.read_bytes(record.digest) == b"\x89PNG figure bytes"
