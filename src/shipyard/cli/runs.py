@@ -145,8 +145,8 @@ def show_run(
         for column in ("Key", "Latest", "Steps", "History"):
             table.add_column(column)
         for key, latest in run.metrics.items():
-            values = [m.value for m in backend.get_metric_history(run.run_id, key)]
-            table.add_row(key, format_metric(latest), str(len(values)), sparkline(values))
+            history = [m.value for m in backend.get_metric_history(run.run_id, key)]
+            table.add_row(key, format_metric(latest), str(len(history)), sparkline(history))
         console.print(table)
     if artifacts:
         table = Table(title="Artifacts", title_justify="left", box=None, header_style="bold")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from shipyard.entities import Run
@@ -25,42 +26,32 @@ _BASE_COLUMNS = [
 
 
 def runs_to_frame(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per run: attributes, then ``metrics.*``, ``params.*`` and ``tags.*`` columns."""
-    records: list[dict[str, Any]] = []
-    metric_keys: set[str] = set()
-    param_keys: set[str] = set()
-    tag_keys: set[str] = set()
-    for run in runs:
-        record: dict[str, Any] = {
-            "run_id": run.run_id,
-            "experiment_id": run.experiment_id,
-            "run_name": run.name,
-            "status": run.status.value,
-            "start_time": run.start_time,
-            "end_time": run.end_time,
-            "duration_s": None if run.duration_ms is None else run.duration_ms / 1000,
-            "user": run.user,
-            "parent_run_id": run.parent_run_id,
-        }
-        for key, value in run.metrics.items():
-            record[f"metrics.{key}"] = value
-            metric_keys.add(key)
-        for key, text in run.params.items():
-            record[f"params.{key}"] = text
-            param_keys.add(key)
-        for key, text in run.tags.items():
-            record[f"tags.{key}"] = text
-            tag_keys.add(key)
-        records.append(record)
-    columns = (
-        _BASE_COLUMNS
-        + [f"metrics.{k}" for k in sorted(metric_keys)]
-        + [f"params.{k}" for k in sorted(param_keys)]
-        + [f"tags.{k}" for k in sorted(tag_keys)]
-    )
-    frame = pd.DataFrame.from_records(records, columns=columns)
-    for column in ("start_time", "end_time"):
-        frame[column] = pd.to_datetime(frame[column], unit="ms", utc=True)
+    """One row per run: attributes, then ``metrics.*``, ``params.*`` and ``tags.*`` columns.
+
+    Built column by column: for a search result this is several times faster than building
+    one dict per row.
+    """
+    metric_keys = sorted({k for run in runs for k in run.metrics})
+    param_keys = sorted({k for run in runs for k in run.params})
+    tag_keys = sorted({k for run in runs for k in run.tags})
+    nan = float("nan")
+    columns: dict[str, Any] = {
+        "run_id": [r.run_id for r in runs],
+        "experiment_id": [r.experiment_id for r in runs],
+        "run_name": [r.name for r in runs],
+        "status": [r.status.value for r in runs],
+        "start_time": pd.to_datetime([r.start_time for r in runs], unit="ms", utc=True),
+        "end_time": pd.to_datetime(
+            [nan if r.end_time is None else r.end_time for r in runs], unit="ms", utc=True
+        ),
+        "duration_s": [nan if r.duration_ms is None else r.duration_ms / 1000 for r in runs],
+        "user": [r.user for r in runs],
+        "parent_run_id": [r.parent_run_id for r in runs],
+    }
     for key in metric_keys:
-        frame[f"metrics.{key}"] = frame[f"metrics.{key}"].astype("float64")
-    return frame
+        columns[f"metrics.{key}"] = np.array([r.metrics.get(key, nan) for r in runs], dtype=float)
+    for key in param_keys:
+        columns[f"params.{key}"] = [r.params.get(key) for r in runs]
+    for key in tag_keys:
+        columns[f"tags.{key}"] = [r.tags.get(key) for r in runs]
+    return pd.DataFrame(columns, columns=_BASE_COLUMNS + [c for c in columns if "." in c])
