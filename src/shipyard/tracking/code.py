@@ -6,6 +6,7 @@ The standard-library modules used here load on first use: they would add ~20 ms 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,16 +52,21 @@ def capture_code_version(path: Path) -> CodeVersion | None:
 
     Returns None outside a git checkout, before the first commit, or without git.
     """
-    commit = _git(path, "rev-parse", "HEAD")
-    if not commit:
+    head = _git(path, "rev-parse", "HEAD", "--show-toplevel")
+    if not head:
         return None
-    root = _git(path, "rev-parse", "--show-toplevel") or b"."
+    commit, _, root = head.decode().partition("\n")
     diff = _git(path, "diff", "HEAD", "--binary", "--no-color", "--no-ext-diff") or b""
-    return CodeVersion(commit.decode().strip(), diff, Path(root.decode().strip()))
+    return CodeVersion(commit.strip(), diff, Path(root.strip() or "."))
 
 
+@functools.cache
 def installed_packages() -> str:
-    """``name==version`` lines for every installed distribution, sorted (requirements format)."""
+    """``name==version`` lines for every installed distribution, sorted (requirements format).
+
+    Read once per process: scanning site-packages costs ~15 ms, and every run of a process
+    shares the same environment.
+    """
     from importlib import metadata
 
     seen: dict[str, str] = {}
