@@ -18,12 +18,13 @@ Inside it, ``config.toml`` may set the store URLs; environment variables overrid
 from __future__ import annotations
 
 import getpass
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 from shipyard.errors import InvalidArgumentError, WorkspaceNotFoundError
 
@@ -66,11 +67,13 @@ def find_workspace(start: Path | None = None) -> Path | None:
 
 
 def _as_home(path: str | os.PathLike[str]) -> Path:
-    """Accept either the ``.shipyard`` folder itself or the project folder that holds one."""
+    """Accept the ``.shipyard`` folder itself, or the project folder that holds (or will
+    hold) one. A folder with another name counts as a workspace only if it already holds a
+    store, so that ``--home myproject`` never scatters store files into a project."""
     p = Path(path).expanduser().resolve()
-    if p.name != WORKSPACE_DIR and (p / WORKSPACE_DIR).is_dir():
-        return p / WORKSPACE_DIR
-    return p
+    if p.name == WORKSPACE_DIR or (p / "shipyard.db").exists() or (p / CONFIG_FILE).exists():
+        return p
+    return p / WORKSPACE_DIR
 
 
 def init_workspace(path: str | os.PathLike[str] | None = None) -> Path:
@@ -146,8 +149,8 @@ def _number(environ: Mapping[str, str], name: str, default: float) -> float:
         value = float(text)
     except ValueError:
         raise InvalidArgumentError(f"{name} must be a number, not {text!r}") from None
-    if value <= 0:
-        raise InvalidArgumentError(f"{name} must be positive, not {text!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidArgumentError(f"{name} must be a positive number, not {text!r}")
     return value
 
 
@@ -169,10 +172,19 @@ def _os_user() -> str:
         return "unknown"
 
 
+_USERINFO = re.compile(
+    r"^(?P<head>[A-Za-z][\w+.-]*://[^:@/]*):(?P<secret>.*)@(?P<tail>[^@]*)$", re.S
+)
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:password|passwd|pwd|secret|token)=)[^&]*")
+
+
 def redact_url(url: str) -> str:
-    """Hide the password in a URL so that it can be shown or logged."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """Hide the password in a URL so that it can be shown or logged.
+
+    Handles what SQLAlchemy accepts: passwords with unescaped ``/ # ? @``, and a password
+    given as a query argument.
+    """
+    match = _USERINFO.match(url)
+    if match is not None:
+        url = f"{match['head']}:***@{match['tail']}"
+    return _QUERY_SECRET.sub(r"\1***", url)

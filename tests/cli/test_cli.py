@@ -142,3 +142,40 @@ def test_no_workspace_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Monke
     result = runner.invoke(app, ["runs", "ls"])
     assert result.exit_code == 1
     assert "shipyard init" in result.output
+
+
+def test_user_text_is_never_read_as_markup(home: Path) -> None:
+    with shipyard.start_run(experiment="[bold]exp", name="[/data]", log_code=False) as run:
+        run.log_params({"type": "list[str]", "path": "[/data]"})
+    shown = runner.invoke(app, ["runs", "show", run.run_id])
+    assert shown.exit_code == 0, shown.output
+    assert "list[str]" in shown.output and "[/data]" in shown.output
+    listed = runner.invoke(app, ["experiments", "ls"])
+    assert "[bold]exp" in listed.output
+
+
+def test_unreachable_store_is_one_line(tmp_path: Path) -> None:
+    env = dict(
+        os.environ,
+        PYTHONPATH=str(ROOT / "src"),
+        SHIPYARD_HOME=str(tmp_path / ".shipyard"),
+        SHIPYARD_STORE_URL="postgresql+psycopg://postgres:topsecret@127.0.0.1:1/test",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", "from shipyard.cli import main; main()", "init"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: opening the store failed")
+    assert "Traceback" not in result.stderr and "topsecret" not in result.stderr
+
+
+def test_init_honours_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHIPYARD_STORE_URL", raising=False)
+    result = runner.invoke(app, ["--home", str(tmp_path / "p" / ".shipyard"), "init"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "p" / ".shipyard" / "shipyard.db").is_file()

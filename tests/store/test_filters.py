@@ -64,6 +64,11 @@ def test_precedence_and_parentheses() -> None:
         ("metrics.val.loss == 1", Comparison(Field("metrics", "val.loss"), "=", 1.0)),
         ("params.lr = 0.01", Comparison(Field("params", "lr"), "=", "0.01")),
         ("metrics.x < inf", Comparison(Field("metrics", "x"), "<", float("inf"))),
+        ("metrics.x > -Infinity", Comparison(Field("metrics", "x"), ">", float("-inf"))),
+        ('params."a""b" = 1', Comparison(Field("params", 'a"b'), "=", "1")),
+        (r"params.p like '50\%'", Comparison(Field("params", "p"), "like", r"50\%")),
+        (r"params.p = 'it\'s'", Comparison(Field("params", "p"), "=", "it's")),
+        ("params.and = 'or'", Comparison(Field("params", "and"), "=", "or")),
         ("params.a <> 'b'", Comparison(Field("params", "a"), "!=", "b")),
     ],
 )

@@ -8,17 +8,30 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from shipyard.errors import StoreError
 from shipyard.store.sql import SqlBackend
-from shipyard.store.sql.migrate import HEAD_REVISION, MIGRATIONS_DIR, current_revision
+from shipyard.store.sql.migrate import HEAD_REVISION, MIGRATIONS_DIR, REVISIONS, current_revision
 from shipyard.store.sql.schema import metadata
 
 pytestmark = pytest.mark.integration
 
 
-def test_head_constant_matches_the_scripts() -> None:
+def test_revision_constants_match_the_scripts() -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    assert ScriptDirectory.from_config(config).get_current_head() == HEAD_REVISION
+    scripts = ScriptDirectory.from_config(config)
+    assert scripts.get_current_head() == HEAD_REVISION
+    oldest_first = [s.revision for s in reversed(list(scripts.walk_revisions()))]
+    assert tuple(oldest_first) == REVISIONS
+
+
+def test_a_store_from_a_newer_shipyard_is_refused_clearly(store_url: str) -> None:
+    backend = SqlBackend(store_url)
+    with backend.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    backend.close()
+    with pytest.raises(StoreError, match="newer Shipyard"):
+        SqlBackend(store_url)
 
 
 def test_open_migrates_to_head_and_matches_schema(store_url: str) -> None:

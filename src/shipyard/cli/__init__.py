@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from shipyard.cli import artifacts, experiments, runs
 from shipyard.cli._base import ShipyardGroup, console
@@ -43,18 +45,22 @@ def _root(
 
 @app.command("init")
 def init(
-    path: Annotated[Path, typer.Argument(help="Folder to create .shipyard/ in.")] = Path("."),
+    ctx: typer.Context,
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="Folder to create .shipyard/ in (default: --home, or here)."),
+    ] = None,
 ) -> None:
     """Create a workspace (.shipyard/) and its stores."""
     from shipyard.tracking import open_workspace
 
-    home = init_workspace(path)
+    home = init_workspace(path or (ctx.obj or {}).get("home") or Path("."))
     settings = load_settings(home)
     workspace = open_workspace(home)
     workspace.backend  # noqa: B018 - opening the store creates and migrates it
-    console.print(f"Initialised Shipyard workspace in [bold]{home}[/]")
-    console.print(f"  metadata store:  {redact_url(settings.store_url)}")
-    console.print(f"  artifact store:  {settings.artifacts_url}")
+    console.print(f"Initialised Shipyard workspace in [bold]{escape(str(home))}[/]")
+    console.print(Text(f"  metadata store:  {redact_url(settings.store_url)}"))
+    console.print(Text(f"  artifact store:  {redact_url(settings.artifacts_url)}"))
 
 
 @app.command("version")

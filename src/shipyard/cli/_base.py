@@ -40,6 +40,9 @@ class ShipyardGroup(TyperGroup):
         except ShipyardError as exc:
             err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
             raise typer.Exit(code=exc.exit_code) from exc
+        except OSError as exc:  # a folder that cannot be written, a full disk, ...
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}")
+            raise typer.Exit(code=1) from exc
 
 
 def workspace_from(ctx: typer.Context) -> Workspace:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from shipyard.artifacts import resolve_inside, safe_relative_path
 from shipyard.cli._base import console, print_json, workspace_from
@@ -33,7 +34,7 @@ def list_artifacts(
         table.add_column(column)
     for r in records:
         table.add_row(
-            r.path + ("/" if r.is_dir else ""), f"{r.size:,}", str(r.file_count), r.digest
+            Text(r.path + ("/" if r.is_dir else "")), f"{r.size:,}", str(r.file_count), r.digest
         )
     console.print(table)
 
@@ -66,4 +67,4 @@ def get_artifacts(
             workspace.artifacts.get_dir(record.digest, dest)
         else:
             workspace.artifacts.get_file(record.digest, dest)
-        console.print(f"{record.path} -> {dest}")
+        console.print(Text(f"{record.path} -> {dest}"))

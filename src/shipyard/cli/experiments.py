@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from shipyard.cli._base import console, format_time, print_json, workspace_from
 
@@ -31,6 +32,9 @@ def list_experiments(
         table.add_column(column)
     for exp in experiments:
         table.add_row(
-            str(exp.experiment_id), exp.name, format_time(exp.created_at), exp.description
+            str(exp.experiment_id),
+            Text(exp.name),
+            format_time(exp.created_at),
+            Text(exp.description),
         )
     console.print(table)

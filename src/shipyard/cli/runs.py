@@ -7,7 +7,9 @@ import math
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from shipyard.cli._base import (
     console,
@@ -100,7 +102,7 @@ def list_runs(
     for run in runs:
         table.add_row(
             run.run_id[:8],
-            ("  " if run.parent_run_id else "") + run.name,
+            Text(("  " if run.parent_run_id else "") + run.name),
             _status(run),
             format_time(run.start_time),
             format_duration(run.duration_ms),
@@ -125,10 +127,11 @@ def show_run(
         print_json(data)
         return
     experiment = backend.get_experiment(run.experiment_id)
-    console.print(f"[bold]{run.name}[/]  {run.run_id}")
+    console.print(f"[bold]{escape(run.name)}[/]  {run.run_id}")
     console.print(
-        f"experiment [bold]{experiment.name}[/] · {_status(run)} · started "
-        f"{format_time(run.start_time)} · {format_duration(run.duration_ms)} · user {run.user}"
+        f"experiment [bold]{escape(experiment.name)}[/] · {_status(run)} · started "
+        f"{format_time(run.start_time)} · {format_duration(run.duration_ms)} · "
+        f"user {escape(run.user)}"
     )
     if run.parent_run_id:
         console.print(f"parent run {run.parent_run_id}")
@@ -138,7 +141,7 @@ def show_run(
             table.add_column(style="bold")
             table.add_column()
             for key, value in values.items():
-                table.add_row(key, value)
+                table.add_row(Text(key), Text(value))
             console.print(table)
     if run.metrics:
         table = Table(title="Metrics", title_justify="left", box=None, header_style="bold")
@@ -146,7 +149,7 @@ def show_run(
             table.add_column(column)
         for key, latest in run.metrics.items():
             history = [m.value for m in backend.get_metric_history(run.run_id, key)]
-            table.add_row(key, format_metric(latest), str(len(history)), sparkline(history))
+            table.add_row(Text(key), format_metric(latest), str(len(history)), sparkline(history))
         console.print(table)
     if artifacts:
         table = Table(title="Artifacts", title_justify="left", box=None, header_style="bold")
@@ -154,7 +157,7 @@ def show_run(
             table.add_column(column)
         for art in artifacts:
             kind = f"{art.file_count} files" if art.is_dir else f"{art.size:,} B"
-            table.add_row(art.path + ("/" if art.is_dir else ""), kind, art.digest[:12])
+            table.add_row(Text(art.path + ("/" if art.is_dir else "")), kind, art.digest[:12])
         console.print(table)
 
 
@@ -176,7 +179,7 @@ def compare_runs(
     table = Table(box=None, header_style="bold")
     table.add_column("")
     for run in runs:
-        table.add_column(f"{run.name}\n{run.run_id[:8]}", justify="right")
+        table.add_column(Text(f"{run.name}\n{run.run_id[:8]}"), justify="right")
     sections: list[tuple[str, list[dict[str, str]]]] = [
         ("params", [r.params for r in runs]),
         ("metrics", [{k: format_metric(v) for k, v in r.metrics.items()} for r in runs]),
@@ -189,5 +192,5 @@ def compare_runs(
             if only_diff and not differs:
                 continue
             style = "bold yellow" if differs else ""
-            table.add_row(f"{section}.{key}", *cells, style=style)
+            table.add_row(Text(f"{section}.{key}"), *map(Text, cells), style=style)
     console.print(table)

@@ -113,7 +113,8 @@ class OrderBy:
 _TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<number>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)(?![\w.]))
+  | (?P<number>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)(?![\w.])
+               |[-+]?(?i:inf(?:inity)?)\b)
   | (?P<string>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.|"")*")
   | (?P<backquoted>`[^`]*`)
   | (?P<op><=|>=|!=|<>|==|=|<|>)
@@ -217,7 +218,7 @@ class _Parser:
             if nxt.kind not in ("backquoted", "string"):
                 raise self.error(f"expected a key after {head!r}, e.g. {head}.auc", nxt)
             self.i += 1
-            rest = nxt.text[1:-1]
+            rest = _unquote(nxt.text) if nxt.kind == "string" else nxt.text[1:-1]
         key = rest
         if entity == "attributes":
             key = _ATTRIBUTE_ALIASES.get(key.lower(), key.lower())
@@ -267,9 +268,6 @@ class _Parser:
             if tok.kind == "number":
                 self.i += 1
                 return float(tok.text)
-            if tok.kind == "word" and tok.text.lower() in ("inf", "infinity", "-inf"):
-                self.i += 1
-                return float(tok.text)
             raise self.error(f"expected a number, got {tok.text or 'the end'!r}")
         return self.string_value(allow_number=True)
 
@@ -311,9 +309,12 @@ def _describe(field: Field) -> str:
 
 
 def _unquote(text: str) -> str:
+    """Strip the quotes; a doubled quote or a backslash-escaped quote stands for the quote.
+
+    Other backslashes are kept, so that ``'50\\%'`` reaches LIKE as an escaped ``%``.
+    """
     quote = text[0]
-    body = text[1:-1].replace(quote * 2, quote)
-    return re.sub(r"\\(.)", r"\1", body)
+    return text[1:-1].replace(quote * 2, quote).replace("\\" + quote, quote)
 
 
 def parse_filter(text: str) -> Expression | None:

@@ -31,6 +31,7 @@ from shipyard.entities import (
 from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.tracking.code import capture_code_version, installed_packages, python_version
 from shipyard.tracking.run import ActiveRun, now_ms
+from shipyard.tracking.validation import tag_value, validate_key, validate_name
 from shipyard.tracking.workspace import Workspace, open_workspace, open_workspaces
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ DEFAULT_EXPERIMENT = "default"
 _stack: list[ActiveRun] = []
 _stack_lock = threading.Lock()
 _exit_hooks_installed = False
-_uncaught_exception = False
+_uncaught_exception: RunStatus | None = None
 
 _ADJECTIVES = (
     "amber bold brave bright calm clever crisp eager gentle grand keen lively lucky mellow "
@@ -110,6 +111,17 @@ def _record_code_and_environment(run: ActiveRun) -> None:
     run.set_tags(tags)
 
 
+def _forget_runs_after_fork() -> None:
+    # A forked child did not start its parent's runs: it must not end them at its exit.
+    global _stack_lock
+    _stack_lock = threading.Lock()
+    _stack.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_runs_after_fork)
+
+
 def _install_exit_hooks() -> None:
     global _exit_hooks_installed
     if _exit_hooks_installed:
@@ -121,7 +133,9 @@ def _install_exit_hooks() -> None:
         kind: type[BaseException], value: BaseException, tb: TracebackType | None
     ) -> None:
         global _uncaught_exception
-        _uncaught_exception = True
+        _uncaught_exception = (
+            RunStatus.KILLED if issubclass(kind, KeyboardInterrupt) else (RunStatus.FAILED)
+        )
         previous(kind, value, tb)
 
     sys.excepthook = excepthook
@@ -129,7 +143,7 @@ def _install_exit_hooks() -> None:
 
 
 def _at_exit() -> None:
-    status = RunStatus.FAILED if _uncaught_exception else RunStatus.FINISHED
+    status = _uncaught_exception or RunStatus.FINISHED
     while True:
         with _stack_lock:
             run = _stack[-1] if _stack else None
@@ -186,14 +200,19 @@ def start_run(
             f"run {parent.run_id} ({parent.name}) is still active: end it first, or pass "
             "nested=True to start a child run"
         )
+    # Check everything the user passed before anything is written.
+    clean_tags = {validate_key("tag", k): tag_value(k, v) for k, v in (tags or {}).items()}
+    if name is not None:
+        validate_name("run", name)
+    if experiment is not None:
+        validate_name("experiment", experiment)
     _install_exit_hooks()
     if run_id is not None:
-        stored = backend.get_run(backend.resolve_run_id(run_id))
-        if stored.status is not RunStatus.RUNNING:
-            backend.end_run(stored.run_id, RunStatus.RUNNING, stored.end_time or now_ms())
+        stored = backend.reopen_run(backend.resolve_run_id(run_id))
         run = ActiveRun(workspace, stored, on_end=_remove_from_stack)
-        if tags:
-            run.set_tags(tags)
+        run.continue_steps(backend.latest_steps(stored.run_id))
+        if clean_tags:
+            backend.set_tags(stored.run_id, clean_tags)
     else:
         if parent is not None:
             experiment_id = parent.experiment_id
@@ -205,7 +224,10 @@ def start_run(
                         "`experiment` for nested runs"
                     )
         else:
-            exp_name = experiment or os.environ.get("SHIPYARD_EXPERIMENT") or DEFAULT_EXPERIMENT
+            exp_name = validate_name(
+                "experiment",
+                experiment or os.environ.get("SHIPYARD_EXPERIMENT") or DEFAULT_EXPERIMENT,
+            )
             experiment_id = backend.get_or_create_experiment(exp_name).experiment_id
         stored = backend.create_run(
             experiment_id,
@@ -213,12 +235,15 @@ def start_run(
             user=workspace.settings.user,
             start_time=now_ms(),
             parent_run_id=parent.run_id if parent is not None else None,
+            tags=clean_tags,
         )
         run = ActiveRun(workspace, stored, on_end=_remove_from_stack)
-        if tags:
-            run.set_tags(tags)
         if log_code:
-            _record_code_and_environment(run)
+            try:
+                _record_code_and_environment(run)
+            except BaseException:
+                run.end(RunStatus.FAILED)  # never leave a run RUNNING that nobody holds
+                raise
     with _stack_lock:
         _stack.append(run)
     return run

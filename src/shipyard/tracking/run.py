@@ -13,10 +13,19 @@ from typing import Any
 from shipyard.artifacts import safe_relative_path
 from shipyard.entities import ArtifactRecord, Metric, Run, RunStatus
 from shipyard.errors import InvalidArgumentError, NotFoundError
-from shipyard.tracking.validation import metric_value, param_value, tag_value, validate_key
+from shipyard.tracking.validation import (
+    int64,
+    metric_value,
+    param_value,
+    tag_value,
+    validate_key,
+)
 from shipyard.tracking.workspace import Workspace
 
 __all__ = ["ActiveRun"]
+
+
+_STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 2  # room for the next step
 
 
 def now_ms() -> int:
@@ -81,6 +90,11 @@ class ActiveRun:
         self.flush()
         return self._workspace.backend.get_run(self.run_id)
 
+    def continue_steps(self, latest: Mapping[str, int]) -> None:
+        """Default steps continue after ``latest`` (key -> last step), for resumed runs."""
+        for key, step in latest.items():
+            self._next_step[key] = max(self._next_step.get(key, 0), step + 1)
+
     # params and tags -----------------------------------------------------------------------
 
     def log_param(self, key: str, value: Any) -> None:
@@ -118,15 +132,15 @@ class ActiveRun:
             validate_key("metric", key)
         if step is None:
             step = self._next_step.get(key, 0)
-        elif not isinstance(step, int) or isinstance(step, bool):
-            raise InvalidArgumentError(f"step of metric {key!r} must be an integer")
+        elif type(step) is not int or not _STEP_MIN <= step <= _STEP_MAX:
+            step = int64(f"step of metric {key!r}", step)
         self._next_step[key] = step + 1
         self._workspace.metric_buffer.add(
             Metric(
                 key,
                 metric_value(key, value),
                 step,
-                now_ms() if timestamp is None else timestamp,
+                now_ms() if timestamp is None else int64(f"timestamp of {key!r}", timestamp),
                 self.run_id,
             )
         )

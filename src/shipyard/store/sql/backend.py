@@ -77,7 +77,11 @@ class SqlBackend:
     def __init__(self, url: str) -> None:
         self._engine = make_engine(url)
         self._url = redact_url(url)
-        with_retries(lambda: migrate.upgrade(self._engine), what="migrating the store")
+        try:
+            with_retries(lambda: migrate.upgrade(self._engine), what="opening the store")
+        except BaseException:
+            self._engine.dispose()
+            raise
 
     @property
     def url(self) -> str:
@@ -211,6 +215,29 @@ class SqlBackend:
                     raise NotFoundError(f"no run {run_id}")
 
         with_retries(op, what=f"ending run {run_id}")
+
+    def reopen_run(self, run_id: str) -> Run:
+        def op() -> None:
+            with write(self._engine) as conn:
+                result = conn.execute(
+                    runs.update()
+                    .where(runs.c.run_id == run_id)
+                    .values(status=RunStatus.RUNNING.value, end_time=None)
+                )
+                if result.rowcount == 0:
+                    raise NotFoundError(f"no run {run_id}")
+
+        with_retries(op, what=f"resuming run {run_id}")
+        return self.get_run(run_id)
+
+    def latest_steps(self, run_id: str) -> dict[str, int]:
+        with read(self._engine) as conn:
+            rows = conn.execute(
+                sa.select(latest_metrics.c.key, latest_metrics.c.step).where(
+                    latest_metrics.c.run_id == run_id
+                )
+            ).all()
+        return {key: step for key, step in rows}
 
     def get_run(self, run_id: str) -> Run:
         with read(self._engine) as conn:

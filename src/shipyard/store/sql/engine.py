@@ -4,8 +4,10 @@ PostgreSQL with a pre-pinged pool; and a retry for the transient errors both can
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from shipyard.config import redact_url
 from shipyard.errors import InvalidArgumentError, StoreError
@@ -28,9 +30,24 @@ BUSY_TIMEOUT_S = 30.0
 _RETRY_DEADLINE_S = 120.0
 _WRITE = "shipyard_write"
 
-# SQLSTATEs worth retrying on PostgreSQL: serialization failure, deadlock, lock timeout,
-# and the connection-level ones raised while a server restarts.
-_PG_TRANSIENT = {"40001", "40P01", "55P03", "57P01", "08000", "08003", "08006"}
+# SQLSTATEs worth retrying on PostgreSQL: serialization failure, deadlock, lock timeout. Each
+# guarantees the transaction was rolled back. Connection errors are *not* retried: when a
+# connection drops during COMMIT, the write may have landed, and repeating it would
+# duplicate metric rows.
+_PG_TRANSIENT = {"40001", "40P01", "55P03"}
+
+_engines: weakref.WeakSet[sa.Engine] = weakref.WeakSet()
+
+
+def _dispose_after_fork() -> None:
+    # A forked child must not use its parent's pooled connections; close=False leaves them
+    # open for the parent (the pattern SQLAlchemy documents for multiprocessing).
+    for engine in list(_engines):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_dispose_after_fork)
 
 T = TypeVar("T")
 
@@ -39,23 +56,27 @@ def make_engine(url: str) -> sa.Engine:
     """Create an engine for ``url``. ``postgresql://`` means the psycopg 3 driver."""
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError as exc:
+        _ = parsed.port  # a non-numeric port only fails when read
+    except (sa.exc.ArgumentError, ValueError) as exc:
         raise InvalidArgumentError(f"not a database URL: {redact_url(url)}") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return _sqlite_engine(parsed)
-    if backend == "postgresql":
+        engine = _sqlite_engine(parsed)
+    elif backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         try:
-            return sa.create_engine(parsed, pool_pre_ping=True, pool_size=4, max_overflow=8)
+            engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=4, max_overflow=8)
         except ModuleNotFoundError as exc:
             raise InvalidArgumentError(
                 "PostgreSQL needs the psycopg driver: pip install 'shipyard-mlops[postgres]'"
             ) from exc
-    raise InvalidArgumentError(
-        f"unsupported store {redact_url(url)}: use sqlite:///path or postgresql+psycopg://..."
-    )
+    else:
+        raise InvalidArgumentError(
+            f"unsupported store {redact_url(url)}: use sqlite:///path or postgresql+psycopg://..."
+        )
+    _engines.add(engine)
+    return engine
 
 
 def _sqlite_engine(url: sa.URL) -> sa.Engine:
@@ -78,6 +99,9 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         # can undo the last transactions.
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # LIKE is case-sensitive on PostgreSQL; make SQLite agree so a filter means the same
+        # on both stores (ILIKE is the case-insensitive form).
+        cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -100,9 +124,12 @@ def write(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 @contextmanager
 def read(engine: sa.Engine) -> Iterator[sa.Connection]:
-    """A read-only transaction (a consistent snapshot)."""
-    with engine.connect() as conn, conn.begin():
-        yield conn
+    """A read-only transaction (a consistent snapshot); database errors become StoreError."""
+    try:
+        with engine.connect() as conn, conn.begin():
+            yield conn
+    except DBAPIError as exc:
+        raise StoreError(f"reading the store failed: {_first_line(exc.orig)}") from exc
 
 
 def _is_transient(exc: DBAPIError) -> bool:
@@ -111,25 +138,33 @@ def _is_transient(exc: DBAPIError) -> bool:
         if "database is locked" in message or "database is busy" in message:
             return True
     sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-    return sqlstate in _PG_TRANSIENT or bool(exc.connection_invalidated)
+    return sqlstate in _PG_TRANSIENT
 
 
 def with_retries(operation: Callable[[], T], *, what: str) -> T:
     """Run ``operation`` (one whole transaction), retrying transient lock/deadlock errors.
 
     The operation must be safe to repeat: it runs in its own transaction, and a failed
-    attempt has been rolled back.
+    attempt has been rolled back. Integrity errors propagate for the caller to explain; any
+    other database error becomes a :class:`StoreError` whose message names the operation.
     """
     deadline = time.monotonic() + _RETRY_DEADLINE_S
     delay = 0.01
     while True:
         try:
             return operation()
+        except IntegrityError:
+            raise
         except DBAPIError as exc:
-            if not _is_transient(exc) or time.monotonic() > deadline:
-                if _is_transient(exc):
-                    raise StoreError(f"{what}: the store stayed busy for too long") from exc
-                raise
+            if not _is_transient(exc):
+                raise StoreError(f"{what} failed: {_first_line(exc.orig)}") from exc
+            if time.monotonic() > deadline:
+                raise StoreError(f"{what}: the store stayed busy for too long") from exc
             log.debug("retrying %s after transient error: %s", what, exc.orig)
             time.sleep(delay * (1 + random.random()))  # noqa: S311 - jitter, not crypto
             delay = min(delay * 2, 1.0)
+
+
+def _first_line(error: BaseException | None) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from shipyard.errors import StoreError
 from shipyard.store.sql.engine import write
 
-__all__ = ["HEAD_REVISION", "current_revision", "upgrade"]
+__all__ = ["HEAD_REVISION", "REVISIONS", "current_revision", "upgrade"]
 
-HEAD_REVISION = "0001"
+REVISIONS = ("0001",)
+"""Every schema revision this version of Shipyard knows, oldest first."""
+HEAD_REVISION = REVISIONS[-1]
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 _PG_LOCK_KEY = 0x53485950  # "SHYP"
 
@@ -30,12 +33,12 @@ def current_revision(conn: sa.Connection) -> str | None:
 def upgrade(engine: sa.Engine) -> None:
     """Apply pending migrations, if any."""
     with engine.connect() as conn:
-        if current_revision(conn) == HEAD_REVISION:
+        if _checked(current_revision(conn)) == HEAD_REVISION:
             return
     with write(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        if current_revision(conn) == HEAD_REVISION:
+        if _checked(current_revision(conn)) == HEAD_REVISION:
             return
         from alembic import command
         from alembic.config import Config
@@ -44,3 +47,12 @@ def upgrade(engine: sa.Engine) -> None:
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+def _checked(revision: str | None) -> str | None:
+    if revision is not None and revision not in REVISIONS:
+        raise StoreError(
+            f"this store has schema revision {revision!r}, written by a newer Shipyard; "
+            "upgrade Shipyard (pip install -U shipyard-mlops) to open it"
+        )
+    return revision

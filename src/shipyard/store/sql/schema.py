@@ -61,8 +61,8 @@ params = sa.Table(
     metadata,
     sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
     sa.Column("key", sa.String(250), primary_key=True),
+    # No index on value: a 6,000-character value exceeds PostgreSQL's btree row limit.
     sa.Column("value", sa.Text, nullable=False),
-    sa.Index("ix_params_key_value", "key", "value"),
 )
 
 tags = sa.Table(

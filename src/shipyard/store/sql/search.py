@@ -38,10 +38,11 @@ def _apply(column: Any, op: str, value: Any) -> sa.ColumnElement[bool]:
         return column > value  # type: ignore[no-any-return]
     if op == ">=":
         return column >= value  # type: ignore[no-any-return]
+    # Backslash escapes % and _ on both stores (SQLite has no default escape character).
     if op == "like":
-        return column.like(value)  # type: ignore[no-any-return]
+        return column.like(value, escape="\\")  # type: ignore[no-any-return]
     if op == "ilike":
-        return column.ilike(value)  # type: ignore[no-any-return]
+        return column.ilike(value, escape="\\")  # type: ignore[no-any-return]
     if op == "in":
         return column.in_(value)  # type: ignore[no-any-return]
     if op == "not in":
@@ -59,9 +60,11 @@ def _comparison(node: Comparison) -> sa.ColumnElement[bool]:
         return _apply(runs.c[field.key], node.op, node.value)
     table = _KEYED[field.entity]
     correlated = sa.and_(table.c.run_id == runs.c.run_id, table.c.key == field.key)
+    # IS [NOT] NULL asks whether the run logged this key at all (a NaN metric was logged).
     if node.op == "is null":
-        # "is null" means the run never logged this key.
         return ~sa.exists().where(correlated)
+    if node.op == "is not null":
+        return sa.exists().where(correlated)
     return sa.exists().where(correlated, _apply(table.c.value, node.op, node.value))
 
 

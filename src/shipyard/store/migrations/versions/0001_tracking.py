@@ -59,7 +59,6 @@ def upgrade() -> None:
             sa.PrimaryKeyConstraint("run_id", "key", name=f"pk_{name}"),
             sa.ForeignKeyConstraint(["run_id"], ["runs.run_id"], name=f"fk_{name}_run_id_runs"),
         )
-    op.create_index("ix_params_key_value", "params", ["key", "value"])
     op.create_table(
         "metrics",
         sa.Column("id", _BigId, nullable=False, autoincrement=True),
