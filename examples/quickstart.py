@@ -6,6 +6,9 @@ logistic-regression models with plain numpy on synthetic data, so it needs nothi
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -63,10 +66,14 @@ def main() -> None:
     )
     print("\nTop runs by validation accuracy:")
     print(best[["run_id", "params.lr", "params.l2", "metrics.val_accuracy"]].to_string(index=False))
+    # `make demo` runs inside .venv, whose bin/ is usually not on PATH: show a command that works.
+    beside = Path(sys.executable).parent / "shipyard"
+    on_path = shutil.which("shipyard") == str(beside)
+    cli = "shipyard" if on_path or not beside.exists() else os.path.relpath(beside)
     print(f"\nWorkspace: {workspace}")
-    print(f"Explore it:  shipyard --home {workspace} runs ls")
+    print(f"Explore it:  {cli} --home {workspace} runs ls")
     print(
-        f"             shipyard --home {workspace} runs compare "
+        f"             {cli} --home {workspace} runs compare "
         f"{best.run_id[0][:8]} {best.run_id[1][:8]}"
     )
 
