@@ -3,7 +3,8 @@
 Both backends use the same layout under their root::
 
     objects/<first 2 hex digits>/<remaining 62 hex digits>   one file per object
-    tmp/<pid>-<uuid>                                          writes in progress
+    objects/<first 2 hex digits>/.tmp-<pid>-<uuid>            local writes in progress
+    tmp/<pid>-<uuid>                                          fsspec writes in progress
 
 A backend moves bytes and never decides what they are called: the store hashes, the backend
 stores under the digest it is given and reports the digest of what it actually copied, so the
@@ -80,16 +81,31 @@ class ObjectBackend(ABC):
         """Return the object's bytes, unverified. Raises NotFoundError when absent."""
 
     @abstractmethod
-    def write_bytes(self, digest: str, data: bytes) -> None:
-        """Store ``data`` (whose digest the caller computed) atomically under ``digest``."""
+    def write_bytes(self, digest: str, data: bytes, *, sync: bool = True) -> None:
+        """Store ``data`` (whose digest the caller computed) atomically under ``digest``.
+
+        ``sync=False`` skips flushing to disk; the caller must call :meth:`flush` before it
+        records the object anywhere.
+        """
 
     @abstractmethod
-    def write_file(self, digest: str, source: str) -> int:
+    def write_file(self, digest: str, source: str, *, sync: bool = True) -> int:
         """Copy the local file ``source`` in atomically under ``digest``; return its size.
 
         Raises ArtifactCorruptedError, storing nothing, if the copied bytes do not hash to
         ``digest`` (the file changed after the caller hashed it).
         """
+
+    def link_file(self, digest: str, source: str) -> bool:
+        """Store ``source`` under ``digest`` by hard-linking it, without copying its bytes.
+
+        Returns False when this backend cannot link it (another filesystem, object storage);
+        the caller then copies.
+        """
+        return False
+
+    def flush(self) -> None:  # noqa: B027 - optional hook, most backends write through
+        """Make every write made with ``sync=False`` durable."""
 
     @abstractmethod
     def copy_out(self, digest: str, target: str) -> str:
@@ -106,7 +122,9 @@ class LocalBackend(ObjectBackend):
     def __init__(self, root: str) -> None:
         self.url = os.path.abspath(root)
         self._objects = os.path.join(self.url, "objects")
-        self._tmp = os.path.join(self.url, "tmp")
+        self._unsynced = False
+        self._folders: set[str] = set()
+        self._new_folder = False
 
     def location(self, digest: str) -> str:
         return os.path.join(self._objects, digest[:2], digest[2:])
@@ -124,23 +142,48 @@ class LocalBackend(ObjectBackend):
         except (FileNotFoundError, NotADirectoryError):
             raise NotFoundError(f"no object {digest} in artifact store {self.url}") from None
 
-    def write_bytes(self, digest: str, data: bytes) -> None:
-        temp = self._new_temp()
+    def write_bytes(self, digest: str, data: bytes, *, sync: bool = True) -> None:
+        temp = self._new_temp(digest)
         installed = False
         try:
+            # Created read-only: the descriptor we hold may still write it.
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-            fd = os.open(temp, flags, 0o600)
-            with open(fd, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            installed = self._install(temp, digest)
+            fd = os.open(temp, flags, 0o444)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                if sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            installed = self._install(temp, digest, sync=sync, read_only=True)
         finally:
             if not installed:
                 _remove_quietly(temp)
 
-    def write_file(self, digest: str, source: str) -> int:
-        temp = self._new_temp()
+    def link_file(self, digest: str, source: str) -> bool:
+        temp = self._new_temp(digest)
+        try:
+            os.link(source, temp)
+        except OSError:  # another filesystem (EXDEV), or links not allowed here
+            return False
+        installed = False
+        try:
+            installed = self._install(temp, digest)
+        finally:
+            if not installed:
+                _remove_quietly(temp)
+        return True
+
+    def flush(self) -> None:
+        if self._unsynced and hasattr(os, "sync"):
+            # One sync for a whole folder of objects instead of two fsyncs per file.
+            os.sync()
+        self._unsynced = False
+
+    def write_file(self, digest: str, source: str, *, sync: bool = True) -> int:
+        temp = self._new_temp(digest)
         installed = False
         try:
             # copyfile copies in the kernel (sendfile); hashing the copy, hot in the page cache,
@@ -151,11 +194,12 @@ class LocalBackend(ObjectBackend):
                 raise _changed_error(source, digest, actual)
             fd = os.open(temp, os.O_RDWR | getattr(os, "O_BINARY", 0))
             try:
-                os.fsync(fd)
+                if sync:
+                    os.fsync(fd)
                 size = os.fstat(fd).st_size
             finally:
                 os.close(fd)
-            installed = self._install(temp, digest)
+            installed = self._install(temp, digest, sync=sync)
             return size
         finally:
             if not installed:
@@ -185,17 +229,24 @@ class LocalBackend(ObjectBackend):
                 if len(prefix) == 2 and is_digest(prefix + name):
                     yield prefix + name
 
-    def _new_temp(self) -> str:
-        os.makedirs(self._tmp, exist_ok=True)
-        return os.path.join(self._tmp, _temp_name())
+    def _new_temp(self, digest: str) -> str:
+        """A temporary name in the object's own folder, so that installing it is a rename
+        within one directory (cheaper than across directories, and just as atomic)."""
+        folder = os.path.join(self._objects, digest[:2])
+        if folder not in self._folders:
+            self._new_folder = not os.path.isdir(folder)
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        return os.path.join(folder, f".tmp-{_temp_name()}")
 
-    def _install(self, temp: str, digest: str) -> bool:
+    def _install(
+        self, temp: str, digest: str, *, sync: bool = True, read_only: bool = False
+    ) -> bool:
         final = self.location(digest)
         folder = os.path.dirname(final)
-        created = not os.path.isdir(folder)
-        if created:
-            os.makedirs(folder, exist_ok=True)
-        os.chmod(temp, 0o444)
+        created, self._new_folder = self._new_folder, False
+        if not read_only:
+            os.chmod(temp, 0o444)
         try:
             os.replace(temp, final)
         except PermissionError:
@@ -203,6 +254,9 @@ class LocalBackend(ObjectBackend):
             if not os.path.isfile(final):
                 raise
             return False
+        if not sync:
+            self._unsynced = True
+            return True
         _fsync_folder(folder)
         if created:
             _fsync_folder(self._objects)
@@ -225,7 +279,7 @@ def _remove_quietly(path: str) -> None:
     except FileNotFoundError:
         pass
     except OSError:
-        # Best effort: a leftover in tmp/ is harmless and is never read as an object.
+        # Best effort: a leftover temp file is harmless and is never read as an object.
         pass
 
 
@@ -273,7 +327,7 @@ class FsspecBackend(ObjectBackend):
         except FileNotFoundError:
             raise NotFoundError(f"no object {digest} in artifact store {self.url}") from None
 
-    def write_bytes(self, digest: str, data: bytes) -> None:
+    def write_bytes(self, digest: str, data: bytes, *, sync: bool = True) -> None:
         temp = f"{self._tmp}/{_temp_name()}"
         installed = False
         try:
@@ -284,7 +338,7 @@ class FsspecBackend(ObjectBackend):
             if not installed:
                 self._remove_quietly(temp)
 
-    def write_file(self, digest: str, source: str) -> int:
+    def write_file(self, digest: str, source: str, *, sync: bool = True) -> int:
         temp = f"{self._tmp}/{_temp_name()}"
         installed = False
         try:

@@ -98,15 +98,23 @@ class ArtifactStore:
     def __repr__(self) -> str:
         return f"ArtifactStore({self.url!r})"
 
-    def put_bytes(self, data: bytes) -> ObjectInfo:
-        """Store ``data`` and return its digest and size."""
+    def put_bytes(self, data: bytes, *, sync: bool = True) -> ObjectInfo:
+        """Store ``data`` and return its digest and size.
+
+        ``sync=False`` defers making the object durable until :meth:`flush`.
+        """
         digest = hash_bytes(data)
-        if self._backend.stored_size(digest) is not None:
+        # A stored object of another size is a torn write from a crash: store it again.
+        if self._backend.stored_size(digest) == len(data):
             return ObjectInfo(digest=digest, size=len(data), stored=False)
-        self._backend.write_bytes(digest, data)
+        self._backend.write_bytes(digest, data, sync=sync)
         return ObjectInfo(digest=digest, size=len(data))
 
-    def put_file(self, path: StrPath) -> ObjectInfo:
+    def flush(self) -> None:
+        """Make objects stored with ``sync=False`` durable (one ``sync`` for all of them)."""
+        self._backend.flush()
+
+    def put_file(self, path: StrPath, *, link: bool = False, sync: bool = True) -> ObjectInfo:
         """Store the file at ``path`` (a symlink is followed).
 
         The file is hashed first, and nothing is written if the store already holds it. A new
@@ -120,17 +128,26 @@ class ArtifactStore:
                 stored).
         """
         source, size = _regular_file(path)
-        if size < _SMALL_FILE:
+        if size < _SMALL_FILE and not link:
             with open(source, "rb") as file:
-                return self.put_bytes(file.read())
+                return self.put_bytes(file.read(), sync=sync)
+        if link:
+            # The object will share the file's inode: make the file read-only *before*
+            # hashing it, so that an ordinary write fails instead of silently changing the
+            # stored version (a writer that already holds the file open is not stopped).
+            mode = stat.S_IMODE(os.stat(source).st_mode)
+            os.chmod(source, mode & ~0o222)
         digest = hash_file(source)
-        stored_size = self._backend.stored_size(digest)
-        if stored_size is not None:
-            return ObjectInfo(digest=digest, size=stored_size, stored=False)
-        size = self._backend.write_file(digest, source)
+        if self._backend.stored_size(digest) == size:
+            return ObjectInfo(digest=digest, size=size, stored=False)
+        if link:
+            if self._backend.link_file(digest, source):
+                return ObjectInfo(digest=digest, size=size)
+            os.chmod(source, mode)  # copying after all: leave the file as it was
+        size = self._backend.write_file(digest, source, sync=sync)
         return ObjectInfo(digest=digest, size=size)
 
-    def put_dir(self, path: StrPath) -> ObjectInfo:
+    def put_dir(self, path: StrPath, *, link: bool = False) -> ObjectInfo:
         """Store every regular file under ``path``, recursively, then the folder's manifest.
 
         A symlink whose target resolves inside ``path`` is stored as the file (or folder) it
@@ -151,10 +168,17 @@ class ArtifactStore:
         files = _list_files(path)
         entries = []
         stored = False
-        for relative, source in files:
-            info = self.put_file(source)
+        # Files are written without a sync each; one flush makes them all durable before the
+        # manifest that names them is written.
+        for relative, source, size in files:
+            if size < _SMALL_FILE and not link:  # the common case, without a second stat
+                with open(source, "rb") as file:
+                    info = self.put_bytes(file.read(), sync=False)
+            else:
+                info = self.put_file(source, link=link, sync=False)
             entries.append(ManifestEntry(path=relative, digest=info.digest, size=info.size))
             stored = stored or info.stored
+        self._backend.flush()
         manifest = Manifest(tuple(entries))
         manifest_info = self.put_bytes(manifest.to_bytes())
         return ObjectInfo(
@@ -165,12 +189,16 @@ class ArtifactStore:
             stored=stored or manifest_info.stored,
         )
 
-    def put(self, path: StrPath) -> ObjectInfo:
-        """Store a file with :meth:`put_file` or a folder with :meth:`put_dir`."""
+    def put(self, path: StrPath, *, link: bool = False) -> ObjectInfo:
+        """Store a file with :meth:`put_file` or a folder with :meth:`put_dir`.
+
+        ``link=True`` hard-links local files into a local store instead of copying them (and
+        makes them read-only); it falls back to a copy where a link is impossible.
+        """
         mode = _stat(path).st_mode
         if stat.S_ISDIR(mode):
-            return self.put_dir(path)
-        return self.put_file(path)
+            return self.put_dir(path, link=link)
+        return self.put_file(path, link=link)
 
     def exists(self, digest: str) -> bool:
         """Return whether an object with this digest is stored (its bytes are not checked)."""
@@ -321,13 +349,14 @@ def _regular_file(path: StrPath) -> tuple[str, int]:
     return source, info.st_size
 
 
-def _list_files(path: StrPath) -> list[tuple[str, str]]:
-    """Return ``(relative POSIX path, real path)`` for every file under ``path``, sorted."""
+def _list_files(path: StrPath) -> list[tuple[str, str, int]]:
+    """Return ``(relative POSIX path, real path, size)`` for every file under ``path``,
+    sorted by path."""
     shown = os.fspath(path)
     if not stat.S_ISDIR(_stat(shown).st_mode):
         raise InvalidArgumentError(f"{shown} is not a folder; store it with put_file or put")
     top = os.path.realpath(shown)
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str, int]] = []
     # Explicit stack rather than recursion: trees deeper than Python's recursion limit exist.
     pending: list[tuple[str, str, frozenset[str]]] = [(top, "", frozenset({top}))]
     while pending:
@@ -351,7 +380,7 @@ def _list_files(path: StrPath) -> list[tuple[str, str]]:
                         )
                     pending.append((real, relative + "/", ancestors | {real}))
                 elif os.path.isfile(real):
-                    found.append((relative, real))
+                    found.append((relative, real, os.stat(real).st_size))
                 elif not os.path.exists(real):
                     raise NotFoundError(f"symlink {relative!r} in {shown} is broken: {real}")
                 else:
@@ -359,10 +388,10 @@ def _list_files(path: StrPath) -> list[tuple[str, str]]:
             elif child.is_dir(follow_symlinks=False):
                 pending.append((child.path, relative + "/", ancestors | {child.path}))
             elif child.is_file(follow_symlinks=False):
-                found.append((relative, child.path))
+                found.append((relative, child.path, child.stat(follow_symlinks=False).st_size))
             else:
                 raise _special_file(relative, shown)
-    for relative, _ in found:
+    for relative, _, _ in found:
         try:
             safe_relative_path(relative)
         except UnsafePathError as exc:
