@@ -20,6 +20,7 @@ PUBLIC = {
     "hash_bytes",
     "hash_file",
     "is_digest",
+    "list_files",
     "resolve_inside",
     "safe_relative_path",
 }

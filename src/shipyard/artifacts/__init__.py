@@ -8,7 +8,7 @@ from __future__ import annotations
 from shipyard.artifacts.digest import DIGEST_ALGORITHM, hash_bytes, hash_file, is_digest
 from shipyard.artifacts.manifest import MANIFEST_FORMAT, Manifest, ManifestEntry
 from shipyard.artifacts.paths import resolve_inside, safe_relative_path
-from shipyard.artifacts.store import ArtifactStore, ObjectInfo
+from shipyard.artifacts.store import ArtifactStore, ObjectInfo, list_files
 
 __all__ = [
     "DIGEST_ALGORITHM",
@@ -20,6 +20,7 @@ __all__ = [
     "hash_bytes",
     "hash_file",
     "is_digest",
+    "list_files",
     "resolve_inside",
     "safe_relative_path",
 ]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import stat
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from shipyard.errors import (
     UnsafePathError,
 )
 
-__all__ = ["ArtifactStore", "ObjectInfo"]
+__all__ = ["ArtifactStore", "ObjectInfo", "list_files"]
 
 StrPath = str | os.PathLike[str]
 
@@ -147,12 +147,22 @@ class ArtifactStore:
         size = self._backend.write_file(digest, source, sync=sync)
         return ObjectInfo(digest=digest, size=size)
 
-    def put_dir(self, path: StrPath, *, link: bool = False) -> ObjectInfo:
+    def put_dir(
+        self,
+        path: StrPath,
+        *,
+        link: bool = False,
+        on_file: Callable[[str, os.stat_result, str], None] | None = None,
+    ) -> ObjectInfo:
         """Store every regular file under ``path``, recursively, then the folder's manifest.
 
         A symlink whose target resolves inside ``path`` is stored as the file (or folder) it
         points to; one pointing outside is refused. Empty folders are not recorded, and an
         empty folder gives an empty manifest. Every path is checked before anything is stored.
+
+        ``on_file(path, stat, digest)`` is called for each file with the ``stat`` taken
+        *before* it was read, so a cache keyed by it can never pair a digest with a newer
+        version of the file.
 
         Returns:
             ``is_dir=True``, the manifest's digest, the total size and number of files;
@@ -165,17 +175,19 @@ class ArtifactStore:
             UnsafePathError: if a symlink points outside ``path``, or a file name is not a
                 portable artifact path (it contains a backslash, for example).
         """
-        files = _list_files(path)
+        files = list_files(path)
         entries = []
         stored = False
         # Files are written without a sync each; one flush makes them all durable before the
         # manifest that names them is written.
-        for relative, source, size in files:
-            if size < _SMALL_FILE and not link:  # the common case, without a second stat
+        for relative, source, info_before in files:
+            if info_before.st_size < _SMALL_FILE and not link:  # no second stat
                 with open(source, "rb") as file:
                     info = self.put_bytes(file.read(), sync=False)
             else:
                 info = self.put_file(source, link=link, sync=False)
+            if on_file is not None:
+                on_file(source, info_before, info.digest)
             entries.append(ManifestEntry(path=relative, digest=info.digest, size=info.size))
             stored = stored or info.stored
         self._backend.flush()
@@ -199,6 +211,14 @@ class ArtifactStore:
         if stat.S_ISDIR(mode):
             return self.put_dir(path, link=link)
         return self.put_file(path, link=link)
+
+    def local_path(self, digest: str) -> Path | None:
+        """The object's file on this machine (read-only; never write to it), or None when the
+        store is not a local folder or the object is missing. Its bytes are not verified."""
+        if not isinstance(self._backend, LocalBackend):
+            return None
+        location = Path(self._backend.location(_checked(digest)))
+        return location if location.is_file() else None
 
     def exists(self, digest: str) -> bool:
         """Return whether an object with this digest is stored (its bytes are not checked)."""
@@ -349,14 +369,15 @@ def _regular_file(path: StrPath) -> tuple[str, int]:
     return source, info.st_size
 
 
-def _list_files(path: StrPath) -> list[tuple[str, str, int]]:
-    """Return ``(relative POSIX path, real path, size)`` for every file under ``path``,
-    sorted by path."""
+def list_files(path: StrPath) -> list[tuple[str, str, os.stat_result]]:
+    """Return ``(relative POSIX path, real path, stat)`` for every file under ``path``,
+    sorted by path, with the checks :meth:`ArtifactStore.put_dir` relies on (symlinks that
+    leave the folder, special files and unportable names are refused)."""
     shown = os.fspath(path)
     if not stat.S_ISDIR(_stat(shown).st_mode):
         raise InvalidArgumentError(f"{shown} is not a folder; store it with put_file or put")
     top = os.path.realpath(shown)
-    found: list[tuple[str, str, int]] = []
+    found: list[tuple[str, str, os.stat_result]] = []
     # Explicit stack rather than recursion: trees deeper than Python's recursion limit exist.
     pending: list[tuple[str, str, frozenset[str]]] = [(top, "", frozenset({top}))]
     while pending:
@@ -380,7 +401,7 @@ def _list_files(path: StrPath) -> list[tuple[str, str, int]]:
                         )
                     pending.append((real, relative + "/", ancestors | {real}))
                 elif os.path.isfile(real):
-                    found.append((relative, real, os.stat(real).st_size))
+                    found.append((relative, real, os.stat(real)))
                 elif not os.path.exists(real):
                     raise NotFoundError(f"symlink {relative!r} in {shown} is broken: {real}")
                 else:
@@ -388,7 +409,7 @@ def _list_files(path: StrPath) -> list[tuple[str, str, int]]:
             elif child.is_dir(follow_symlinks=False):
                 pending.append((child.path, relative + "/", ancestors | {child.path}))
             elif child.is_file(follow_symlinks=False):
-                found.append((relative, child.path, child.stat(follow_symlinks=False).st_size))
+                found.append((relative, child.path, child.stat(follow_symlinks=False)))
             else:
                 raise _special_file(relative, shown)
     for relative, _, _ in found:

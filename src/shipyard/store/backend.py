@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from shipyard.entities import ArtifactRecord, Experiment, Metric, Run, RunStatus
+from shipyard.entities import (
+    ArtifactRecord,
+    Dataset,
+    DatasetProfile,
+    DatasetVersion,
+    Experiment,
+    Metric,
+    Run,
+    RunStatus,
+)
 
 __all__ = ["Backend"]
 
@@ -75,3 +84,30 @@ class Backend(Protocol):
         max_results: int = 1000,
         offset: int = 0,
     ) -> list[Run]: ...
+
+    # datasets
+    def add_dataset_version(
+        self,
+        name: str,
+        *,
+        digest: str,
+        size: int,
+        file_count: int,
+        kind: str,
+        format: str,
+        created_at: int,
+        created_by: str,
+        source: str = "",
+        profile: DatasetProfile | None = None,
+        run_id: str | None = None,
+    ) -> tuple[DatasetVersion, bool]: ...
+    def get_dataset_version(self, name: str, ref: str = "latest") -> DatasetVersion: ...
+    def list_datasets(self) -> list[Dataset]: ...
+    def list_dataset_versions(
+        self, name: str, *, with_profiles: bool = False
+    ) -> list[DatasetVersion]: ...
+    def record_dataset_use(self, run_id: str, name: str, version: int, role: str) -> None: ...
+    def dataset_users(self, name: str, version: int) -> list[tuple[str, str]]: ...
+    def run_dataset_versions(
+        self, run_ids: Sequence[str], role: str
+    ) -> list[tuple[str, DatasetVersion]]: ...

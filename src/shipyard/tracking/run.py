@@ -114,6 +114,13 @@ class ActiveRun:
         clean = {validate_key("tag", k): tag_value(k, v) for k, v in tags.items()}
         self._workspace.backend.set_tags(self.run_id, clean)
 
+    def use_dataset(self, name: str, version: int | str = "latest") -> None:
+        """Record that this run read ``name@version`` (a version number, ``latest`` or a
+        digest prefix). ``shipyard.data.load`` calls this for you inside a run."""
+        backend = self._workspace.backend
+        found = backend.get_dataset_version(name, str(version))
+        backend.record_dataset_use(self.run_id, found.dataset, found.version, "input")
+
     # metrics -------------------------------------------------------------------------------
 
     def log_metric(

@@ -6,11 +6,14 @@ import sqlalchemy as sa
 
 __all__ = [
     "artifacts",
+    "dataset_versions",
+    "datasets",
     "experiments",
     "latest_metrics",
     "metadata",
     "metrics",
     "params",
+    "run_datasets",
     "runs",
     "tags",
 ]
@@ -108,4 +111,50 @@ artifacts = sa.Table(
     sa.Column("is_dir", sa.Boolean, nullable=False),
     sa.Column("file_count", sa.Integer, nullable=False),
     sa.Index("ix_artifacts_digest", "digest"),
+)
+
+datasets = sa.Table(
+    "datasets",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# A version is immutable. (dataset_id, digest) is unique: adding identical content again
+# returns the existing version instead of numbering a new one.
+dataset_versions = sa.Table(
+    "dataset_versions",
+    metadata,
+    sa.Column("dataset_id", sa.Integer, sa.ForeignKey("datasets.dataset_id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("file_count", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("format", sa.String(16), nullable=False, server_default=""),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False, server_default=""),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), nullable=True),
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.Column("profile", sa.Text, nullable=True),
+    sa.UniqueConstraint("dataset_id", "digest"),
+    sa.Index("ix_dataset_versions_digest", "digest"),
+    sa.Index("ix_dataset_versions_run_id", "run_id"),
+)
+
+# Which runs read (role "input") or wrote (role "output") which dataset versions.
+run_datasets = sa.Table(
+    "run_datasets",
+    metadata,
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), primary_key=True),
+    sa.Column("dataset_id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("role", sa.String(8), primary_key=True),
+    sa.ForeignKeyConstraint(
+        ["dataset_id", "version"],
+        ["dataset_versions.dataset_id", "dataset_versions.version"],
+    ),
+    sa.Index("ix_run_datasets_dataset_id_version", "dataset_id", "version"),
 )

@@ -1,0 +1,72 @@
+"""The digest a file or folder *would* have in the artifact store, computed without storing it
+and without re-hashing files the stat cache already knows."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.artifacts import Manifest, ManifestEntry, hash_bytes, hash_file, list_files
+from shipyard.data.statcache import StatCache, stat_key
+from shipyard.errors import NotFoundError
+
+__all__ = ["Fingerprint", "fingerprint"]
+
+_SMALL = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    digest: str
+    size: int
+    files: int
+    kind: str
+    """``"file"`` or ``"dir"``."""
+    hashed: int
+    """Files that had to be read (not found unchanged in the stat cache)."""
+
+
+def _hash(path: str, size: int) -> str:
+    if size < _SMALL:
+        with open(path, "rb") as file:
+            return hash_bytes(file.read())
+    return hash_file(path)
+
+
+def fingerprint(path: Path, cache: StatCache) -> Fingerprint:
+    """Digest of ``path`` as :meth:`ArtifactStore.put` would compute it."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise NotFoundError(f"{path} does not exist") from None
+    if not path.is_dir():
+        key = stat_key(info)
+        absolute = os.path.abspath(path)
+        digest = cache.get(absolute, key)
+        hashed = 0
+        if digest is None:
+            digest = _hash(absolute, info.st_size)
+            cache.put_many([(absolute, key, digest)])
+            hashed = 1
+        return Fingerprint(digest, info.st_size, 1, "file", hashed)
+
+    files = list_files(path)
+    known = cache.lookup_under(os.path.abspath(path) + os.sep)
+    entries = []
+    fresh = []
+    for relative, source, st in files:
+        absolute = os.path.abspath(source)
+        key = stat_key(st)
+        cached = known.get(absolute)
+        if cached is not None and cached[0] == key:
+            digest = cached[1]
+        else:
+            digest = _hash(absolute, st.st_size)
+            fresh.append((absolute, key, digest))
+        entries.append(ManifestEntry(relative, digest, st.st_size))
+    cache.put_many(fresh)
+    manifest = Manifest(tuple(entries))
+    return Fingerprint(
+        hash_bytes(manifest.to_bytes()), manifest.total_size, manifest.file_count, "dir", len(fresh)
+    )

@@ -1,0 +1,104 @@
+"""Copy dataset objects between this workspace's artifact store and a remote one (any fsspec
+URL or folder): only what the other side is missing, verified on the way."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.artifacts import ArtifactStore
+from shipyard.data.refs import parse_ref
+from shipyard.data.versions import workspace
+from shipyard.entities import DatasetVersion
+
+__all__ = ["Transfer", "pull", "push"]
+
+_IN_MEMORY = 8 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """What push or pull did."""
+
+    copied: int
+    skipped: int
+    bytes: int
+
+
+def _versions(
+    refs: Iterable[str] | None, home: str | os.PathLike[str] | None
+) -> list[DatasetVersion]:
+    backend = workspace(home).backend
+    if refs:
+        return [backend.get_dataset_version(*parse_ref(ref)) for ref in refs]
+    return [v for d in backend.list_datasets() for v in backend.list_dataset_versions(d.name)]
+
+
+def _objects(source: ArtifactStore, versions: list[DatasetVersion]) -> list[str]:
+    """Every digest the versions need: files, and for folders the manifest and its files."""
+    wanted: dict[str, None] = {}
+    for version in versions:
+        wanted[version.digest] = None
+        if version.kind == "dir":
+            for entry in source.read_manifest(version.digest).entries:
+                wanted[entry.digest] = None
+    return list(wanted)
+
+
+def _copy(source: ArtifactStore, target: ArtifactStore, digest: str) -> int:
+    size = source.info(digest)
+    if size <= _IN_MEMORY:
+        target.put_bytes(source.read_bytes(digest), sync=False)
+        return size
+    with tempfile.TemporaryDirectory() as folder:
+        temp = source.get_file(digest, Path(folder) / "object")
+        target.put_file(temp, sync=False)
+    return size
+
+
+def _transfer(
+    source: ArtifactStore,
+    target: ArtifactStore,
+    digests: list[str],
+    progress: Callable[[int, int], None] | None,
+) -> Transfer:
+    copied = skipped = total = 0
+    for index, digest in enumerate(digests, 1):
+        if target.exists(digest):
+            skipped += 1
+        else:
+            total += _copy(source, target, digest)
+            copied += 1
+        if progress is not None:
+            progress(index, len(digests))
+    target.flush()
+    return Transfer(copied, skipped, total)
+
+
+def push(
+    remote: str,
+    refs: Iterable[str] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Transfer:
+    """Copy the objects of ``refs`` (default: every version) to ``remote``."""
+    local = workspace(home).artifacts
+    digests = _objects(local, _versions(refs, home))
+    return _transfer(local, ArtifactStore(remote), digests, progress)
+
+
+def pull(
+    remote: str,
+    refs: Iterable[str] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Transfer:
+    """Copy the objects of ``refs`` (default: every version) from ``remote``."""
+    other = ArtifactStore(remote)
+    digests = _objects(other, _versions(refs, home))
+    return _transfer(other, workspace(home).artifacts, digests, progress)

@@ -1,0 +1,73 @@
+"""Remember the digest of files already hashed, keyed by what ``stat`` says about them.
+
+``data status`` on a folder of 20,000 unchanged files then costs 20,000 ``stat`` calls and
+no hashing: a file whose (inode, size, mtime, ctime) are unchanged is taken to have the same
+content (the rule git and DVC use). The cache lives in the workspace
+(``.shipyard/cache/stat.db``), belongs to this machine, and is never needed for correctness:
+deleting it only makes the next status slower.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["StatCache", "stat_key"]
+
+StatKey = tuple[int, int, int, int]
+
+
+def stat_key(info: os.stat_result) -> StatKey:
+    """What must not change for a cached digest to stay valid."""
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+class StatCache:
+    """A small SQLite table ``path -> (inode, size, mtime_ns, ctime_ns, digest)``."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=OFF")  # a lost entry only costs a re-hash
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, inode INTEGER, "
+            "size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, digest TEXT)"
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> StatCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def lookup_under(self, prefix: str) -> dict[str, tuple[StatKey, str]]:
+        """Every cached entry whose path starts with ``prefix`` (one query for a folder)."""
+        end = prefix + "\U0010ffff"
+        rows = self._db.execute(
+            "SELECT path, inode, size, mtime_ns, ctime_ns, digest FROM files "
+            "WHERE path >= ? AND path < ?",
+            (prefix, end),
+        )
+        return {r[0]: ((r[1], r[2], r[3], r[4]), r[5]) for r in rows}
+
+    def get(self, path: str, key: StatKey) -> str | None:
+        row = self._db.execute(
+            "SELECT inode, size, mtime_ns, ctime_ns, digest FROM files WHERE path = ?", (path,)
+        ).fetchone()
+        if row is None or tuple(row[:4]) != key:
+            return None
+        return str(row[4])
+
+    def put_many(self, entries: Iterable[tuple[str, StatKey, str]]) -> None:
+        rows = [(p, *k, d) for p, k, d in entries]
+        if not rows:
+            return
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?)", rows)

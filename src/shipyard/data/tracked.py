@@ -1,0 +1,110 @@
+"""Tracked paths: data with a ``.ship`` pointer beside it. Which changed, and putting back the
+version a pointer names (after ``git checkout`` of older code, say).
+
+Neither needs the metadata store: the pointer holds the digest, the artifact store the bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from shipyard.data.fingerprint import fingerprint
+from shipyard.data.pointer import Pointer, find_pointers
+from shipyard.data.versions import materialize, stat_cache, workspace
+from shipyard.errors import NotFoundError
+
+__all__ = ["PathState", "TrackedPath", "checkout", "status"]
+
+
+class PathState(StrEnum):
+    UNCHANGED = "unchanged"
+    MODIFIED = "modified"
+    MISSING = "missing"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackedPath:
+    """A tracked file or folder and how it compares with its pointer."""
+
+    path: Path
+    pointer: Pointer
+    state: PathState
+    current_digest: str | None
+    hashed: int = 0
+    """Files that had to be read because the stat cache did not vouch for them."""
+
+
+def _targets(paths: list[str | os.PathLike[str]] | None) -> list[Path]:
+    return [Path(p) for p in paths] if paths else [Path.cwd()]
+
+
+def status(
+    paths: list[str | os.PathLike[str]] | None = None,
+    *,
+    home: str | os.PathLike[str] | None = None,
+) -> list[TrackedPath]:
+    """Compare tracked data with its pointers, re-hashing only files whose stat changed.
+
+    Args:
+        paths: data paths, pointer files or folders to search (default: the working folder).
+    """
+    ws = workspace(home)
+    results = []
+    with stat_cache(ws) as cache:
+        for pointer_file in find_pointers(_targets(paths)):
+            pointer = Pointer.read(pointer_file)
+            data = pointer.data_path(pointer_file)
+            if not data.exists():
+                results.append(TrackedPath(data, pointer, PathState.MISSING, None))
+                continue
+            found = fingerprint(data, cache)
+            state = PathState.UNCHANGED if found.digest == pointer.digest else PathState.MODIFIED
+            results.append(TrackedPath(data, pointer, state, found.digest, found.hashed))
+    return results
+
+
+def checkout(
+    paths: list[str | os.PathLike[str]] | None = None,
+    *,
+    link: bool = True,
+    home: str | os.PathLike[str] | None = None,
+) -> list[TrackedPath]:
+    """Make tracked data match its pointers; return what was restored.
+
+    A folder is rebuilt beside the old one and swapped in with renames, so files the version
+    does not have disappear and a failure leaves the old folder in place.
+    """
+    ws = workspace(home)
+    restored = []
+    for tracked in status(paths, home=home):
+        if tracked.state is PathState.UNCHANGED:
+            continue
+        pointer, data = tracked.pointer, tracked.path
+        if not ws.artifacts.exists(pointer.digest):
+            raise NotFoundError(
+                f"{pointer.ref} ({pointer.digest[:12]}) is not in this workspace's artifact "
+                "store; run `shipyard data pull --remote URL` first"
+            )
+        staging = data.with_name(f".{data.name}.{uuid.uuid4().hex}.new")
+        try:
+            materialize(ws.artifacts, pointer.digest, pointer.kind, staging, link=link)
+            old = data.with_name(f".{data.name}.{uuid.uuid4().hex}.old")
+            if data.exists() or data.is_symlink():
+                os.replace(data, old)
+            os.replace(staging, data)
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            elif old.exists():
+                old.unlink()
+        finally:
+            if staging.is_dir():
+                shutil.rmtree(staging, ignore_errors=True)
+            elif staging.exists():
+                staging.unlink()
+        restored.append(tracked)
+    return restored

@@ -1,0 +1,305 @@
+"""Add, find and materialise dataset versions.
+
+A version is named by the digest of its content and numbered per dataset. Adding content that
+a dataset already holds creates nothing: the existing version comes back with
+``created=False``, and no byte is written.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.artifacts import ArtifactStore, hash_file
+from shipyard.data.pointer import Pointer, pointer_path
+from shipyard.data.refs import parse_ref, validate_dataset_name
+from shipyard.data.statcache import StatCache, StatKey, stat_key
+from shipyard.entities import DatasetProfile, DatasetVersion
+from shipyard.errors import InvalidArgumentError, NotFoundError
+from shipyard.tracking import Workspace, active_run, open_workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = [
+    "AddResult",
+    "add",
+    "get",
+    "load",
+    "materialize",
+    "resolve",
+    "stat_cache",
+    "workspace",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    """What :func:`add` did."""
+
+    version: DatasetVersion
+    created: bool
+    """False when the dataset already held identical content (nothing new was stored)."""
+    stored_bytes: bool
+    """Whether any new bytes went into the artifact store (False for deduplicated content,
+    even when ``created`` is True because another dataset holds the same bytes)."""
+    pointer: Path | None
+
+
+def workspace(home: str | os.PathLike[str] | None, *, create: bool = False) -> Workspace:
+    return open_workspace(home, create=create)
+
+
+def stat_cache(ws: Workspace) -> StatCache:
+    return StatCache(ws.settings.home / "cache" / "stat.db")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _is_table_object(source: object) -> bool:
+    module = type(source).__module__
+    return module.startswith(("pandas", "pyarrow"))
+
+
+def _profile(source: Any, fmt: str, enabled: bool) -> DatasetProfile | None:
+    if not enabled or not fmt:
+        return None
+    from shipyard.data.profile import profile_table
+
+    return profile_table(source)
+
+
+def add(
+    source: str | os.PathLike[str] | pd.DataFrame | Any,
+    name: str,
+    *,
+    link: bool = False,
+    profile: bool = True,
+    pointer: bool = True,
+    home: str | os.PathLike[str] | None = None,
+) -> AddResult:
+    """Snapshot a file, a folder, a pandas DataFrame or an Arrow table as a dataset version.
+
+    Args:
+        source: the data. Tables (CSV, Parquet, DataFrame, Arrow) are profiled on the way in;
+            a malformed table is refused before anything is stored.
+        name: the dataset (created on first use).
+        link: hard-link files into a local artifact store instead of copying them (they become
+            read-only; see docs/data.md). Much faster for large files.
+        profile: compute and store the table profile.
+        pointer: write ``PATH.ship`` beside a file or folder (never for in-memory tables).
+        home: workspace (default: ``SHIPYARD_HOME`` or the nearest ``.shipyard/``).
+
+    Returns:
+        The version, and whether it was new. Inside an active run, the run is recorded as the
+        version's producer.
+    """
+    validate_dataset_name(name)
+    ws = workspace(home, create=True)
+    if not isinstance(source, str | os.PathLike):
+        if _is_table_object(source):
+            return _add_table_object(ws, source, name, profile=profile)
+        raise InvalidArgumentError(
+            f"cannot add a {type(source).__name__}: give a path, a pandas DataFrame or an "
+            "Arrow table"
+        )
+    path = Path(source)
+    if not path.exists():
+        raise NotFoundError(f"cannot add {path}: no such file or folder")
+    from shipyard.data.tables import table_format
+
+    fmt = table_format(path)
+    if path.is_file() and path.stat().st_size == 0:
+        raise InvalidArgumentError(f"cannot add {path}: the file is empty")
+    summary = _profile(path, fmt, profile)
+    store = ws.artifacts
+    cached: list[tuple[str, StatKey, str]] = []
+    if path.is_dir():
+        info = store.put_dir(
+            path,
+            link=link,
+            on_file=lambda src, st, digest: cached.append(
+                (os.path.abspath(src), stat_key(st), digest)
+            ),
+        )
+        if info.file_count == 0:
+            raise InvalidArgumentError(f"cannot add {path}: the folder holds no files")
+    else:
+        before = os.stat(path)
+        info = store.put_file(path, link=link)
+        cached.append((os.path.abspath(path), stat_key(before), info.digest))
+    with stat_cache(ws) as cache:
+        cache.put_many(cached)
+    run = active_run()
+    version, created = ws.backend.add_dataset_version(
+        name,
+        digest=info.digest,
+        size=info.size,
+        file_count=info.file_count,
+        kind="dir" if info.is_dir else "file",
+        format=fmt,
+        created_at=_now_ms(),
+        created_by=ws.settings.user,
+        source=str(path.resolve()),
+        profile=summary,
+        run_id=run.run_id if run is not None else None,
+    )
+    pointer_file = None
+    if pointer:
+        pointer_file = pointer_path(path.resolve())
+        Pointer(
+            dataset=name,
+            version=version.version,
+            digest=version.digest,
+            size=version.size,
+            files=version.file_count,
+            kind=version.kind,
+            path=path.resolve().name,
+        ).write(pointer_file)
+    return AddResult(version, created, info.stored, pointer_file)
+
+
+def _add_table_object(ws: Workspace, table: Any, name: str, *, profile: bool) -> AddResult:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arrow = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table)
+    if arrow.num_rows == 0:
+        raise InvalidArgumentError(f"cannot add an empty table as {name!r}")
+    tmp = ws.settings.home / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp) as folder:
+        path = Path(folder) / f"{name}.parquet"
+        # Deterministic bytes for identical tables, so that adding one twice deduplicates.
+        pq.write_table(arrow, path, compression="zstd", write_statistics=True)
+        summary = _profile(path, "parquet", profile)
+        info = ws.artifacts.put_file(path)
+    run = active_run()
+    version, created = ws.backend.add_dataset_version(
+        name,
+        digest=info.digest,
+        size=info.size,
+        file_count=1,
+        kind="file",
+        format="parquet",
+        created_at=_now_ms(),
+        created_by=ws.settings.user,
+        source=f"<{type(table).__module__.split('.')[0]} table>",
+        profile=summary,
+        run_id=run.run_id if run is not None else None,
+    )
+    return AddResult(version, created, info.stored, None)
+
+
+def resolve(ref: str, *, home: str | os.PathLike[str] | None = None) -> DatasetVersion:
+    """The version named by ``name@3``, ``name@latest``, ``name@<digest prefix>`` or ``name``."""
+    name, version = parse_ref(ref)
+    return workspace(home).backend.get_dataset_version(name, version)
+
+
+def materialize(
+    store: ArtifactStore, digest: str, kind: str, dest: Path, *, link: bool = True
+) -> Path:
+    """Write an object (file) or manifest (folder) to ``dest``.
+
+    With ``link`` a local object is verified and then hard-linked (read-only, like the store's
+    copy) instead of copied; otherwise, or where linking is impossible, it is copied.
+    """
+    if kind == "dir":
+        manifest = store.read_manifest(digest)
+        dest.mkdir(parents=True, exist_ok=True)
+        from shipyard.artifacts import resolve_inside
+
+        for entry in manifest.entries:
+            _materialize_file(store, entry.digest, resolve_inside(dest, entry.path), link)
+        return dest
+    _materialize_file(store, digest, dest, link)
+    return dest
+
+
+def _materialize_file(store: ArtifactStore, digest: str, dest: Path, link: bool) -> None:
+    location = store.local_path(digest) if link else None
+    if location is not None:
+        if hash_file(location) != digest:
+            store.read_bytes(digest)  # raises the store's corruption error
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        temp = dest.parent / f".shipyard-{uuid.uuid4().hex}.tmp"
+        try:
+            os.link(location, temp)
+        except OSError:
+            pass  # another filesystem: copy instead
+        else:
+            os.replace(temp, dest)
+            return
+    store.get_file(digest, dest)
+
+
+def get(
+    ref: str,
+    out: str | os.PathLike[str],
+    *,
+    link: bool = True,
+    home: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Materialise a version into the folder ``out`` and return the path written.
+
+    A folder version fills ``out`` with its files; a file version is written as
+    ``out/<original file name>``. Files are hard links to the store where possible (read-only;
+    pass ``link=False`` for private, writable copies).
+    """
+    ws = workspace(home)
+    version = resolve(ref, home=home)
+    target = Path(out)
+    if target.exists() and not target.is_dir():
+        raise InvalidArgumentError(f"{target} is a file; --out must be a folder")
+    if version.kind == "dir":
+        return materialize(ws.artifacts, version.digest, "dir", target, link=link)
+    filename = Path(version.source).name if version.source.startswith("/") else ""
+    if not filename:
+        filename = f"{version.dataset}.{version.format or 'bin'}"
+    return materialize(ws.artifacts, version.digest, "file", target / filename, link=link)
+
+
+def load(
+    ref: str, *, home: str | os.PathLike[str] | None = None, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """Read a table version into pandas; inside an active run, record that the run read it."""
+    ws = workspace(home)
+    version = resolve(ref, home=home)
+    if not version.format:
+        raise InvalidArgumentError(
+            f"{version.ref} is not a table (CSV or Parquet); use shipyard.data.get to fetch it"
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        path = materialize(
+            ws.artifacts, version.digest, version.kind, Path(folder) / "data", link=True
+        )
+        if version.format == "csv":
+            import pandas as pd
+
+            frame = pd.read_csv(path, usecols=columns)
+        else:
+            import pyarrow.parquet as pq
+
+            frame = pq.read_table(path, columns=columns).to_pandas()
+    run = active_run()
+    if run is not None:
+        run.use_dataset(version.dataset, version.version)
+    return frame
+
+
+def copy_tree_atomically(source: Path, dest: Path) -> None:
+    """Replace the folder ``dest`` by ``source`` (a sibling) in two renames."""
+    trash = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.old")
+    if dest.exists():
+        os.replace(dest, trash)
+    os.replace(source, dest)
+    shutil.rmtree(trash, ignore_errors=True)
