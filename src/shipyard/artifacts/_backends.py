@@ -18,7 +18,7 @@ import shutil
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 from blake3 import blake3
 
@@ -28,6 +28,8 @@ from shipyard.errors import ArtifactCorruptedError, InvalidArgumentError, NotFou
 __all__ = ["COPY_CHUNK", "FsspecBackend", "LocalBackend", "ObjectBackend", "copy_hashing"]
 
 COPY_CHUNK = 8 << 20
+
+T = TypeVar("T")
 
 # Extras that provide an fsspec protocol, for the install hint when it is missing.
 _EXTRAS = {"s3": "s3", "s3a": "s3"}
@@ -123,7 +125,6 @@ class LocalBackend(ObjectBackend):
         self.url = os.path.abspath(root)
         self._objects = os.path.join(self.url, "objects")
         self._unsynced = False
-        self._folders: set[str] = set()
         self._new_folder = False
 
     def location(self, digest: str) -> str:
@@ -148,7 +149,7 @@ class LocalBackend(ObjectBackend):
         try:
             # Created read-only: the descriptor we hold may still write it.
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-            fd = os.open(temp, flags, 0o444)
+            fd = self._create(temp, lambda: os.open(temp, flags, 0o444))
             try:
                 view = memoryview(data)
                 while view:
@@ -165,7 +166,7 @@ class LocalBackend(ObjectBackend):
     def link_file(self, digest: str, source: str) -> bool:
         temp = self._new_temp(digest)
         try:
-            os.link(source, temp)
+            self._create(temp, lambda: os.link(source, temp))
         except OSError:  # another filesystem (EXDEV), or links not allowed here
             return False
         installed = False
@@ -188,7 +189,7 @@ class LocalBackend(ObjectBackend):
         try:
             # copyfile copies in the kernel (sendfile); hashing the copy, hot in the page cache,
             # proves that the object holds exactly the bytes its name promises.
-            shutil.copyfile(source, temp)
+            self._create(temp, lambda: shutil.copyfile(source, temp))
             actual = hash_file(temp)
             if actual != digest:
                 raise _changed_error(source, digest, actual)
@@ -232,12 +233,20 @@ class LocalBackend(ObjectBackend):
     def _new_temp(self, digest: str) -> str:
         """A temporary name in the object's own folder, so that installing it is a rename
         within one directory (cheaper than across directories, and just as atomic)."""
-        folder = os.path.join(self._objects, digest[:2])
-        if folder not in self._folders:
-            self._new_folder = not os.path.isdir(folder)
+        return os.path.join(self._objects, digest[:2], f".tmp-{_temp_name()}")
+
+    def _create(self, temp: str, action: Callable[[], T]) -> T:
+        """Run ``action`` (which creates ``temp``), creating the folder on the first miss
+        rather than checking for it before every write."""
+        try:
+            return action()
+        except FileNotFoundError:
+            folder = os.path.dirname(temp)
+            if os.path.isdir(folder):
+                raise  # the source is what is missing
             os.makedirs(folder, exist_ok=True)
-            self._folders.add(folder)
-        return os.path.join(folder, f".tmp-{_temp_name()}")
+            self._new_folder = True
+            return action()
 
     def _install(
         self, temp: str, digest: str, *, sync: bool = True, read_only: bool = False

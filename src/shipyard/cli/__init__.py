@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from shipyard.cli import artifacts, experiments, runs
+from shipyard.cli import artifacts, data, experiments, runs
 from shipyard.cli._base import ShipyardGroup, console
 from shipyard.config import init_workspace, load_settings, redact_url
 
@@ -26,6 +26,7 @@ app = typer.Typer(
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
+app.add_typer(data.app, name="data")
 
 
 @app.callback()

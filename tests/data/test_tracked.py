@@ -1,0 +1,99 @@
+"""Pointer files, status with the stat cache, checkout, and push/pull between stores."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from shipyard import data
+from shipyard.artifacts import ArtifactStore
+from shipyard.data import PathState
+from shipyard.tracking import open_workspace
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def tracked(home: Path) -> Path:
+    project = home.parent
+    folder = project / "images"
+    (folder / "a").mkdir(parents=True)
+    for i in range(20):
+        (folder / "a" / f"{i}.bin").write_bytes(os.urandom(128))
+    (project / "table.csv").write_text("x,y\n1,2\n3,4\n")
+    data.add(folder, "images")
+    data.add(project / "table.csv", "table")
+    return project
+
+
+def _states(project: Path) -> dict[str, str]:
+    return {r.path.name: r.state.value for r in data.status([project])}
+
+
+def test_status_uses_the_stat_cache(tracked: Path) -> None:
+    results = data.status()
+    assert {r.path.name: r.state for r in results} == {
+        "images": PathState.UNCHANGED,
+        "table.csv": PathState.UNCHANGED,
+    }
+    assert sum(r.hashed for r in results) == 0  # add filled the cache: nothing re-read
+    target = tracked / "images" / "a" / "3.bin"
+    target.write_bytes(b"different")
+    after = {r.path.name: r for r in data.status()}
+    assert after["images"].state is PathState.MODIFIED and after["images"].hashed == 1
+    # touching a file without changing it re-hashes that file only, and it is unchanged
+    (tracked / "table.csv").touch()
+    os.utime(tracked / "table.csv", ns=(time.time_ns(), time.time_ns() + 10**9))
+    table = {r.path.name: r for r in data.status()}["table.csv"]
+    assert table.state is PathState.UNCHANGED and table.hashed == 1
+
+
+def test_status_reports_missing_and_explicit_paths(tracked: Path) -> None:
+    (tracked / "table.csv").unlink()
+    assert _states(tracked)["table.csv"] == "missing"
+    only = data.status([tracked / "images"])
+    assert [r.path.name for r in only] == ["images"]
+
+
+def test_checkout_restores_what_the_pointer_names(tracked: Path) -> None:
+    (tracked / "images" / "a" / "0.bin").write_bytes(b"edited")
+    (tracked / "images" / "a" / "extra.bin").write_bytes(b"not in the version")
+    (tracked / "table.csv").unlink()
+    restored = data.checkout()
+    assert sorted(r.path.name for r in restored) == ["images", "table.csv"]
+    assert set(_states(tracked).values()) == {"unchanged"}
+    assert not (tracked / "images" / "a" / "extra.bin").exists()
+    assert (tracked / "table.csv").read_text() == "x,y\n1,2\n3,4\n"
+    assert data.checkout() == []
+
+
+def test_checkout_an_older_version_after_the_pointer_changes(tracked: Path) -> None:
+    pointer = (tracked / "table.csv.ship").read_text()
+    (tracked / "table.csv").write_text("x,y\n9,9\n")
+    data.add(tracked / "table.csv", "table")
+    (tracked / "table.csv.ship").write_text(pointer)  # as `git checkout` of old code would
+    assert _states(tracked)["table.csv"] == "modified"
+    data.checkout([tracked / "table.csv"])
+    assert (tracked / "table.csv").read_text() == "x,y\n1,2\n3,4\n"
+
+
+@pytest.mark.parametrize("kind", ["folder", "memory"])
+def test_push_and_pull(tracked: Path, tmp_path: Path, kind: str) -> None:
+    remote = str(tmp_path / "remote") if kind == "folder" else f"memory://r-{uuid.uuid4().hex}"
+    pushed = data.push(remote)
+    assert pushed.copied == 20 + 1 + 1  # the folder's files, its manifest, the table
+    assert len(list(ArtifactStore(remote).iter_digests())) == 22
+    again = data.push(remote)
+    assert (again.copied, again.skipped) == (0, 22)
+    # this workspace loses its objects; pulling brings back exactly those, verified
+    shutil.rmtree(open_workspace().settings.home / "artifacts")
+    pulled = data.pull(remote)
+    assert pulled.copied == 22
+    (tracked / "table.csv").unlink()
+    data.checkout()
+    assert (tracked / "table.csv").read_text() == "x,y\n1,2\n3,4\n"

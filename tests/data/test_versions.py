@@ -1,0 +1,191 @@
+"""Dataset versions: content-addressed, numbered, deduplicated, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import shipyard
+from shipyard import data
+from shipyard.errors import InvalidArgumentError, NotFoundError
+
+pytestmark = pytest.mark.integration
+
+
+def _frame(rows: int = 50, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {"id": np.arange(rows), "x": rng.normal(size=rows), "city": ["a", "b"] * (rows // 2)}
+    )
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _objects(home: Path) -> int:
+    return sum(1 for p in (home / "artifacts" / "objects").rglob("*") if p.is_file())
+
+
+def test_add_file_numbers_versions_and_deduplicates(home: Path, tmp_path: Path) -> None:
+    csv = tmp_path / "churn.csv"
+    _frame().to_csv(csv, index=False)
+    first = data.add(csv, "churn")
+    assert first.created and first.stored_bytes
+    assert first.version.ref == "churn@1" and first.version.format == "csv"
+    assert first.version.profile is not None and first.version.profile.rows == 50
+    objects = _objects(home)
+    again = data.add(csv, "churn")
+    assert not again.created and not again.stored_bytes
+    assert again.version.version == 1
+    assert _objects(home) == objects  # no new bytes
+
+    _frame(seed=1).to_csv(csv, index=False)
+    second = data.add(csv, "churn")
+    assert second.version.ref == "churn@2"
+    for ref in ("churn@2", "churn@latest", "churn", f"churn@{second.version.digest[:8]}"):
+        assert data.resolve(ref).version == 2
+    assert data.resolve("churn@1").digest == first.version.digest
+
+    pointer = json.loads((tmp_path / "churn.csv.ship").read_text())
+    assert pointer["dataset"] == "churn" and pointer["version"] == 2
+    assert pointer["digest"] == second.version.digest
+
+
+def test_add_folder_and_identical_content_under_another_name(home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "images"
+    (folder / "cats").mkdir(parents=True)
+    for i in range(3):
+        (folder / "cats" / f"{i}.bin").write_bytes(os.urandom(64))
+    (folder / "readme.txt").write_text("hello")
+    added = data.add(folder, "images")
+    assert added.version.kind == "dir" and added.version.file_count == 4
+    assert (tmp_path / "images.ship").is_file()
+    same = data.add(folder, "images-copy")
+    assert same.created and not same.stored_bytes  # a new dataset, but no new bytes
+
+
+def test_add_dataframe_and_arrow(home: Path) -> None:
+    frame = _frame()
+    first = data.add(frame, "frame")
+    assert first.version.format == "parquet" and first.pointer is None
+    assert not data.add(frame, "frame").created  # same table -> same bytes
+    arrow = data.add(pa.Table.from_pandas(_frame(seed=2)), "frame")
+    assert arrow.version.version == 2
+    loaded = data.load("frame@1")
+    pd.testing.assert_frame_equal(loaded, frame)
+
+
+@pytest.mark.parametrize(
+    ("make", "name", "error", "message"),
+    [
+        (lambda p: p / "nope.csv", "n", NotFoundError, "no such file"),
+        (lambda p: _write(p / "empty.csv", ""), "n", InvalidArgumentError, "is empty"),
+        (lambda p: _write(p / "bad.csv", 'a,b\n1,2\n3\n"x'), "n", InvalidArgumentError, "bad.csv"),
+        (
+            lambda p: _write(p / "ok.csv", "a\n1\n"),
+            "bad name!",
+            InvalidArgumentError,
+            "invalid dataset name",
+        ),
+        (lambda p: (p / "d").mkdir() or p / "d", "n", InvalidArgumentError, "holds no files"),
+    ],
+)
+def test_bad_input_is_one_clear_error_and_writes_nothing(
+    home: Path, tmp_path: Path, make: object, name: str, error: type, message: str
+) -> None:
+    path = make(tmp_path)  # type: ignore[operator]
+    with pytest.raises(error, match=message):
+        data.add(path, name)
+    assert not list(tmp_path.glob("*.ship"))
+    backend = shipyard.open_workspace().backend
+    assert backend.list_datasets() == []
+
+
+def test_unknown_versions_and_refs(home: Path, tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a")
+    data.add(tmp_path / "a.txt", "a")
+    with pytest.raises(NotFoundError, match="no version '7'"):
+        data.resolve("a@7")
+    with pytest.raises(NotFoundError, match="no dataset named 'b'"):
+        data.resolve("b@1")
+    with pytest.raises(InvalidArgumentError, match="digest prefix"):
+        data.resolve("a@zz!")
+    with pytest.raises(InvalidArgumentError, match="give a version"):
+        data.resolve("a@")
+
+
+def test_get_materialises_with_links_or_copies(home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "src"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "f.bin").write_bytes(b"payload")
+    data.add(folder, "tree")
+    linked = data.get("tree@1", tmp_path / "out-link")
+    copied = data.get("tree@1", tmp_path / "out-copy", link=False)
+    assert (linked / "sub" / "f.bin").read_bytes() == b"payload"
+    assert (linked / "sub" / "f.bin").stat().st_nlink >= 2  # shares the store's inode
+    assert (copied / "sub" / "f.bin").stat().st_nlink == 1
+    with pytest.raises(InvalidArgumentError, match="must be a folder"):
+        data.get("tree@1", tmp_path / "src" / "sub" / "f.bin")
+
+
+def test_link_mode_does_not_copy_and_protects_the_file(home: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(2 << 20))
+    added = data.add(big, "big", link=True)
+    assert big.stat().st_nlink == 2
+    assert big.stat().st_mode & 0o222 == 0  # read-only now
+    assert shipyard.open_workspace().artifacts.read_bytes(added.version.digest) == big.read_bytes()
+
+
+def test_runs_record_what_they_read_and_wrote(home: Path, tmp_path: Path) -> None:
+    data.add(_frame(), "raw")
+    with shipyard.start_run(experiment="prep", log_code=False) as run:
+        frame = data.load("raw@1")
+        frame["y"] = frame["x"] * 2
+        derived = data.add(frame, "features").version
+    assert derived.run_id == run.run_id
+    found = data.lineage("raw@1")
+    assert found.used_by == [run.run_id]
+    assert [(r, v.ref) for r, v in found.derived] == [(run.run_id, "features@1")]
+    assert data.lineage("features@1").produced_by == [run.run_id]
+    with shipyard.start_run(experiment="train", log_code=False) as train:
+        train.use_dataset("features", 1)
+    assert data.lineage("features@1").used_by == [train.run_id]
+
+
+def test_diff_folders_and_tables(home: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("same")
+    (folder / "change.txt").write_text("v1")
+    (folder / "gone.txt").write_text("bye")
+    data.add(folder, "f")
+    (folder / "change.txt").write_text("v2")
+    (folder / "gone.txt").unlink()
+    (folder / "new.txt").write_text("hi")
+    data.add(folder, "f")
+    result = data.diff("f@1", "f@2")
+    assert (result.files_added, result.files_removed, result.files_changed) == (
+        ["new.txt"],
+        ["gone.txt"],
+        ["change.txt"],
+    )
+
+    old = _frame(rows=40)
+    new = _frame(rows=60).drop(columns=["city"]).assign(extra=1.0)
+    new.loc[0, "x"] = None
+    data.add(old, "t")
+    data.add(new, "t")
+    table = data.diff("t@1", "t@2")
+    assert table.rows == (40, 60)
+    assert table.columns_added == ["extra"] and table.columns_removed == ["city"]
+    assert "null_share" in table.stat_changes["x"]
+    assert data.diff("t@1", "t@1").same_content
