@@ -69,3 +69,29 @@ def test_unsupported_url_is_a_clear_error() -> None:
         SqlBackend("mysql://root@127.0.0.1/test")
     with pytest.raises(InvalidArgumentError, match="not a database URL"):
         SqlBackend("::::")
+
+
+def test_upgrading_an_older_store_keeps_its_data(store_url: str) -> None:
+    """A store written by the release before datasets existed opens and migrates in place."""
+    from alembic import command
+
+    from shipyard.store.sql.engine import make_engine
+
+    engine = make_engine(store_url)
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.exec_driver_sql(
+            "INSERT INTO experiments (name, description, created_at) VALUES ('old', '', 1)"
+        )
+    engine.dispose()
+    backend = SqlBackend(store_url)
+    try:
+        assert [e.name for e in backend.list_experiments()] == ["old"]
+        with backend.engine.connect() as conn:
+            assert current_revision(conn) == HEAD_REVISION
+        assert backend.list_datasets() == []
+    finally:
+        backend.close()
