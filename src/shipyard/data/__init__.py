@@ -52,7 +52,7 @@ __all__ = [
 
 def profile(source: Any) -> DatasetProfile:
     """Schema and statistics of a table (a path, a DataFrame or an Arrow table)."""
-    from shipyard.data.profile import profile_table
+    from shipyard.data.profiling import profile_table
 
     return profile_table(source)
 

@@ -72,7 +72,7 @@ def _is_table_object(source: object) -> bool:
 def _profile(source: Any, fmt: str, enabled: bool) -> DatasetProfile | None:
     if not enabled or not fmt:
         return None
-    from shipyard.data.profile import profile_table
+    from shipyard.data.profiling import profile_table
 
     return profile_table(source)
 
