@@ -370,7 +370,7 @@ def _regular_file(path: StrPath) -> tuple[str, int]:
 
 
 def list_files(path: StrPath) -> list[tuple[str, str, os.stat_result]]:
-    """Return ``(relative POSIX path, real path, stat)`` for every file under ``path``,
+    """Return ``(relative POSIX path, absolute real path, stat)`` for every file under ``path``,
     sorted by path, with the checks :meth:`ArtifactStore.put_dir` relies on (symlinks that
     leave the folder, special files and unportable names are refused)."""
     shown = os.fspath(path)
@@ -413,6 +413,10 @@ def list_files(path: StrPath) -> list[tuple[str, str, os.stat_result]]:
             else:
                 raise _special_file(relative, shown)
     for relative, _, _ in found:
+        # Names read from a directory hold no '/', NUL, '.' or '..' components: only a
+        # backslash or a drive-like first name ("C:") can make them unsafe.
+        if "\\" not in relative and ":" not in relative:
+            continue
         try:
             safe_relative_path(relative)
         except UnsafePathError as exc:

@@ -19,6 +19,7 @@ __all__ = ["app"]
 app = typer.Typer(help="Version, inspect, move and check datasets.", no_args_is_help=True)
 
 _JSON = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+_SHOWN_FILES = 20
 
 
 def _home(ctx: typer.Context) -> Any:
@@ -153,6 +154,18 @@ def show(
         )
     )
     console.print(Text(f"source: {version.source}"))
+    if version.kind == "dir" and not as_json:
+        from shipyard.data.versions import workspace
+
+        entries = workspace(_home(ctx)).artifacts.read_manifest(version.digest).entries
+        files = Table(title="Files", title_justify="left", box=None, show_header=False)
+        files.add_column()
+        files.add_column(justify="right")
+        for entry in entries[:_SHOWN_FILES]:
+            files.add_row(Text(entry.path), _size(entry.size))
+        if len(entries) > _SHOWN_FILES:
+            files.add_row(Text(f"… and {len(entries) - _SHOWN_FILES:,} more"), "")
+        console.print(files)
     profile = version.profile
     if profile is None:
         return

@@ -7,7 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.artifacts import Manifest, ManifestEntry, hash_bytes, hash_file, list_files
+from shipyard.artifacts import hash_bytes, hash_file, list_files
+from shipyard.artifacts.manifest import canonical_bytes
 from shipyard.data.statcache import StatCache, stat_key
 from shipyard.errors import NotFoundError
 
@@ -51,12 +52,12 @@ def fingerprint(path: Path, cache: StatCache) -> Fingerprint:
             hashed = 1
         return Fingerprint(digest, info.st_size, 1, "file", hashed)
 
-    files = list_files(path)
+    files = list_files(path)  # validated and sorted, as put_dir stores them
     known = cache.lookup_under(os.path.abspath(path) + os.sep)
-    entries = []
+    triples = []
     fresh = []
-    for relative, source, st in files:
-        absolute = os.path.abspath(source)
+    total = 0
+    for relative, absolute, st in files:  # list_files gives absolute paths
         key = stat_key(st)
         cached = known.get(absolute)
         if cached is not None and cached[0] == key:
@@ -64,9 +65,8 @@ def fingerprint(path: Path, cache: StatCache) -> Fingerprint:
         else:
             digest = _hash(absolute, st.st_size)
             fresh.append((absolute, key, digest))
-        entries.append(ManifestEntry(relative, digest, st.st_size))
+        triples.append((relative, digest, st.st_size))
+        total += st.st_size
     cache.put_many(fresh)
-    manifest = Manifest(tuple(entries))
-    return Fingerprint(
-        hash_bytes(manifest.to_bytes()), manifest.total_size, manifest.file_count, "dir", len(fresh)
-    )
+    digest = hash_bytes(canonical_bytes(triples))
+    return Fingerprint(digest, total, len(triples), "dir", len(fresh))
