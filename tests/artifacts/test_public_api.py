@@ -17,6 +17,7 @@ PUBLIC = {
     "Manifest",
     "ManifestEntry",
     "ObjectInfo",
+    "canonical_bytes",
     "hash_bytes",
     "hash_file",
     "is_digest",

@@ -6,7 +6,7 @@ Start with :class:`ArtifactStore`; ``docs/artifacts.md`` describes the layout an
 from __future__ import annotations
 
 from shipyard.artifacts.digest import DIGEST_ALGORITHM, hash_bytes, hash_file, is_digest
-from shipyard.artifacts.manifest import MANIFEST_FORMAT, Manifest, ManifestEntry
+from shipyard.artifacts.manifest import MANIFEST_FORMAT, Manifest, ManifestEntry, canonical_bytes
 from shipyard.artifacts.paths import resolve_inside, safe_relative_path
 from shipyard.artifacts.store import ArtifactStore, ObjectInfo, list_files
 
@@ -17,6 +17,7 @@ __all__ = [
     "Manifest",
     "ManifestEntry",
     "ObjectInfo",
+    "canonical_bytes",
     "hash_bytes",
     "hash_file",
     "is_digest",

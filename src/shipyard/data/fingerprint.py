@@ -7,8 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.artifacts import hash_bytes, hash_file, list_files
-from shipyard.artifacts.manifest import canonical_bytes
+from shipyard.artifacts import canonical_bytes, hash_bytes, hash_file, list_files
 from shipyard.data.statcache import StatCache, stat_key
 from shipyard.errors import NotFoundError
 
