@@ -11,7 +11,7 @@ from shipyard.artifacts import canonical_bytes, hash_bytes, hash_file, list_file
 from shipyard.data.statcache import StatCache, stat_key
 from shipyard.errors import NotFoundError
 
-__all__ = ["Fingerprint", "fingerprint"]
+__all__ = ["Fingerprint", "cached_fingerprint", "fingerprint"]
 
 _SMALL = 1 << 20
 
@@ -35,7 +35,21 @@ def _hash(path: str, size: int) -> str:
 
 
 def fingerprint(path: Path, cache: StatCache) -> Fingerprint:
-    """Digest of ``path`` as :meth:`ArtifactStore.put` would compute it."""
+    """Digest of ``path`` as :meth:`ArtifactStore.put` would compute it, reading only the
+    files the stat cache does not vouch for."""
+    found = _fingerprint(path, cache, hash_missing=True)
+    if found is None:  # pragma: no cover - hash_missing=True always answers
+        raise AssertionError(path)
+    return found
+
+
+def cached_fingerprint(path: Path, cache: StatCache) -> Fingerprint | None:
+    """The digest of ``path`` if the stat cache vouches for every file, else None; reads no
+    file (a cheap "was exactly this content added before?")."""
+    return _fingerprint(path, cache, hash_missing=False)
+
+
+def _fingerprint(path: Path, cache: StatCache, *, hash_missing: bool) -> Fingerprint | None:
     try:
         info = os.stat(path)
     except FileNotFoundError:
@@ -46,6 +60,8 @@ def fingerprint(path: Path, cache: StatCache) -> Fingerprint:
         digest = cache.get(absolute, key)
         hashed = 0
         if digest is None:
+            if not hash_missing:
+                return None
             digest = _hash(absolute, info.st_size)
             cache.put_many([(absolute, key, digest)])
             hashed = 1
@@ -61,6 +77,8 @@ def fingerprint(path: Path, cache: StatCache) -> Fingerprint:
         cached = known.get(absolute)
         if cached is not None and cached[0] == key:
             digest = cached[1]
+        elif not hash_missing:
+            return None
         else:
             digest = _hash(absolute, st.st_size)
             fresh.append((absolute, key, digest))

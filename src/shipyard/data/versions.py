@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.artifacts import ArtifactStore, hash_file
+from shipyard.data.fingerprint import cached_fingerprint
 from shipyard.data.pointer import Pointer, pointer_path
 from shipyard.data.refs import parse_ref, validate_dataset_name
 from shipyard.data.statcache import StatCache, StatKey, stat_key
@@ -119,8 +120,15 @@ def add(
     fmt = table_format(path)
     if path.is_file() and path.stat().st_size == 0:
         raise InvalidArgumentError(f"cannot add {path}: the file is empty")
-    summary = _profile(path, fmt, profile)
     store = ws.artifacts
+    with stat_cache(ws) as cache:
+        known = cached_fingerprint(path, cache)
+    if known is not None:
+        # Added before and unchanged since (by stat): skip hashing, profiling and storing.
+        existing = _existing_version(ws, name, known.digest)
+        if existing is not None and store.exists(known.digest):
+            return AddResult(existing, False, False, _write_pointer(existing, path, pointer))
+    summary = _profile(path, fmt, profile)
     cached: list[tuple[str, StatKey, str]] = []
     if path.is_dir():
         info = store.put_dir(
@@ -152,19 +160,30 @@ def add(
         profile=summary,
         run_id=run.run_id if run is not None else None,
     )
-    pointer_file = None
-    if pointer:
-        pointer_file = pointer_path(path.resolve())
-        Pointer(
-            dataset=name,
-            version=version.version,
-            digest=version.digest,
-            size=version.size,
-            files=version.file_count,
-            kind=version.kind,
-            path=path.resolve().name,
-        ).write(pointer_file)
-    return AddResult(version, created, info.stored, pointer_file)
+    return AddResult(version, created, info.stored, _write_pointer(version, path, pointer))
+
+
+def _existing_version(ws: Workspace, name: str, digest: str) -> DatasetVersion | None:
+    try:
+        return ws.backend.get_dataset_version(name, digest)
+    except NotFoundError:
+        return None
+
+
+def _write_pointer(version: DatasetVersion, path: Path, enabled: bool) -> Path | None:
+    if not enabled:
+        return None
+    pointer_file = pointer_path(path.resolve())
+    Pointer(
+        dataset=version.dataset,
+        version=version.version,
+        digest=version.digest,
+        size=version.size,
+        files=version.file_count,
+        kind=version.kind,
+        path=path.resolve().name,
+    ).write(pointer_file)
+    return pointer_file
 
 
 def _add_table_object(ws: Workspace, table: Any, name: str, *, profile: bool) -> AddResult:
