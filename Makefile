@@ -36,10 +36,11 @@ imports: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration and not e2e"
 
-## bench: tracking benchmark, Shipyard and MLflow side by side (MLflow in its own venv)
+## bench: side by side with MLflow (tracking) and DVC (data), each in its own venv; hashing
 bench: $(STAMP)
 	$(BIN)/python bench/tracking_vs_mlflow.py
 	$(BIN)/python bench/hashing.py
+	$(BIN)/python bench/data_vs_dvc.py
 
 ## lock: refresh constraints.txt from the current environment
 lock:
