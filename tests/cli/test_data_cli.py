@@ -50,7 +50,10 @@ def test_status_checkout_and_exit_codes(project: Path) -> None:
     (project / "churn.csv").write_text("id\n1\n")
     dirty = runner.invoke(app, ["data", "status"])
     assert dirty.exit_code == 1 and "modified" in dirty.output
-    restored = runner.invoke(app, ["data", "checkout"])
+    refused = runner.invoke(app, ["data", "checkout"])
+    assert refused.exit_code == 2 and "never added" in refused.output
+    assert (project / "churn.csv").read_text() == "id\n1\n"
+    restored = runner.invoke(app, ["data", "checkout", "--force"])
     assert restored.exit_code == 0 and "restored" in restored.output
     assert (project / "churn.csv").read_text().startswith("id,plan,spend")
 
@@ -77,7 +80,7 @@ def test_diff_lineage_get_push_pull(project: Path, tmp_path: Path) -> None:
     lineage = json.loads(runner.invoke(app, ["data", "lineage", "churn@1", "--json"]).output)
     assert lineage == {"version": "churn@1", "produced_by": [], "used_by": [], "derived": []}
     out = tmp_path / "out"
-    got = runner.invoke(app, ["data", "get", "churn@1", "--out", str(out), "--copy"])
+    got = runner.invoke(app, ["data", "get", "churn@1", "--out", str(out)])
     assert got.exit_code == 0, got.output
     assert (out / "churn.csv").read_text().startswith("id,plan,spend\n1,basic")
     remote = tmp_path / "remote"

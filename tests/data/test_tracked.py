@@ -12,8 +12,11 @@ import pytest
 
 from shipyard import data
 from shipyard.artifacts import ArtifactStore
+from shipyard.config import init_workspace
 from shipyard.data import PathState
+from shipyard.errors import InvalidArgumentError
 from shipyard.tracking import open_workspace
+from tests.data._files import settle
 
 pytestmark = pytest.mark.integration
 
@@ -26,6 +29,7 @@ def tracked(home: Path) -> Path:
     for i in range(20):
         (folder / "a" / f"{i}.bin").write_bytes(os.urandom(128))
     (project / "table.csv").write_text("x,y\n1,2\n3,4\n")
+    settle(project)
     data.add(folder, "images")
     data.add(project / "table.csv", "table")
     return project
@@ -64,7 +68,11 @@ def test_checkout_restores_what_the_pointer_names(tracked: Path) -> None:
     (tracked / "images" / "a" / "0.bin").write_bytes(b"edited")
     (tracked / "images" / "a" / "extra.bin").write_bytes(b"not in the version")
     (tracked / "table.csv").unlink()
-    restored = data.checkout()
+    with pytest.raises(InvalidArgumentError, match="never added"):
+        data.checkout()  # the edits to images/ were never added: refuse, change nothing
+    assert (tracked / "images" / "a" / "0.bin").read_bytes() == b"edited"
+    assert not (tracked / "table.csv").exists()
+    restored = data.checkout(force=True)
     assert sorted(r.path.name for r in restored) == ["images", "table.csv"]
     assert set(_states(tracked).values()) == {"unchanged"}
     assert not (tracked / "images" / "a" / "extra.bin").exists()
@@ -97,3 +105,71 @@ def test_push_and_pull(tracked: Path, tmp_path: Path, kind: str) -> None:
     (tracked / "table.csv").unlink()
     data.checkout()
     assert (tracked / "table.csv").read_text() == "x,y\n1,2\n3,4\n"
+
+
+def test_checkout_of_added_changes_needs_no_force(tracked: Path) -> None:
+    (tracked / "table.csv").write_text("x,y\n5,5\n")
+    data.add(tracked / "table.csv", "table-next", pointer=False)  # stored, so not lost
+    data.checkout()
+    assert (tracked / "table.csv").read_text() == "x,y\n1,2\n3,4\n"
+
+
+def test_a_fresh_clone_pulls_what_its_pointers_name(
+    tracked: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = str(tmp_path / "remote")
+    data.push(remote)
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("table.csv.ship", "images.ship"):
+        shutil.copy(tracked / name, clone / name)
+    monkeypatch.chdir(clone)
+    monkeypatch.setenv("SHIPYARD_HOME", str(init_workspace(clone)))
+    monkeypatch.delenv("SHIPYARD_STORE_URL")  # another machine: its own, empty stores
+    pulled = data.pull(remote)
+    assert pulled.copied == 22
+    assert {r.path.name for r in data.checkout()} == {"images", "table.csv"}
+    assert (clone / "table.csv").read_text() == "x,y\n1,2\n3,4\n"
+
+
+def test_pull_repairs_a_torn_object(tracked: Path, tmp_path: Path) -> None:
+    remote = str(tmp_path / "remote")
+    data.push(remote)
+    store = open_workspace().artifacts
+    table = data.resolve("table@1")
+    location = store.local_path(table.digest)
+    assert location is not None
+    os.chmod(location, 0o644)
+    location.write_bytes(b"")  # what a power loss before the sync could leave
+    assert data.pull(remote).copied == 1
+    assert store.read_bytes(table.digest).startswith(b"x,y")
+
+
+def test_status_through_a_symlink_uses_the_cache(tracked: Path) -> None:
+    link = tracked.parent / "via-link"
+    link.symlink_to(tracked, target_is_directory=True)
+    data.status([link / "images"])
+    again = data.status([link / "images"])
+    assert again[0].state is PathState.UNCHANGED and again[0].hashed == 0
+
+
+def test_a_pointer_cannot_aim_at_another_path(tracked: Path) -> None:
+    pointer = tracked / "table.csv.ship"
+    pointer.write_text(pointer.read_text().replace('"table.csv"', '".git"'))
+    with pytest.raises(InvalidArgumentError, match="only the path it sits beside"):
+        data.status([pointer])
+
+
+def test_recently_modified_files_are_not_vouched_for(tmp_path: Path) -> None:
+    from shipyard.data.statcache import StatCache, stat_key
+
+    fresh, old = tmp_path / "fresh.bin", tmp_path / "old.bin"
+    fresh.write_bytes(b"a")
+    old.write_bytes(b"b")
+    settle(old)
+    with StatCache(tmp_path / "cache.db") as cache:
+        cache.put_many(
+            [(str(fresh), stat_key(fresh.stat()), "d1"), (str(old), stat_key(old.stat()), "d2")]
+        )
+        assert cache.get(str(fresh), stat_key(fresh.stat())) is None
+        assert cache.get(str(old), stat_key(old.stat())) == "d2"

@@ -13,7 +13,8 @@ import pytest
 
 import shipyard
 from shipyard import data
-from shipyard.errors import InvalidArgumentError, NotFoundError
+from shipyard.errors import ArtifactCorruptedError, InvalidArgumentError, NotFoundError
+from tests.data._files import settle
 
 pytestmark = pytest.mark.integration
 
@@ -127,11 +128,13 @@ def test_get_materialises_with_links_or_copies(home: Path, tmp_path: Path) -> No
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "f.bin").write_bytes(b"payload")
     data.add(folder, "tree")
-    linked = data.get("tree@1", tmp_path / "out-link")
-    copied = data.get("tree@1", tmp_path / "out-copy", link=False)
+    linked = data.get("tree@1", tmp_path / "out-link", link=True)
+    copied = data.get("tree@1", tmp_path / "out-copy")
     assert (linked / "sub" / "f.bin").read_bytes() == b"payload"
     assert (linked / "sub" / "f.bin").stat().st_nlink >= 2  # shares the store's inode
-    assert (copied / "sub" / "f.bin").stat().st_nlink == 1
+    assert (copied / "sub" / "f.bin").stat().st_nlink == 1  # a private copy by default
+    data.get("tree@1", tmp_path / "out-link", link=True)  # again, onto the same links
+    assert not list((tmp_path / "out-link").rglob(".shipyard-*"))
     with pytest.raises(InvalidArgumentError, match="must be a folder"):
         data.get("tree@1", tmp_path / "src" / "sub" / "f.bin")
 
@@ -189,3 +192,62 @@ def test_diff_folders_and_tables(home: Path, tmp_path: Path) -> None:
     assert table.columns_added == ["extra"] and table.columns_removed == ["city"]
     assert "null_share" in table.stat_changes["x"]
     assert data.diff("t@1", "t@1").same_content
+
+
+def test_a_corrupted_linked_object_is_stored_afresh(home: Path, tmp_path: Path) -> None:
+    data.add(_frame(), "t")
+    out = data.get("t@1", tmp_path / "out", link=True)
+    original = out.read_bytes()
+    os.chmod(out, 0o644)
+    out.write_bytes(b"written in place through the link")  # what root could do
+    with pytest.raises(ArtifactCorruptedError):
+        data.get("t@1", tmp_path / "again")
+    source = tmp_path / "original.parquet"
+    source.write_bytes(original)
+    result = data.add(source, "t")
+    assert not result.created and result.stored_bytes  # same version, bytes stored again
+    assert data.get("t@1", tmp_path / "fixed").read_bytes() == original
+
+
+def test_link_mode_status_needs_no_rehash(home: Path, tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(1 << 20))
+    settle(big)
+    data.add(big, "big", link=True)
+    assert [r.hashed for r in data.status([big])] == [0]
+
+
+def test_refused_empty_folder_writes_no_object(home: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(InvalidArgumentError, match="holds no files"):
+        data.add(tmp_path / "empty", "e")
+    objects = home / "artifacts" / "objects"
+    assert not objects.exists() or not any(p.is_file() for p in objects.rglob("*"))
+
+
+def test_all_digit_refs(home: Path, tmp_path: Path) -> None:
+    for i in range(3):
+        (tmp_path / "f.txt").write_text(str(i))
+        data.add(tmp_path / "f.txt", "d")
+    assert data.resolve("d@2").version == 2
+    with pytest.raises(NotFoundError, match="no version '1234'"):
+        data.resolve("d@1234")  # up to 6 digits: a version number
+    with pytest.raises(NotFoundError, match="no version '1234567'"):
+        data.resolve("d@1234567")  # 7+ digits: a digest prefix (none matches)
+
+
+def test_load_keeps_the_separator_of_a_tsv(home: Path, tmp_path: Path) -> None:
+    tsv = tmp_path / "t.tsv"
+    tsv.write_text("a\tb\n1\t2\n")
+    data.add(tsv, "tsv")
+    assert list(data.load("tsv").columns) == ["a", "b"]
+
+
+def test_a_run_that_re_adds_existing_content_still_produced_it(home: Path) -> None:
+    data.add(_frame(), "t")
+    with shipyard.start_run(experiment="e", log_code=False) as run:
+        again = data.add(_frame(), "t")
+        data.get("t@1", home.parent / "out")
+    assert not again.created
+    found = data.lineage("t@1")
+    assert found.produced_by == [run.run_id] and found.used_by == [run.run_id]

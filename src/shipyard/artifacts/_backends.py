@@ -98,12 +98,17 @@ class ObjectBackend(ABC):
         ``digest`` (the file changed after the caller hashed it).
         """
 
-    def link_file(self, digest: str, source: str) -> bool:
+    def link_file(self, digest: str, source: str, *, sync: bool = True) -> bool:
         """Store ``source`` under ``digest`` by hard-linking it, without copying its bytes.
 
         Returns False when this backend cannot link it (another filesystem, object storage);
         the caller then copies.
         """
+        return False
+
+    def shared(self, digest: str) -> bool:
+        """Whether the object's bytes are also reachable through another name (a hard link),
+        so that something else could have written them."""
         return False
 
     def flush(self) -> None:  # noqa: B027 - optional hook, most backends write through
@@ -163,7 +168,7 @@ class LocalBackend(ObjectBackend):
             if not installed:
                 _remove_quietly(temp)
 
-    def link_file(self, digest: str, source: str) -> bool:
+    def link_file(self, digest: str, source: str, *, sync: bool = True) -> bool:
         temp = self._new_temp(digest)
         try:
             self._create(temp, lambda: os.link(source, temp))
@@ -171,16 +176,29 @@ class LocalBackend(ObjectBackend):
             return False
         installed = False
         try:
-            installed = self._install(temp, digest)
+            if sync:  # the user's bytes may still be only in the page cache
+                fd = os.open(temp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            installed = self._install(temp, digest, sync=sync)
         finally:
             if not installed:
                 _remove_quietly(temp)
         return True
 
+    def shared(self, digest: str) -> bool:
+        try:
+            return os.stat(self.location(digest)).st_nlink > 1
+        except FileNotFoundError:
+            return False
+
     def flush(self) -> None:
-        if self._unsynced and hasattr(os, "sync"):
-            # One sync for a whole folder of objects instead of two fsyncs per file.
-            os.sync()
+        # One sync of the store's filesystem for a whole folder of objects instead of two
+        # fsyncs per file. Always, not only after our own writes: a deduplicated object may
+        # have been written a moment ago by another process that has not synced yet.
+        _sync_filesystem(self.url if os.path.isdir(self.url) else os.path.dirname(self.url))
         self._unsynced = False
 
     def write_file(self, digest: str, source: str, *, sync: bool = True) -> int:
@@ -270,6 +288,24 @@ class LocalBackend(ObjectBackend):
         if created:
             _fsync_folder(self._objects)
         return True
+
+
+def _sync_filesystem(path: str) -> None:
+    """``syncfs`` on the filesystem holding ``path`` (Linux), else a machine-wide ``sync``."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass
+    if hasattr(os, "sync"):
+        os.sync()
 
 
 def _fsync_folder(folder: str) -> None:

@@ -104,11 +104,24 @@ class ArtifactStore:
         ``sync=False`` defers making the object durable until :meth:`flush`.
         """
         digest = hash_bytes(data)
-        # A stored object of another size is a torn write from a crash: store it again.
-        if self._backend.stored_size(digest) == len(data):
+        if self._reusable(digest, len(data)):
             return ObjectInfo(digest=digest, size=len(data), stored=False)
         self._backend.write_bytes(digest, data, sync=sync)
         return ObjectInfo(digest=digest, size=len(data))
+
+    def _reusable(self, digest: str, size: int) -> bool:
+        """Whether a stored object can stand for new bytes with this digest and size.
+
+        An object of another size is a torn write from a crash, and a hard-linked object whose
+        bytes no longer hash to its name was written through its other name: both are
+        stored again instead of being trusted.
+        """
+        if self._backend.stored_size(digest) != size:
+            return False
+        if self._backend.shared(digest):
+            location = self._backend.location(digest)
+            return hash_file(location) == digest
+        return True
 
     def flush(self) -> None:
         """Make objects stored with ``sync=False`` durable (one ``sync`` for all of them)."""
@@ -138,10 +151,10 @@ class ArtifactStore:
             mode = stat.S_IMODE(os.stat(source).st_mode)
             os.chmod(source, mode & ~0o222)
         digest = hash_file(source)
-        if self._backend.stored_size(digest) == size:
+        if self._reusable(digest, size):
             return ObjectInfo(digest=digest, size=size, stored=False)
         if link:
-            if self._backend.link_file(digest, source):
+            if self._backend.link_file(digest, source, sync=sync):
                 return ObjectInfo(digest=digest, size=size)
             os.chmod(source, mode)  # copying after all: leave the file as it was
         size = self._backend.write_file(digest, source, sync=sync)

@@ -227,14 +227,14 @@ def get(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="NAME@VERSION to materialise.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")] = Path("."),
-    copy: Annotated[
-        bool, typer.Option("--copy", help="Private writable copies instead of hard links.")
+    link: Annotated[
+        bool, typer.Option("--link", help="Read-only hard links to the store instead of copies.")
     ] = False,
 ) -> None:
-    """Materialise a version into a folder (hard links where possible, copies otherwise)."""
+    """Materialise a version into a folder (reflinks where possible, copies otherwise)."""
     from shipyard.data import get as get_version
 
-    written = get_version(ref, out, link=not copy, home=_home(ctx))
+    written = get_version(ref, out, link=link, home=_home(ctx))
     console.print(Text(f"{ref} -> {written}"))
 
 
@@ -285,14 +285,23 @@ def status(
 def checkout(
     ctx: typer.Context,
     paths: Annotated[list[Path] | None, typer.Argument(help="Tracked paths or folders.")] = None,
-    copy: Annotated[
-        bool, typer.Option("--copy", help="Private writable copies instead of hard links.")
+    link: Annotated[
+        bool, typer.Option("--link", help="Read-only hard links to the store instead of copies.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Discard changes that were never added.")
     ] = False,
 ) -> None:
-    """Put back the versions that the .ship pointer files name."""
+    """Put back the versions that the .ship pointer files name.
+
+    Refuses (changing nothing) when a tracked path holds changes that were never added,
+    unless --force.
+    """
     from shipyard.data import checkout as data_checkout
 
-    restored = data_checkout(list(paths) if paths else None, link=not copy, home=_home(ctx))
+    restored = data_checkout(
+        list(paths) if paths else None, link=link, force=force, home=_home(ctx)
+    )
     for r in restored:
         console.print(Text(f"restored {r.path} ({r.pointer.ref})"))
     if not restored:

@@ -56,7 +56,7 @@ def _fingerprint(path: Path, cache: StatCache, *, hash_missing: bool) -> Fingerp
         raise NotFoundError(f"{path} does not exist") from None
     if not path.is_dir():
         key = stat_key(info)
-        absolute = os.path.abspath(path)
+        absolute = os.path.realpath(path)
         digest = cache.get(absolute, key)
         hashed = 0
         if digest is None:
@@ -68,7 +68,8 @@ def _fingerprint(path: Path, cache: StatCache, *, hash_missing: bool) -> Fingerp
         return Fingerprint(digest, info.st_size, 1, "file", hashed)
 
     files = list_files(path)  # validated and sorted, as put_dir stores them
-    known = cache.lookup_under(os.path.abspath(path) + os.sep)
+    # list_files reports real paths: look them up under the real folder, symlinks resolved.
+    known = cache.lookup_under(os.path.realpath(path) + os.sep)
     triples = []
     fresh = []
     total = 0

@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from shipyard.artifacts import is_digest
 from shipyard.errors import InvalidArgumentError
 
 __all__ = ["POINTER_FORMAT", "POINTER_SUFFIX", "Pointer", "find_pointers", "pointer_path"]
@@ -51,8 +52,12 @@ class Pointer:
     def read(cls, pointer_file: Path) -> Pointer:
         try:
             data = json.loads(pointer_file.read_text())
+            if not isinstance(data, dict):
+                raise ValueError("it is not a JSON object")
             if data.get("format") != POINTER_FORMAT:
                 raise ValueError(f"format is {data.get('format')!r}, not {POINTER_FORMAT!r}")
+            if not is_digest(str(data.get("digest"))) or data.get("kind") not in ("file", "dir"):
+                raise ValueError("its digest or kind is malformed")
             return cls(
                 dataset=str(data["dataset"]),
                 version=int(data["version"]),
@@ -66,14 +71,15 @@ class Pointer:
             raise InvalidArgumentError(f"cannot read pointer file {pointer_file}: {exc}") from exc
 
     def data_path(self, pointer_file: Path) -> Path:
-        """The tracked file or folder this pointer describes."""
-        name = Path(self.path)
-        if name.is_absolute() or ".." in name.parts or len(name.parts) != 1:
+        """The tracked file or folder this pointer describes: always the pointer's own name
+        without ``.ship`` (a pointer cannot aim checkout at ``.git`` or anything else)."""
+        expected = pointer_file.name.removesuffix(POINTER_SUFFIX)
+        if self.path != expected:
             raise InvalidArgumentError(
-                f"pointer file {pointer_file} names {self.path!r}; it must name a file or "
-                "folder beside it"
+                f"pointer file {pointer_file} names {self.path!r}; a pointer describes only "
+                f"the path it sits beside ({expected!r})"
             )
-        return pointer_file.parent / name
+        return pointer_file.parent / expected
 
 
 def pointer_path(data: Path) -> Path:

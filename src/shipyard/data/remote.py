@@ -37,15 +37,30 @@ def _versions(
     return [v for d in backend.list_datasets() for v in backend.list_dataset_versions(d.name)]
 
 
-def _objects(source: ArtifactStore, versions: list[DatasetVersion]) -> list[str]:
-    """Every digest the versions need: files, and for folders the manifest and its files."""
+def _objects(source: ArtifactStore, wanted_versions: list[tuple[str, str]]) -> list[str]:
+    """Every digest the ``(digest, kind)`` pairs need, a folder's manifest *after* its files,
+    so that an interrupted transfer never leaves a manifest whose files are missing."""
     wanted: dict[str, None] = {}
-    for version in versions:
-        wanted[version.digest] = None
-        if version.kind == "dir":
-            for entry in source.read_manifest(version.digest).entries:
+    for digest, kind in wanted_versions:
+        if kind == "dir":
+            for entry in source.read_manifest(digest).entries:
                 wanted[entry.digest] = None
+        wanted[digest] = None
     return list(wanted)
+
+
+def _wanted(
+    refs: Iterable[str] | None, home: str | os.PathLike[str] | None
+) -> list[tuple[str, str]]:
+    """Versions named by ``refs``; by default every version this workspace knows and every
+    version a ``.ship`` pointer under the working folder names (a fresh clone knows only
+    those)."""
+    found = [(v.digest, v.kind) for v in _versions(refs, home)]
+    if not refs:
+        from shipyard.data.pointer import Pointer, find_pointers
+
+        found += [(p.digest, p.kind) for p in map(Pointer.read, find_pointers([Path.cwd()]))]
+    return found
 
 
 def _copy(source: ArtifactStore, target: ArtifactStore, digest: str) -> int:
@@ -67,8 +82,8 @@ def _transfer(
 ) -> Transfer:
     copied = skipped = total = 0
     for index, digest in enumerate(digests, 1):
-        if target.exists(digest):
-            skipped += 1
+        if target.exists(digest) and target.info(digest) == source.info(digest):
+            skipped += 1  # (a torn copy of another size is written again)
         else:
             total += _copy(source, target, digest)
             copied += 1
@@ -87,7 +102,7 @@ def push(
 ) -> Transfer:
     """Copy the objects of ``refs`` (default: every version) to ``remote``."""
     local = workspace(home).artifacts
-    digests = _objects(local, _versions(refs, home))
+    digests = _objects(local, _wanted(refs, home))
     return _transfer(local, ArtifactStore(remote), digests, progress)
 
 
@@ -100,5 +115,5 @@ def pull(
 ) -> Transfer:
     """Copy the objects of ``refs`` (default: every version) from ``remote``."""
     other = ArtifactStore(remote)
-    digests = _objects(other, _versions(refs, home))
+    digests = _objects(other, _wanted(refs, home))
     return _transfer(other, workspace(home).artifacts, digests, progress)

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["StatCache", "stat_key"]
+__all__ = ["RACY_WINDOW_NS", "StatCache", "stat_key"]
 
 StatKey = tuple[int, int, int, int]
+
+RACY_WINDOW_NS = 2_000_000_000
+"""Files modified this recently are not cached (coarse-timestamp filesystems tick in 2 s)."""
 
 
 def stat_key(info: os.stat_result) -> StatKey:
@@ -65,7 +69,14 @@ class StatCache:
         return str(row[4])
 
     def put_many(self, entries: Iterable[tuple[str, StatKey, str]]) -> None:
-        rows = [(p, *k, d) for p, k, d in entries]
+        """Remember digests, except for files modified in the last few seconds.
+
+        A file rewritten with the same size within one timestamp tick of being hashed keeps
+        its mtime; caching it would vouch for the old digest ("racily clean", as git calls
+        it). Such files are simply hashed again next time.
+        """
+        settled = time.time_ns() - RACY_WINDOW_NS
+        rows = [(p, *k, d) for p, k, d in entries if k[2] < settled]
         if not rows:
             return
         with self._db:

@@ -16,7 +16,8 @@ from pathlib import Path
 from shipyard.data.fingerprint import fingerprint
 from shipyard.data.pointer import Pointer, find_pointers
 from shipyard.data.versions import materialize, stat_cache, workspace
-from shipyard.errors import NotFoundError
+from shipyard.errors import InvalidArgumentError, NotFoundError
+from shipyard.tracking import Workspace
 
 __all__ = ["PathState", "TrackedPath", "checkout", "status"]
 
@@ -71,40 +72,64 @@ def status(
 def checkout(
     paths: list[str | os.PathLike[str]] | None = None,
     *,
-    link: bool = True,
+    link: bool = False,
+    force: bool = False,
     home: str | os.PathLike[str] | None = None,
 ) -> list[TrackedPath]:
     """Make tracked data match its pointers; return what was restored.
 
     A folder is rebuilt beside the old one and swapped in with renames, so files the version
     does not have disappear and a failure leaves the old folder in place.
+
+    Raises:
+        InvalidArgumentError: a tracked path holds changes that were never added (they would
+            be lost); add them, or pass ``force=True`` to discard them. Nothing is changed.
+        NotFoundError: a version's objects are not in this workspace; pull them first.
     """
     ws = workspace(home)
-    restored = []
-    for tracked in status(paths, home=home):
-        if tracked.state is PathState.UNCHANGED:
-            continue
-        pointer, data = tracked.pointer, tracked.path
+    pending = [t for t in status(paths, home=home) if t.state is not PathState.UNCHANGED]
+    for tracked in pending:  # check everything before changing anything
+        pointer = tracked.pointer
         if not ws.artifacts.exists(pointer.digest):
             raise NotFoundError(
                 f"{pointer.ref} ({pointer.digest[:12]}) is not in this workspace's artifact "
                 "store; run `shipyard data pull --remote URL` first"
             )
-        staging = data.with_name(f".{data.name}.{uuid.uuid4().hex}.new")
+        unsaved = tracked.current_digest is not None and not ws.artifacts.exists(
+            tracked.current_digest
+        )
+        if unsaved and not force:
+            raise InvalidArgumentError(
+                f"{tracked.path} has changes that were never added; `shipyard data add` them "
+                "first, or check out with --force to discard them"
+            )
+    for tracked in pending:
+        _replace(ws, tracked, link)
+    return pending
+
+
+def _replace(ws: Workspace, tracked: TrackedPath, link: bool) -> None:
+    pointer, data = tracked.pointer, tracked.path
+    staging = data.with_name(f".{data.name}.{uuid.uuid4().hex}.new")
+    old = data.with_name(f".{data.name}.{uuid.uuid4().hex}.old")
+    try:
+        materialize(ws.artifacts, pointer.digest, pointer.kind, staging, link=link)
+        moved = False
+        if data.exists() or data.is_symlink():
+            os.replace(data, old)
+            moved = True
         try:
-            materialize(ws.artifacts, pointer.digest, pointer.kind, staging, link=link)
-            old = data.with_name(f".{data.name}.{uuid.uuid4().hex}.old")
-            if data.exists() or data.is_symlink():
-                os.replace(data, old)
             os.replace(staging, data)
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            elif old.exists():
-                old.unlink()
-        finally:
-            if staging.is_dir():
-                shutil.rmtree(staging, ignore_errors=True)
-            elif staging.exists():
-                staging.unlink()
-        restored.append(tracked)
-    return restored
+        except OSError:
+            if moved:
+                os.replace(old, data)  # put the user's data back before reporting
+            raise
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        elif old.exists():
+            old.unlink()
+    finally:
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+        elif staging.exists():
+            staging.unlink()

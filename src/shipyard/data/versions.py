@@ -23,7 +23,7 @@ from shipyard.data.refs import parse_ref, validate_dataset_name
 from shipyard.data.statcache import StatCache, StatKey, stat_key
 from shipyard.entities import DatasetProfile, DatasetVersion
 from shipyard.errors import InvalidArgumentError, NotFoundError
-from shipyard.tracking import Workspace, active_run, open_workspace
+from shipyard.tracking import ActiveRun, Workspace, active_run, open_workspace
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -117,36 +117,42 @@ def add(
         raise NotFoundError(f"cannot add {path}: no such file or folder")
     from shipyard.data.tables import table_format
 
-    fmt = table_format(path)
     if path.is_file() and path.stat().st_size == 0:
         raise InvalidArgumentError(f"cannot add {path}: the file is empty")
+    if path.is_dir() and not _has_files(path):
+        raise InvalidArgumentError(f"cannot add {path}: the folder holds no files")
+    fmt = table_format(path)
     store = ws.artifacts
+    run = active_run()
     with stat_cache(ws) as cache:
         known = cached_fingerprint(path, cache)
     if known is not None:
         # Added before and unchanged since (by stat): skip hashing, profiling and storing.
         existing = _existing_version(ws, name, known.digest)
         if existing is not None and store.exists(known.digest):
+            _record_output(ws, run, existing)
             return AddResult(existing, False, False, _write_pointer(existing, path, pointer))
+    before = _content_stat(path)
     summary = _profile(path, fmt, profile)
     cached: list[tuple[str, StatKey, str]] = []
     if path.is_dir():
         info = store.put_dir(
             path,
             link=link,
-            on_file=lambda src, st, digest: cached.append(
-                (os.path.abspath(src), stat_key(st), digest)
-            ),
+            on_file=lambda src, st, digest: cached.append((src, stat_key(st), digest)),
         )
-        if info.file_count == 0:
-            raise InvalidArgumentError(f"cannot add {path}: the folder holds no files")
     else:
-        before = os.stat(path)
         info = store.put_file(path, link=link)
-        cached.append((os.path.abspath(path), stat_key(before), info.digest))
+        # Taken after storing: linking makes the file read-only, which changes its ctime.
+        cached.append((os.path.realpath(path), stat_key(os.stat(path)), info.digest))
+    if summary is not None and _content_stat(path) != before:
+        raise InvalidArgumentError(
+            f"{path} changed while it was being added; try again once nothing writes to it"
+        )
+    if link:  # the cached stats predate the chmod that linking did
+        cached = [(p, stat_key(os.stat(p)), d) for p, _, d in cached]
     with stat_cache(ws) as cache:
         cache.put_many(cached)
-    run = active_run()
     version, created = ws.backend.add_dataset_version(
         name,
         digest=info.digest,
@@ -160,7 +166,30 @@ def add(
         profile=summary,
         run_id=run.run_id if run is not None else None,
     )
+    if not created:
+        _record_output(ws, run, version)
     return AddResult(version, created, info.stored, _write_pointer(version, path, pointer))
+
+
+def _has_files(folder: Path) -> bool:
+    for _, _, files in os.walk(folder):
+        if files:
+            return True
+    return False
+
+
+def _content_stat(path: Path) -> tuple[int, int, int] | None:
+    """What changes when a file's bytes change (not ctime: linking changes that)."""
+    if path.is_dir():
+        return None
+    info = os.stat(path)
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _record_output(ws: Workspace, run: ActiveRun | None, version: DatasetVersion) -> None:
+    """A run that adds content a dataset already holds still produced that version."""
+    if run is not None and run.workspace is ws:
+        ws.backend.record_dataset_use(run.run_id, version.dataset, version.version, "output")
 
 
 def _existing_version(ws: Workspace, name: str, digest: str) -> DatasetVersion | None:
@@ -225,12 +254,14 @@ def resolve(ref: str, *, home: str | os.PathLike[str] | None = None) -> DatasetV
 
 
 def materialize(
-    store: ArtifactStore, digest: str, kind: str, dest: Path, *, link: bool = True
+    store: ArtifactStore, digest: str, kind: str, dest: Path, *, link: bool = False
 ) -> Path:
-    """Write an object (file) or manifest (folder) to ``dest``.
+    """Write an object (file) or manifest (folder) to ``dest``, verified.
 
-    With ``link`` a local object is verified and then hard-linked (read-only, like the store's
-    copy) instead of copied; otherwise, or where linking is impossible, it is copied.
+    By default each file is a private copy: a reflink (the filesystem shares the blocks until
+    one side is written) where the filesystem supports it, a plain copy otherwise. With
+    ``link`` a local object is hard-linked instead (read-only, no copy at all) — writing to it
+    in place would change the stored version, so it is opt-in.
     """
     if kind == "dir":
         manifest = store.read_manifest(digest)
@@ -245,37 +276,63 @@ def materialize(
 
 
 def _materialize_file(store: ArtifactStore, digest: str, dest: Path, link: bool) -> None:
-    location = store.local_path(digest) if link else None
+    location = store.local_path(digest)
     if location is not None:
         if hash_file(location) != digest:
             store.read_bytes(digest)  # raises the store's corruption error
         dest.parent.mkdir(parents=True, exist_ok=True)
         temp = dest.parent / f".shipyard-{uuid.uuid4().hex}.tmp"
         try:
-            os.link(location, temp)
-        except OSError:
-            pass  # another filesystem: copy instead
-        else:
-            os.replace(temp, dest)
-            return
+            if (_hard_link if link else _reflink)(location, temp):
+                os.replace(temp, dest)
+                return
+        finally:
+            temp.unlink(missing_ok=True)  # left behind when dest already was that link
     store.get_file(digest, dest)
+
+
+def _hard_link(source: Path, target: Path) -> bool:
+    try:
+        os.link(source, target)
+    except OSError:  # another filesystem: copy instead
+        return False
+    return True
+
+
+def _reflink(source: Path, target: Path) -> bool:
+    """Clone ``source`` into the new file ``target`` (Btrfs, XFS, ...); False if unsupported."""
+    try:
+        import fcntl
+    except ImportError:  # not on this platform
+        return False
+    ficlone = 0x40049409  # _IOW(0x94, 9, int), Linux
+    try:
+        with open(source, "rb") as src, open(target, "xb") as dst:
+            fcntl.ioctl(dst.fileno(), ficlone, src.fileno())
+    except OSError:
+        target.unlink(missing_ok=True)
+        return False
+    os.chmod(target, 0o644)
+    return True
 
 
 def get(
     ref: str,
     out: str | os.PathLike[str],
     *,
-    link: bool = True,
+    link: bool = False,
     home: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Materialise a version into the folder ``out`` and return the path written.
 
     A folder version fills ``out`` with its files; a file version is written as
-    ``out/<original file name>``. Files are hard links to the store where possible (read-only;
-    pass ``link=False`` for private, writable copies).
+    ``out/<original file name>``. Files are reflinks where the filesystem can, copies
+    otherwise; ``link=True`` hard-links them to the store instead (read-only, no copy).
+    Inside an active run, the run is recorded as having read the version.
     """
     ws = workspace(home)
     version = resolve(ref, home=home)
+    _record_input(ws, version)
     target = Path(out)
     if target.exists() and not target.is_dir():
         raise InvalidArgumentError(f"{target} is a file; --out must be a folder")
@@ -297,22 +354,29 @@ def load(
         raise InvalidArgumentError(
             f"{version.ref} is not a table (CSV or Parquet); use shipyard.data.get to fetch it"
         )
+    # Keep the original name: its suffix tells the readers the separator and compression.
+    name = Path(version.source).name if version.source.startswith("/") else "data"
     with tempfile.TemporaryDirectory() as folder:
         path = materialize(
-            ws.artifacts, version.digest, version.kind, Path(folder) / "data", link=True
+            ws.artifacts, version.digest, version.kind, Path(folder) / name, link=True
         )
         if version.format == "csv":
             import pandas as pd
 
-            frame = pd.read_csv(path, usecols=columns)
+            tab = name.lower().split(".")[1:2] == ["tsv"]
+            frame = pd.read_csv(path, usecols=columns, sep="\t" if tab else ",")
         else:
             import pyarrow.parquet as pq
 
             frame = pq.read_table(path, columns=columns).to_pandas()
-    run = active_run()
-    if run is not None:
-        run.use_dataset(version.dataset, version.version)
+    _record_input(ws, version)
     return frame
+
+
+def _record_input(ws: Workspace, version: DatasetVersion) -> None:
+    run = active_run()
+    if run is not None and run.workspace is ws:
+        run.use_dataset(version.dataset, version.version)
 
 
 def copy_tree_atomically(source: Path, dest: Path) -> None:

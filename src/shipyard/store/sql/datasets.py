@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import random
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +22,7 @@ __all__ = ["DatasetMethods"]
 _HEX = re.compile(r"^[0-9a-f]{4,64}$")
 _ROLES = ("input", "output")
 _ADD_ATTEMPTS = 20
+_DIGITS_AS_DIGEST = 7
 
 
 def _version(row: Any, name: str, *, with_profile: bool = True) -> DatasetVersion:
@@ -128,12 +131,14 @@ class DatasetMethods:
 
         # Two writers adding to one dataset at once on PostgreSQL can collide on the version
         # number or the digest; the loser's transaction rolled back, so it simply tries again.
-        for _ in range(_ADD_ATTEMPTS):
+        for attempt in range(_ADD_ATTEMPTS):
             try:
                 number, created = with_retries(op, what=f"adding a version of {name!r}")
                 break
-            except IntegrityError:
-                continue
+            except IntegrityError as exc:
+                if not _is_unique_violation(exc):
+                    raise StoreError(f"adding a version of {name!r} failed: {exc.orig}") from exc
+                time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 6)))  # noqa: S311
         else:
             raise StoreError(f"adding a version of {name!r}: too many concurrent writers")
         return self.get_dataset_version(name, str(number)), created
@@ -154,9 +159,10 @@ class DatasetMethods:
             query = dataset_versions.select().where(dataset_versions.c.dataset_id == dataset_id)
             if ref == "latest":
                 query = query.order_by(dataset_versions.c.version.desc()).limit(1)
-            elif ref.isdigit():
+            elif ref.isdigit() and len(ref) < _DIGITS_AS_DIGEST:
                 query = query.where(dataset_versions.c.version == int(ref))
             elif _HEX.match(ref):
+                # All digits and 7+ long reads as a digest prefix ("1234567" is no version).
                 query = query.where(dataset_versions.c.digest.startswith(ref)).limit(2)
             else:
                 raise InvalidArgumentError(
@@ -263,3 +269,9 @@ class DatasetMethods:
                 .order_by(datasets.c.name, dataset_versions.c.version)
             ).all()
         return [(r.user_run_id, _version(r, r.name, with_profile=False)) for r in rows]
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    """Another writer took the version number or the digest first (worth another try)."""
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    return sqlstate == "23505" or "UNIQUE constraint failed" in str(exc.orig)
