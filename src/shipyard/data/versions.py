@@ -244,6 +244,8 @@ def _add_table_object(ws: Workspace, table: Any, name: str, *, profile: bool) ->
         profile=summary,
         run_id=run.run_id if run is not None else None,
     )
+    if not created:
+        _record_output(ws, run, version)
     return AddResult(version, created, info.stored, None)
 
 
