@@ -1,4 +1,4 @@
-"""Shipyard tracking quick start: a small hyperparameter sweep, logged and then searched.
+"""Shipyard quick start: version a dataset, sweep hyperparameters over it, search the runs.
 
 Run it with `make demo` (or `python examples/quickstart.py` inside the environment). It trains
 logistic-regression models with plain numpy on synthetic data, so it needs nothing else.
@@ -13,21 +13,33 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import shipyard
+from shipyard import data
 
 
-def make_data(rows: int = 2_000, features: int = 8, seed: int = 7) -> tuple[np.ndarray, ...]:
+def make_table(rows: int = 2_000, features: int = 8, seed: int = 7) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(rows, features))
     true_w = rng.normal(size=features)
     y = (x @ true_w + rng.normal(scale=1.5, size=rows) > 0).astype(float)
-    split = int(rows * 0.8)
-    return x[:split], y[:split], x[split:], y[split:]
+    table = pd.DataFrame(x, columns=[f"f{i}" for i in range(features)])
+    table["label"] = y
+    return table
+
+
+def split(table: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    x, y = table.drop(columns="label").to_numpy(), table["label"].to_numpy()
+    cut = int(len(table) * 0.8)
+    return x[:cut], y[:cut], x[cut:], y[cut:]
 
 
 def train(run: shipyard.ActiveRun, lr: float, l2: float, epochs: int = 60) -> float:
-    x_train, y_train, x_val, y_val = make_data()
+    # Loading inside the run records that this run read churn@latest (see `data lineage`).
+    x_train, y_train, x_val, y_val = split(
+        data.load("churn@latest", home=run.workspace.settings.home)
+    )
     w = np.zeros(x_train.shape[1])
     for epoch in range(epochs):
         p = 1 / (1 + np.exp(-(x_train @ w)))
@@ -46,6 +58,8 @@ def train(run: shipyard.ActiveRun, lr: float, l2: float, epochs: int = 60) -> fl
 
 def main() -> None:
     workspace = Path(tempfile.mkdtemp(prefix="shipyard-quickstart-")) / ".shipyard"
+    added = data.add(make_table(), name="churn", home=workspace)
+    print(f"Versioned the training data as {added.version.ref} ({added.version.digest[:12]})")
     with shipyard.start_run(experiment="quickstart", name="sweep", home=workspace) as parent:
         parent.log_param("search", "grid")
         for lr in (0.01, 0.1, 0.5):
@@ -76,6 +90,7 @@ def main() -> None:
         f"             {cli} --home {workspace} runs compare "
         f"{best.run_id[0][:8]} {best.run_id[1][:8]}"
     )
+    print(f"             {cli} --home {workspace} data lineage {added.version.ref}")
 
 
 if __name__ == "__main__":
