@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests._cli import run_shipyard
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,22 +35,7 @@ def test_quickstart_runs_and_leaves_a_searchable_workspace(tmp_path: Path) -> No
     assert not (tmp_path / ".shipyard").exists(), "the demo must not write into the cwd"
     home = re.search(r"Workspace: (\S+)", result.stdout)
     assert home is not None
-    listed = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from shipyard.cli import main; main()",
-            "--home",
-            home.group(1),
-            "runs",
-            "ls",
-            "--json",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    listed = run_shipyard("--home", home.group(1), "runs", "ls", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
     assert listed.stdout.count('"parent_run_id": null') == 1
     assert listed.stdout.count('"status": "FINISHED"') == 7

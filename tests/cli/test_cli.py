@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +11,7 @@ from typer.testing import CliRunner
 
 import shipyard
 from shipyard.cli import app
+from tests._cli import run_shipyard
 
 pytestmark = pytest.mark.e2e
 
@@ -121,15 +120,7 @@ def test_errors_are_one_line_and_an_exit_code(
     home: Path, args: list[str], message: str, code: int
 ) -> None:
     """Run the real console entry point: no traceback, just `error: ...`."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    result = subprocess.run(
-        [sys.executable, "-c", "from shipyard.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = run_shipyard(*args)
     assert result.returncode == code
     assert message in result.stderr
     assert result.stderr.startswith("error:")
@@ -161,14 +152,7 @@ def test_unreachable_store_is_one_line(tmp_path: Path) -> None:
         SHIPYARD_HOME=str(tmp_path / ".shipyard"),
         SHIPYARD_STORE_URL="postgresql+psycopg://postgres:topsecret@127.0.0.1:1/test",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", "from shipyard.cli import main; main()", "init"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = run_shipyard("init", env=env)
     assert result.returncode == 1
     assert result.stderr.startswith("error: opening the store failed")
     assert "Traceback" not in result.stderr and "topsecret" not in result.stderr

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from shipyard.cli import app
+from tests._cli import run_shipyard
 
 pytestmark = pytest.mark.e2e
 
@@ -100,16 +98,7 @@ def test_diff_lineage_get_push_pull(project: Path, tmp_path: Path) -> None:
     ],
 )
 def test_errors_are_one_line(project: Path, args: list[str], message: str, code: int) -> None:
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    result = subprocess.run(
-        [sys.executable, "-c", "from shipyard.cli import main; main()", *args],
-        cwd=project,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+    result = run_shipyard(*args, cwd=project)
     assert result.returncode == code, result.stderr
     assert result.stderr.startswith("error:") and message in result.stderr
     assert "Traceback" not in result.stderr
