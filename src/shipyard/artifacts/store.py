@@ -166,6 +166,7 @@ class ArtifactStore:
         *,
         link: bool = False,
         on_file: Callable[[str, os.stat_result, str], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> ObjectInfo:
         """Store every regular file under ``path``, recursively, then the folder's manifest.
 
@@ -175,7 +176,7 @@ class ArtifactStore:
 
         ``on_file(path, stat, digest)`` is called for each file with the ``stat`` taken
         *before* it was read, so a cache keyed by it can never pair a digest with a newer
-        version of the file.
+        version of the file. ``progress(done, total)`` is called every 256 files and at the end.
 
         Returns:
             ``is_dir=True``, the manifest's digest, the total size and number of files;
@@ -189,7 +190,7 @@ class ArtifactStore:
                 portable artifact path (it contains a backslash, for example).
         """
         files = list_files(path)
-        entries = []
+        entries: list[ManifestEntry] = []
         stored = False
         # Files are written without a sync each; one flush makes them all durable before the
         # manifest that names them is written.
@@ -201,6 +202,8 @@ class ArtifactStore:
                 info = self.put_file(source, link=link, sync=False)
             if on_file is not None:
                 on_file(source, info_before, info.digest)
+            if progress is not None and (len(entries) % 256 == 0 or len(entries) == len(files)):
+                progress(len(entries), len(files))
             entries.append(ManifestEntry(path=relative, digest=info.digest, size=info.size))
             stored = stored or info.stored
         self._backend.flush()

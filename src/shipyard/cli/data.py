@@ -62,8 +62,21 @@ def add(
     """Snapshot a file or folder as a new version of a dataset, and write PATH.ship."""
     from shipyard.data import add as add_version
 
-    with console.status(f"Adding {path} …"):
-        result = add_version(path, name, link=link, profile=not no_profile, home=_home(ctx))
+    with Progress(
+        TextColumn(f"Adding {path}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("files", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = add_version(
+            path, name, link=link, profile=not no_profile, home=_home(ctx), progress=progress
+        )
     version = result.version
     if as_json:
         print_json(

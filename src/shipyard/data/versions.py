@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,7 @@ def add(
     profile: bool = True,
     pointer: bool = True,
     home: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> AddResult:
     """Snapshot a file, a folder, a pandas DataFrame or an Arrow table as a dataset version.
 
@@ -98,6 +100,7 @@ def add(
         profile: compute and store the table profile.
         pointer: write ``PATH.ship`` beside a file or folder (never for in-memory tables).
         home: workspace (default: ``SHIPYARD_HOME`` or the nearest ``.shipyard/``).
+        progress: called as ``progress(files_done, files_total)`` while a folder is stored.
 
     Returns:
         The version, and whether it was new. Inside an active run, the run is recorded as the
@@ -140,6 +143,7 @@ def add(
             path,
             link=link,
             on_file=lambda src, st, digest: cached.append((src, stat_key(st), digest)),
+            progress=progress,
         )
     else:
         info = store.put_file(path, link=link)
