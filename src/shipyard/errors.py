@@ -13,6 +13,7 @@ __all__ = [
     "InvalidArgumentError",
     "NotFoundError",
     "ParamConflictError",
+    "PermissionDeniedError",
     "ShipyardError",
     "StoreError",
     "UnsafePathError",
@@ -65,6 +66,12 @@ class ArtifactCorruptedError(ShipyardError):
 
 class UnsafePathError(InvalidArgumentError):
     """A user-supplied path would escape the folder it must stay in."""
+
+
+class PermissionDeniedError(ShipyardError):
+    """The acting user may not do this: their role, or the four-eyes rule, forbids it."""
+
+    exit_code = 3
 
 
 class StoreError(ShipyardError):

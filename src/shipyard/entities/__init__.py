@@ -9,6 +9,14 @@ from shipyard.entities.data import (
     Histogram,
     Severity,
 )
+from shipyard.entities.registry import (
+    AuditEntry,
+    ModelVersion,
+    RegisteredModel,
+    ReviewState,
+    Role,
+    User,
+)
 from shipyard.entities.tracking import (
     SYSTEM_TAG_GIT_COMMIT,
     SYSTEM_TAG_GIT_DIFF_DIGEST,
@@ -32,6 +40,7 @@ __all__ = [
     "SYSTEM_TAG_PYTHON",
     "SYSTEM_TAG_SOURCE",
     "ArtifactRecord",
+    "AuditEntry",
     "ColumnProfile",
     "Dataset",
     "DatasetProfile",
@@ -40,8 +49,13 @@ __all__ = [
     "Finding",
     "Histogram",
     "Metric",
+    "ModelVersion",
+    "RegisteredModel",
+    "ReviewState",
+    "Role",
     "Run",
     "RunStatus",
     "Severity",
+    "User",
     "format_metric",
 ]

@@ -23,6 +23,7 @@ from shipyard.errors import (
 from shipyard.store.sql import migrate
 from shipyard.store.sql.datasets import DatasetMethods
 from shipyard.store.sql.engine import make_engine, read, with_retries, write
+from shipyard.store.sql.registry import RegistryMethods
 from shipyard.store.sql.schema import (
     artifacts,
     experiments,
@@ -68,7 +69,7 @@ def _py_float(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-class SqlBackend(DatasetMethods):
+class SqlBackend(DatasetMethods, RegistryMethods):
     """:class:`~shipyard.store.Backend` over a SQLAlchemy engine.
 
     Args:

@@ -6,16 +6,23 @@ import sqlalchemy as sa
 
 __all__ = [
     "artifacts",
+    "audit_head",
+    "audit_log",
     "dataset_versions",
     "datasets",
     "experiments",
     "latest_metrics",
     "metadata",
     "metrics",
+    "model_aliases",
+    "model_tags",
+    "model_versions",
     "params",
+    "registered_models",
     "run_datasets",
     "runs",
     "tags",
+    "users",
 ]
 
 metadata = sa.MetaData(
@@ -157,4 +164,87 @@ run_datasets = sa.Table(
         ["dataset_versions.dataset_id", "dataset_versions.version"],
     ),
     sa.Index("ix_run_datasets_dataset_id_version", "dataset_id", "version"),
+)
+
+registered_models = sa.Table(
+    "registered_models",
+    metadata,
+    sa.Column("model_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("governed", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column(
+        "model_id", sa.Integer, sa.ForeignKey("registered_models.model_id"), primary_key=True
+    ),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("flavor", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), nullable=True),
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("review", sa.String(16), nullable=False, server_default="none"),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Index("ix_model_versions_run_id", "run_id"),
+)
+
+# Tags of a model (version 0) or of one of its versions.
+model_tags = sa.Table(
+    "model_tags",
+    metadata,
+    sa.Column(
+        "model_id", sa.Integer, sa.ForeignKey("registered_models.model_id"), primary_key=True
+    ),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("model_id", sa.Integer, primary_key=True),
+    sa.Column("alias", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.ForeignKeyConstraint(
+        ["model_id", "version"], ["model_versions.model_id", "model_versions.version"]
+    ),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("name", sa.String(256), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# Append-only and hash-chained: each entry's hash covers its content and the previous hash;
+# audit_head holds the newest (seq, hash), so a deleted tail is noticed too.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target", sa.String(512), nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
 )
