@@ -9,9 +9,10 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from shipyard.cli import artifacts, data, experiments, runs
+from shipyard.cli import artifacts, data, experiments, models, runs
 from shipyard.cli._base import ShipyardGroup, console
 from shipyard.config import init_workspace, load_settings, redact_url
+from shipyard.registry import Registry
 
 __all__ = ["app", "main"]
 
@@ -27,6 +28,9 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
 app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(data.app, name="data")
+app.add_typer(models.models_app, name="models")
+app.add_typer(models.users_app, name="users")
+app.add_typer(models.audit_app, name="audit")
 
 
 @app.callback()
@@ -58,10 +62,13 @@ def init(
     home = init_workspace(path or (ctx.obj or {}).get("home") or Path("."))
     settings = load_settings(home)
     workspace = open_workspace(home)
-    workspace.backend  # noqa: B018 - opening the store creates and migrates it
+    # Opening the store creates and migrates it; whoever initialises it first is its admin.
+    admin = Registry(workspace.backend, workspace.settings.user).bootstrap_admin()
     console.print(f"Initialised Shipyard workspace in [bold]{escape(str(home))}[/]")
     console.print(Text(f"  metadata store:  {redact_url(settings.store_url)}"))
     console.print(Text(f"  artifact store:  {redact_url(settings.artifacts_url)}"))
+    if admin:
+        console.print(Text(f"  {workspace.settings.user} is the admin (shipyard users add ...)"))
 
 
 @app.command("version")

@@ -1,0 +1,285 @@
+"""``shipyard models``, ``shipyard users`` and ``shipyard audit``: the registry and its trail."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from shipyard.cli._base import console, format_time, print_json, workspace_from
+from shipyard.entities import ModelVersion
+from shipyard.registry import Registry
+
+__all__ = ["audit_app", "models_app", "users_app"]
+
+models_app = typer.Typer(help="Registered models: versions, aliases, review.", no_args_is_help=True)
+users_app = typer.Typer(help="Who may do what in the registry.", no_args_is_help=True)
+audit_app = typer.Typer(help="The registry's tamper-evident audit log.", no_args_is_help=True)
+
+_JSON = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+_COMMENT = Annotated[str, typer.Option("--comment", "-m", help="Why.")]
+
+
+def _registry(ctx: typer.Context) -> Registry:
+    workspace = workspace_from(ctx)
+    return Registry(workspace.backend, workspace.settings.user)
+
+
+def _version_dict(version: ModelVersion) -> dict[str, Any]:
+    data = dataclasses.asdict(version)
+    data["ref"] = version.ref
+    data["review"] = version.review.value
+    data["aliases"] = list(version.aliases)
+    return data
+
+
+@models_app.command("register")
+def register(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Folder (or file) holding the model.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="Registered model name.")],
+    run_id: Annotated[str | None, typer.Option("--run", help="Run that produced it.")] = None,
+    flavor: Annotated[
+        str | None, typer.Option("--flavor", help="Default: from shipyard-model.json.")
+    ] = None,
+    description: Annotated[str, typer.Option("--description", "-d")] = "",
+    as_json: _JSON = False,
+) -> None:
+    """Store a model folder and register it as the next version of NAME."""
+    workspace = workspace_from(ctx)
+    registry = Registry(workspace.backend, workspace.settings.user)
+    if run_id is not None:
+        run_id = workspace.backend.resolve_run_id(run_id)
+    info = workspace.artifacts.put(path)
+    meta = path / "shipyard-model.json"
+    if flavor is None and meta.is_file():
+        flavor = str(json.loads(meta.read_text()).get("flavor", "unknown"))
+    version = registry.register(
+        name,
+        digest=info.digest,
+        flavor=flavor or "unknown",
+        run_id=run_id,
+        source=str(path.resolve()),
+        description=description,
+    )
+    if as_json:
+        print_json(_version_dict(version))
+    else:
+        console.print(Text(f"Registered {version.ref} ({version.flavor}, {info.digest[:12]})"))
+
+
+@models_app.command("ls")
+def list_models(ctx: typer.Context, as_json: _JSON = False) -> None:
+    """List registered models with their aliases."""
+    registry = _registry(ctx)
+    models = registry.models()
+    if as_json:
+        print_json([dataclasses.asdict(m) for m in models])
+        return
+    if not models:
+        console.print("No registered models yet.")
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("Model", "Latest", "Aliases", "Governed", "Created (UTC)", "By"):
+        table.add_column(column)
+    for model in models:
+        latest = registry.backend.latest_model_version(model.name)
+        aliases = ", ".join(f"{a}→{v}" for a, v in model.aliases.items())
+        table.add_row(
+            Text(model.name),
+            str(latest),
+            Text(aliases or "-"),
+            "yes" if model.governed else "",
+            format_time(model.created_at),
+            Text(model.created_by),
+        )
+    console.print(table)
+
+
+@models_app.command("show")
+def show(ctx: typer.Context, ref: str, as_json: _JSON = False) -> None:
+    """Show a version (NAME@VERSION, NAME@ALIAS or NAME for the latest)."""
+    version = _registry(ctx).resolve(ref)
+    if as_json:
+        print_json(_version_dict(version))
+        return
+    console.print(Text(f"{version.ref}  {version.flavor}", style="bold"))
+    console.print(
+        Text(
+            f"digest {version.digest} · registered {format_time(version.created_at)} by "
+            f"{version.created_by} · review {version.review.value}"
+            + (f" · run {version.run_id}" if version.run_id else "")
+        )
+    )
+    if version.aliases:
+        console.print(Text(f"aliases: {', '.join(version.aliases)}"))
+    for key, value in version.tags.items():
+        console.print(Text(f"tag {key} = {value}"))
+    if version.description:
+        console.print(Text(version.description))
+
+
+@models_app.command("versions")
+def versions(ctx: typer.Context, name: str, as_json: _JSON = False) -> None:
+    """List every version of a model."""
+    found = _registry(ctx).versions(name)
+    if as_json:
+        print_json([_version_dict(v) for v in found])
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("Version", "Flavor", "Aliases", "Review", "Registered (UTC)", "By", "Run"):
+        table.add_column(column)
+    for v in found:
+        table.add_row(
+            v.ref,
+            v.flavor,
+            Text(", ".join(v.aliases) or "-"),
+            v.review.value,
+            format_time(v.created_at),
+            Text(v.created_by),
+            (v.run_id or "-")[:8],
+        )
+    console.print(table)
+
+
+@models_app.command("alias")
+def alias(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION the alias should point at.")],
+    name: Annotated[str, typer.Argument(help="The alias, e.g. champion.")],
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the alias instead.")] = False,
+) -> None:
+    """Point an alias at a version (moving it atomically), or delete it."""
+    registry = _registry(ctx)
+    if delete:
+        model = ref.partition("@")[0]
+        registry.delete_alias(model, name)
+        console.print(Text(f"Deleted {model}@{name}"))
+        return
+    version = registry.set_alias(ref, name)
+    console.print(Text(f"{version.model}@{name} -> {version.ref}"))
+
+
+@models_app.command("govern")
+def govern(
+    ctx: typer.Context,
+    name: str,
+    off: Annotated[bool, typer.Option("--off", help="Stop governing the model.")] = False,
+) -> None:
+    """Require an approved version before the champion alias can move (admins only)."""
+    _registry(ctx).set_governed(name, not off)
+    console.print(Text(f"{name} is {'no longer ' if off else ''}governed"))
+
+
+@models_app.command("request-review")
+def request_review(ctx: typer.Context, ref: str, comment: _COMMENT = "") -> None:
+    """Ask for a version to be reviewed."""
+    version = _registry(ctx).request_review(ref, comment)
+    console.print(Text(f"{version.ref} is awaiting review"))
+
+
+@models_app.command("approve")
+def approve(ctx: typer.Context, ref: str, comment: _COMMENT = "") -> None:
+    """Approve a version (approver role; not its author)."""
+    version = _registry(ctx).approve(ref, comment)
+    console.print(Text(f"{version.ref} approved"))
+
+
+@models_app.command("reject")
+def reject(ctx: typer.Context, ref: str, comment: _COMMENT = "") -> None:
+    """Reject a version, saying why (approver role; not its author)."""
+    version = _registry(ctx).reject(ref, comment)
+    console.print(Text(f"{version.ref} rejected"))
+
+
+@models_app.command("lineage")
+def lineage(ctx: typer.Context, ref: str, as_json: _JSON = False) -> None:
+    """The run that produced a version and the dataset versions that run read."""
+    workspace = workspace_from(ctx)
+    version = Registry(workspace.backend, workspace.settings.user).resolve(ref)
+    inputs = (
+        workspace.backend.run_dataset_versions([version.run_id], "input") if version.run_id else []
+    )
+    data = {
+        "version": version.ref,
+        "digest": version.digest,
+        "run_id": version.run_id,
+        "datasets": [v.ref for _, v in inputs],
+    }
+    if as_json:
+        print_json(data)
+        return
+    console.print(Text(version.ref, style="bold"))
+    if version.run_id is None:
+        console.print("  registered without a run")
+        return
+    console.print(Text(f"  produced by run {version.run_id}"))
+    for _, dataset in inputs:
+        console.print(Text(f"  which read {dataset.ref}"))
+
+
+@users_app.command("add")
+def add_user(
+    ctx: typer.Context,
+    name: str,
+    role: Annotated[str, typer.Option("--role", "-r", help="member, approver or admin.")],
+) -> None:
+    """Give a user a role (admins only)."""
+    _registry(ctx).set_user(name, role)
+    console.print(Text(f"{name} is now {role}"))
+
+
+@users_app.command("ls")
+def list_users(ctx: typer.Context, as_json: _JSON = False) -> None:
+    """List users with a role (everyone else is a member)."""
+    found = _registry(ctx).users()
+    if as_json:
+        print_json(
+            [{"name": u.name, "role": u.role.value, "created_at": u.created_at} for u in found]
+        )
+        return
+    for user in found:
+        console.print(Text(f"{user.name:<24} {user.role.value}"))
+
+
+@audit_app.command("ls")
+def list_audit(
+    ctx: typer.Context,
+    target: Annotated[str | None, typer.Option("--target", "-t", help="e.g. churn")] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
+    as_json: _JSON = False,
+) -> None:
+    """The newest audit entries."""
+    entries = workspace_from(ctx).backend.list_audit(limit=limit, target=target)
+    if as_json:
+        print_json([dataclasses.asdict(e) for e in entries])
+        return
+    table = Table(box=None, header_style="bold")
+    for column in ("#", "When (UTC)", "Who", "What", "Target", "Details"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(
+            str(e.seq),
+            format_time(e.at),
+            Text(e.actor),
+            e.action,
+            Text(e.target),
+            Text(json.dumps(e.details, sort_keys=True)),
+        )
+    console.print(table)
+
+
+@audit_app.command("verify")
+def verify(ctx: typer.Context) -> None:
+    """Check the hash chain: exit 1 if an entry was edited, inserted or deleted."""
+    problems = workspace_from(ctx).backend.verify_audit()
+    if problems:
+        for problem in problems:
+            console.print(Text(f"tampered: {problem}", style="bold red"))
+        raise typer.Exit(code=1)
+    console.print(Text("audit log intact", style="green"))
