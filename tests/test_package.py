@@ -78,7 +78,17 @@ def test_public_names_are_exactly_what_we_mean() -> None:
 def test_every_subpackage_declares_a_sorted_all() -> None:
     import importlib
 
-    for name in ("entities", "errors", "config", "store", "artifacts", "tracking", "data"):
+    for name in (
+        "entities",
+        "errors",
+        "config",
+        "store",
+        "artifacts",
+        "tracking",
+        "data",
+        "registry",
+        "models",
+    ):
         module = importlib.import_module(f"shipyard.{name}")
         exported = module.__all__
         assert exported == sorted(exported, key=_isort_key), name
@@ -89,7 +99,7 @@ def test_every_subpackage_declares_a_sorted_all() -> None:
 def test_bare_import_loads_nothing_heavy() -> None:
     """`import shipyard` (and `shipyard.data`) leave SQLAlchemy, pandas, DuckDB ... unloaded."""
     code = (
-        "import json, sys; import shipyard, shipyard.data; "
+        "import json, sys; import shipyard, shipyard.data, shipyard.models, shipyard.registry; "
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     result = subprocess.run(

@@ -10,6 +10,7 @@ __all__ = [
     "AlreadyExistsError",
     "ArtifactCorruptedError",
     "FilterSyntaxError",
+    "InputMismatchError",
     "InvalidArgumentError",
     "NotFoundError",
     "ParamConflictError",
@@ -17,6 +18,7 @@ __all__ = [
     "ShipyardError",
     "StoreError",
     "UnsafePathError",
+    "UntrustedModelError",
     "WorkspaceNotFoundError",
 ]
 
@@ -58,6 +60,23 @@ class FilterSyntaxError(InvalidArgumentError):
         self.position = position
         pointer = " " * position + "^"
         super().__init__(f"{message}\n  {text}\n  {pointer}")
+
+
+class InputMismatchError(InvalidArgumentError):
+    """Input given to a model does not match its signature.
+
+    Attributes:
+        field: the column or tensor at fault.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
+class UntrustedModelError(ShipyardError):
+    """A model holds something Shipyard will not load without an explicit opt-in (or at all):
+    a pickle, a type outside the skops allow-list, code to import."""
 
 
 class ArtifactCorruptedError(ShipyardError):

@@ -9,6 +9,15 @@ from shipyard.entities.data import (
     Histogram,
     Severity,
 )
+from shipyard.entities.models import (
+    MODEL_META_FORMAT,
+    ColumnSpec,
+    ModelFile,
+    ModelMeta,
+    ModelSignature,
+    PickleFinding,
+    PickleImport,
+)
 from shipyard.entities.registry import (
     AuditEntry,
     ModelVersion,
@@ -33,6 +42,7 @@ from shipyard.entities.tracking import (
 )
 
 __all__ = [
+    "MODEL_META_FORMAT",
     "SYSTEM_TAG_GIT_COMMIT",
     "SYSTEM_TAG_GIT_DIFF_DIGEST",
     "SYSTEM_TAG_GIT_DIRTY",
@@ -42,6 +52,7 @@ __all__ = [
     "ArtifactRecord",
     "AuditEntry",
     "ColumnProfile",
+    "ColumnSpec",
     "Dataset",
     "DatasetProfile",
     "DatasetVersion",
@@ -49,7 +60,12 @@ __all__ = [
     "Finding",
     "Histogram",
     "Metric",
+    "ModelFile",
+    "ModelMeta",
+    "ModelSignature",
     "ModelVersion",
+    "PickleFinding",
+    "PickleImport",
     "RegisteredModel",
     "ReviewState",
     "Role",
