@@ -96,3 +96,24 @@ def shipyard_frame() -> object:
     import pandas as pd
 
     return pd.DataFrame({"x": [1, 2, 3]})
+
+
+def test_scan_flags_a_malicious_pickle(tmp_path: Path) -> None:
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("echo owned",))
+
+    folder = tmp_path / "suspicious"
+    folder.mkdir()
+    (folder / "model.pkl").write_bytes(pickle.dumps(Evil()))  # built, never loaded
+    result = runner.invoke(app, ["models", "scan", str(folder), "--json"])
+    assert result.exit_code == 1
+    findings = json.loads(result.output)
+    assert findings[0]["severity"] == "error"
+    assert any(i["name"] == "system" for i in findings[0]["imports"])
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    assert runner.invoke(app, ["models", "scan", str(clean)]).exit_code == 0

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli._base import console, format_time, print_json, workspace_from
-from shipyard.entities import ModelVersion
+from shipyard.entities import ModelVersion, Severity
 from shipyard.registry import Registry
 
 __all__ = ["audit_app", "models_app", "users_app"]
@@ -283,3 +283,52 @@ def verify(ctx: typer.Context) -> None:
             console.print(Text(f"tampered: {problem}", style="bold red"))
         raise typer.Exit(code=1)
     console.print(Text("audit log intact", style="green"))
+
+
+@models_app.command("scan")
+def scan(
+    ctx: typer.Context,
+    target: Annotated[str, typer.Argument(help="A folder or file, or NAME@VERSION.")],
+    as_json: _JSON = False,
+) -> None:
+    """Report unsafe imports in every pickle found (never unpickling); exit 1 if any."""
+    from shipyard.models import scan_pickles
+    from shipyard.models.logged import model_path
+
+    path = Path(target)
+    if not path.exists() and "@" in target:
+        workspace = workspace_from(ctx)
+        version = Registry(workspace.backend, workspace.settings.user).resolve(target)
+        path = model_path(version, workspace)
+    findings = scan_pickles(path)
+    if as_json:
+        print_json(
+            [
+                {
+                    "path": f.path,
+                    "severity": f.severity.value,
+                    "error": f.error,
+                    "imports": [
+                        {
+                            "module": i.module,
+                            "name": i.name,
+                            "severity": i.severity.value,
+                            "reason": i.reason,
+                        }
+                        for i in f.imports
+                    ],
+                }
+                for f in findings
+            ]
+        )
+    elif not findings:
+        console.print(Text(f"no pickle files in {target}", style="green"))
+    else:
+        for finding in findings:
+            console.print(Text(f"{finding.severity.value:>7}  {finding.path}"))
+            for imp in finding.unsafe:
+                console.print(Text(f"         {imp.module}.{imp.name}  {imp.reason}"))
+            if finding.error:
+                console.print(Text(f"         (read partly: {finding.error})"))
+    if any(f.severity is Severity.ERROR for f in findings):
+        raise typer.Exit(code=1)

@@ -12,6 +12,7 @@ its library when it first saves or loads. ``docs/models.md`` describes formats a
 
 from shipyard.errors import InputMismatchError, UntrustedModelError
 from shipyard.models.flavors import Flavor, Predictor, flavor_for, get_flavor, list_flavors
+from shipyard.models.logged import load, log_model
 from shipyard.models.package import META_FILE, LoadedModel, load_model, read_meta, save_model
 from shipyard.models.python_flavor import PythonModel
 from shipyard.models.scan import is_pickle_file, scan_pickles
@@ -31,7 +32,9 @@ __all__ = [
     "infer_signature",
     "is_pickle_file",
     "list_flavors",
+    "load",
     "load_model",
+    "log_model",
     "read_meta",
     "save_model",
     "scan_pickles",

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from shipyard.artifacts import safe_relative_path
-from shipyard.entities import ArtifactRecord, Metric, Run, RunStatus
+from shipyard.entities import ArtifactRecord, Metric, ModelVersion, Run, RunStatus
 from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.tracking.validation import (
     int64,
@@ -191,6 +191,18 @@ class ActiveRun:
         if not Path(local_dir).is_dir():
             raise InvalidArgumentError(f"{local_dir} is not a folder")
         return self.log_artifact(local_dir, artifact_path)
+
+    def log_model(
+        self, model: Any, name: str, *, input_example: Any = None, **options: Any
+    ) -> ModelVersion:
+        """Save ``model`` (flavor, signature from ``input_example``, requirements) as this
+        run's artifact ``models/NAME`` and register it as the next version of ``NAME``.
+
+        See :func:`shipyard.models.log_model` for the options.
+        """
+        from shipyard.models.logged import log_model
+
+        return log_model(self, model, name, input_example=input_example, **options)
 
     def log_text(self, text: str | bytes, artifact_path: str) -> ArtifactRecord:
         """Store ``text`` as a file at ``artifact_path`` in the run."""

@@ -1,0 +1,87 @@
+"""Models that live in the workspace: logged from runs into the registry, loaded by name.
+
+``run.log_model(model, "churn", input_example=X)`` saves the model, stores the folder as the
+run's artifact ``models/churn`` and registers it as the next version of ``churn``;
+``shipyard.models.load("churn@champion")`` resolves a name through the registry, checks the
+folder against its digest and loads it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from shipyard.entities import ModelVersion
+from shipyard.models.package import LoadedModel, load_model, save_model
+from shipyard.registry import Registry
+from shipyard.tracking import ActiveRun, Workspace, open_workspace
+
+__all__ = ["load", "log_model", "model_path"]
+
+
+def log_model(
+    run: ActiveRun,
+    model: Any,
+    name: str,
+    *,
+    input_example: Any = None,
+    flavor: str | None = None,
+    requirements: list[str] | None = None,
+    artifacts: str | os.PathLike[str] | None = None,
+) -> ModelVersion:
+    """Save ``model`` with ``run`` and register it as the next version of ``name``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / name
+        meta = save_model(
+            model,
+            folder,
+            input_example=input_example,
+            flavor=flavor,
+            requirements=requirements,
+            artifacts=artifacts,
+        )
+        record = run.log_artifact(folder, f"models/{name}")
+    workspace = run.workspace
+    registry = Registry(workspace.backend, workspace.settings.user)
+    return registry.register(
+        name,
+        digest=record.digest,
+        flavor=meta.flavor,
+        run_id=run.run_id,
+        source=f"runs:/{run.run_id}/models/{name}",
+    )
+
+
+def model_path(version: ModelVersion, workspace: Workspace) -> Path:
+    """A local folder holding the version's files (materialised once, verified)."""
+    folder = workspace.settings.home / "cache" / "models" / version.digest
+    if not folder.is_dir():
+        staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        workspace.artifacts.get_dir(version.digest, staging)
+        try:
+            os.replace(staging, folder)
+        except OSError:  # another process materialised it first
+            if not folder.is_dir():
+                raise
+    return folder
+
+
+def load(
+    ref: str,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    trusted_pickle: bool = False,
+    trusted_code: bool = False,
+) -> LoadedModel:
+    """Load ``name@alias``, ``name@3``, ``name@latest`` or ``name`` from the registry.
+
+    Returns an object with ``predict(data)`` whatever the flavor. The folder is checked
+    against its digest when it is materialised and every file again by ``load_model``.
+    """
+    workspace = open_workspace(home)
+    version = Registry(workspace.backend, workspace.settings.user).resolve(ref)
+    return load_model(
+        model_path(version, workspace), trusted_pickle=trusted_pickle, trusted_code=trusted_code
+    )
