@@ -251,3 +251,11 @@ def test_a_run_that_re_adds_existing_content_still_produced_it(home: Path) -> No
     assert not again.created
     found = data.lineage("t@1")
     assert found.produced_by == [run.run_id] and found.used_by == [run.run_id]
+
+
+def test_the_workspace_itself_cannot_be_added(home: Path) -> None:
+    (home.parent / "data.txt").write_text("x")
+    with pytest.raises(InvalidArgumentError, match="Shipyard workspace"):
+        data.add(home.parent, "everything")  # the project folder holds .shipyard/
+    with pytest.raises(InvalidArgumentError, match="Shipyard workspace"):
+        data.add(home, "store")

@@ -122,6 +122,12 @@ def add(
 
     if path.is_file() and path.stat().st_size == 0:
         raise InvalidArgumentError(f"cannot add {path}: the file is empty")
+    real, home_dir = path.resolve(), ws.settings.home.resolve()
+    if real == home_dir or home_dir.is_relative_to(real) or real.is_relative_to(home_dir):
+        raise InvalidArgumentError(
+            f"cannot add {path}: it holds (or is inside) the Shipyard workspace {home_dir}; "
+            "add the data folder itself"
+        )
     if path.is_dir() and not _has_files(path):
         raise InvalidArgumentError(f"cannot add {path}: the folder holds no files")
     fmt = table_format(path)
