@@ -41,6 +41,13 @@ PUBLIC = {
 
 # Heavy or optional: none of these may load on `import shipyard`.
 FORBIDDEN_ON_IMPORT = {
+    "onnx",
+    "xgboost",
+    "lightgbm",
+    "skops",
+    "scipy",
+    "fairlearn",
+    "matplotlib",
     "sqlalchemy",
     "alembic",
     "fastapi",
@@ -88,6 +95,7 @@ def test_every_subpackage_declares_a_sorted_all() -> None:
         "data",
         "registry",
         "models",
+        "validation",
     ):
         module = importlib.import_module(f"shipyard.{name}")
         exported = module.__all__
@@ -99,7 +107,8 @@ def test_every_subpackage_declares_a_sorted_all() -> None:
 def test_bare_import_loads_nothing_heavy() -> None:
     """`import shipyard` (and `shipyard.data`) leave SQLAlchemy, pandas, DuckDB ... unloaded."""
     code = (
-        "import json, sys; import shipyard, shipyard.data, shipyard.models, shipyard.registry; "
+        "import json, sys; import shipyard, shipyard.data, shipyard.models, shipyard.registry, "
+        "shipyard.validation; "
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     result = subprocess.run(

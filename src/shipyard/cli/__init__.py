@@ -11,6 +11,7 @@ from rich.text import Text
 
 from shipyard.cli import artifacts, data, experiments, models, runs
 from shipyard.cli._base import ShipyardGroup, console
+from shipyard.cli.validate import validate
 from shipyard.config import init_workspace, load_settings, redact_url
 from shipyard.registry import Registry
 
@@ -31,6 +32,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(models.models_app, name="models")
 app.add_typer(models.users_app, name="users")
 app.add_typer(models.audit_app, name="audit")
+app.command("validate")(validate)
 
 
 @app.callback()

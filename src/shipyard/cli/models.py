@@ -332,3 +332,44 @@ def scan(
                 console.print(Text(f"         (read partly: {finding.error})"))
     if any(f.severity is Severity.ERROR for f in findings):
         raise typer.Exit(code=1)
+
+
+@models_app.command("card")
+def card(
+    ctx: typer.Context,
+    ref: str,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write into.")] = Path("."),
+    intended_use: Annotated[
+        str, typer.Option("--intended-use", help="Who should use it for what.")
+    ] = "",
+    limitations: Annotated[
+        str, typer.Option("--limitations", help="Where it must not be used.")
+    ] = "",
+    validation: Annotated[
+        Path | None, typer.Option("--validation", help="A validation report.json to include.")
+    ] = None,
+) -> None:
+    """Write the model card of a version (Markdown and self-contained HTML)."""
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.models import model_card
+
+    workspace = workspace_from(ctx)
+    version = Registry(workspace.backend, workspace.settings.user).resolve(ref)
+    report = None
+    if validation is not None:
+        try:
+            report = json.loads(validation.read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"cannot read validation report {validation}: {exc}"
+            ) from exc
+    written = model_card(
+        version,
+        backend=workspace.backend,
+        artifacts=workspace.artifacts,
+        validation=report,
+        intended_use=intended_use,
+        limitations=limitations,
+    ).write(out)
+    for path in written:
+        console.print(Text(f"wrote {path}"))

@@ -11,6 +11,7 @@ its library when it first saves or loads. ``docs/models.md`` describes formats a
 """
 
 from shipyard.errors import InputMismatchError, UntrustedModelError
+from shipyard.models.card import ModelCard, model_card
 from shipyard.models.flavors import Flavor, Predictor, flavor_for, get_flavor, list_flavors
 from shipyard.models.logged import load, log_model
 from shipyard.models.package import META_FILE, LoadedModel, load_model, read_meta, save_model
@@ -23,6 +24,7 @@ __all__ = [
     "Flavor",
     "InputMismatchError",
     "LoadedModel",
+    "ModelCard",
     "Predictor",
     "PythonModel",
     "UntrustedModelError",
@@ -35,6 +37,7 @@ __all__ = [
     "load",
     "load_model",
     "log_model",
+    "model_card",
     "read_meta",
     "save_model",
     "scan_pickles",

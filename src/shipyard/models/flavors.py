@@ -52,6 +52,10 @@ ENTRY_POINT_GROUP = "shipyard.flavors"
 BUILTIN_FLAVORS: dict[str, str] = {
     "sklearn": "shipyard.models.sklearn_flavor:SklearnFlavor",
     "python": "shipyard.models.python_flavor:PythonFlavor",
+    "xgboost": "shipyard.models.xgboost_flavor:XGBoostFlavor",
+    "lightgbm": "shipyard.models.lightgbm_flavor:LightGBMFlavor",
+    "onnx": "shipyard.models.onnx_flavor:OnnxFlavor",
+    "torch": "shipyard.models.torch_flavor:TorchFlavor",
 }
 """Built-in flavors by name, as ``module:attribute`` like an entry point. Order matters:
 :func:`flavor_for` asks them in this order, before any plugin."""

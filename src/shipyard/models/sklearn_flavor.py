@@ -89,6 +89,9 @@ def _version(distribution: str) -> str:
         return ""
 
 
+_OWN_FLAVOR_PACKAGES = frozenset({"xgboost", "lightgbm"})
+
+
 class SklearnFlavor:
     """Saves scikit-learn estimators (pipelines included) as ``model.skops``."""
 
@@ -100,6 +103,10 @@ class SklearnFlavor:
             return False
         from sklearn.base import BaseEstimator
 
+        # XGBoost's and LightGBM's scikit-learn wrappers have flavors of their own, which
+        # save them in their native formats.
+        if type(model).__module__.split(".")[0] in _OWN_FLAVOR_PACKAGES:
+            return False
         return isinstance(model, BaseEstimator) and callable(getattr(model, "predict", None))
 
     def save(self, model: object, path: Path) -> dict[str, Any]:
