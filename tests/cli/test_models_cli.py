@@ -117,3 +117,8 @@ def test_scan_flags_a_malicious_pickle(tmp_path: Path) -> None:
     clean = tmp_path / "clean"
     clean.mkdir()
     assert runner.invoke(app, ["models", "scan", str(clean)]).exit_code == 0
+
+
+def test_scan_of_a_missing_path_is_an_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["models", "scan", str(tmp_path / "typo")])
+    assert result.exit_code == 1 and "no such file or folder" in result.output

@@ -244,13 +244,19 @@ def test_torch_module_round_trip(wine_net: Trained, tmp_path: Path) -> None:
     assert _files(tmp_path / "m") == ["model.pt2", "shipyard-model.json"]
     _no_pickle(tmp_path / "m")
     assert wine_net.model.training  # exporting did not leave the module in eval mode
-    loaded = load_model(tmp_path / "m")
+    loaded = load_model(tmp_path / "m", trusted_code=True)
     out = loaded.predict(X)
     assert isinstance(out, np.ndarray) and out.shape == (len(X), 3)
     np.testing.assert_allclose(out, _native(wine_net.model, X), rtol=1e-5, atol=1e-6)
     assert (out.argmax(axis=1) == wine_net.y.to_numpy()).mean() > 0.9
     np.testing.assert_allclose(loaded.predict(X.head(1)), _native(wine_net.model, X.head(1)))
     _missing_column(loaded, X)
+
+
+def test_torch_needs_trusted_code_to_load(wine_net: Trained, tmp_path: Path) -> None:
+    save_model(wine_net.model, tmp_path / "m", input_example=wine_net.X.head())
+    with pytest.raises(UntrustedModelError, match="trusted_code=True"):
+        load_model(tmp_path / "m")
 
 
 def test_torch_exported_program_with_a_tensor_signature(tmp_path: Path) -> None:
@@ -264,7 +270,7 @@ def test_torch_exported_program_with_a_tensor_signature(tmp_path: Path) -> None:
     program = torch.export.export(net, (torch.tensor(X[:4]),), dynamic_shapes=({0: batch},))
     assert flavor_for(program).name == "torch"
     save_model(program, tmp_path / "m", input_example=X[:4])
-    loaded = load_model(tmp_path / "m")
+    loaded = load_model(tmp_path / "m", trusted_code=True)
     np.testing.assert_allclose(loaded.predict(X), _native(net, X), rtol=1e-5, atol=1e-6)
     with pytest.raises(InputMismatchError, match="10 features, got 9"):
         loaded.predict(X[:, 1:])
@@ -289,7 +295,7 @@ def test_torch_archive_calling_a_non_aten_function_is_refused(
     )
     rewrite_digests(tmp_path / "m")
     with pytest.raises(UntrustedModelError, match=r"torch\.load"):
-        load_model(tmp_path / "m")
+        load_model(tmp_path / "m", trusted_code=True)
 
 
 def test_torch_archive_with_code_in_a_shape_expression_is_refused(
@@ -303,7 +309,7 @@ def test_torch_archive_with_code_in_a_shape_expression_is_refused(
     )
     rewrite_digests(tmp_path / "m")
     with pytest.raises(UntrustedModelError, match="shape expression"):
-        load_model(tmp_path / "m")
+        load_model(tmp_path / "m", trusted_code=True)
 
 
 def test_torch_archive_with_a_dangerous_pickle_is_refused(
@@ -323,4 +329,4 @@ def test_torch_archive_with_a_dangerous_pickle_is_refused(
         archive.writestr("model/data/sample_inputs/extra.pt", payload)
     rewrite_digests(tmp_path / "m")
     with pytest.raises(UntrustedModelError, match="system"):
-        load_model(tmp_path / "m")
+        load_model(tmp_path / "m", trusted_code=True)

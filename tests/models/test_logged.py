@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from sklearn.linear_model import LogisticRegression
 
 import shipyard
 from shipyard import data
-from shipyard.errors import InputMismatchError, NotFoundError
+from shipyard.errors import InputMismatchError, InvalidArgumentError, NotFoundError
 from shipyard.registry import Registry
 
 pytestmark = pytest.mark.integration
@@ -43,3 +44,66 @@ def test_log_register_alias_and_load(home: Path) -> None:
     assert [v.ref for _, v in workspace.backend.run_dataset_versions([run.run_id], "input")] == [
         "cancer@1"
     ]
+
+
+def _trained(home: Path) -> tuple[object, object]:
+    frame = load_breast_cancer(as_frame=True).frame
+    x, y = frame.drop(columns="target"), frame["target"]
+    return LogisticRegression(max_iter=5000).fit(x, y), x
+
+
+def test_an_edited_cache_is_fetched_again(home: Path) -> None:
+    clf, x = _trained(home)
+    with shipyard.start_run(experiment="e", log_code=False) as run:
+        version = run.log_model(clf, "m", input_example=x.head())
+    shipyard.models.load("m@1")
+    cached = home / "cache" / "models" / version.digest
+    meta = cached / "shipyard-model.json"
+    os.chmod(meta, 0o644)
+    meta.write_text(meta.read_text().replace('"signature"', '"signaturX"'))
+    (cached / "extra.py").write_text("print('not part of the model')")
+    model = shipyard.models.load("m@1")  # verified again: fetched afresh from the store
+    with pytest.raises(InputMismatchError):
+        model.predict(x.drop(columns=x.columns[0]))
+    assert not (cached / "extra.py").exists()
+
+
+def test_bad_model_names_write_nothing(home: Path, tmp_path: Path) -> None:
+    clf, x = _trained(home)
+    with shipyard.start_run(experiment="e", log_code=False) as run:
+        for name in ("../escaped", "bad name!"):
+            with pytest.raises(InvalidArgumentError, match="invalid model name"):
+                run.log_model(clf, name, input_example=x.head())
+    assert shipyard.open_workspace().backend.list_artifacts(run.run_id) == []
+    assert not (tmp_path.parent / "escaped").exists()
+
+
+def test_missing_values_in_an_integer_column_are_an_input_mismatch(home: Path) -> None:
+    import pandas as pd
+    from sklearn.tree import DecisionTreeClassifier
+
+    x = pd.DataFrame({"a": [1, 2, 3, 4], "b": [0, 1, 0, 1]})
+    clf = DecisionTreeClassifier().fit(x, [0, 1, 0, 1])
+    with shipyard.start_run(experiment="e", log_code=False) as run:
+        run.log_model(clf, "ints", input_example=x)
+    bad = pd.DataFrame({"a": pd.array([1, None], dtype="Int64"), "b": [0, 1]})
+    with pytest.raises(InputMismatchError) as caught:
+        shipyard.models.load("ints").predict(bad)
+    assert caught.value.field == "a"
+
+
+def test_stored_functions_are_refused_even_from_trusted_libraries(tmp_path: Path) -> None:
+    """A FunctionTransformer holding a numpy *function* would run it at predict time."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from shipyard.errors import UntrustedModelError
+    from shipyard.models import save_model
+
+    frame = load_breast_cancer(as_frame=True).frame
+    x, y = frame.drop(columns="target"), frame["target"]
+    risky = make_pipeline(FunctionTransformer(np.sort), LogisticRegression(max_iter=5000))
+    with pytest.raises(UntrustedModelError, match="numpy"):
+        save_model(risky.fit(x, y), tmp_path / "m", input_example=x.head())
+    fine = make_pipeline(FunctionTransformer(np.log1p), LogisticRegression(max_iter=5000))
+    save_model(fine.fit(x, y), tmp_path / "ok", input_example=x.head())  # a ufunc is a type

@@ -154,3 +154,50 @@ def test_verify_detects_edits_and_deletions(
         conn.execute(sa.text(tamper))
     problems = backend.verify_audit()
     assert any(problem in p for p in problems), problems
+
+
+def test_denied_actions_change_nothing(team: dict[str, Registry], backend: SqlBackend) -> None:
+    bob, carol, dave = team["bob"], team["carol"], team["dave"]
+    bob.register("m", digest=DIGEST, flavor="sklearn")
+    bob.request_review("m@1")
+    before = len(backend.list_audit(limit=1000))
+    with pytest.raises(PermissionDeniedError):
+        bob.approve("m@1")
+    with pytest.raises(PermissionDeniedError):
+        dave.approve("m@1")
+    assert len(backend.list_audit(limit=1000)) == before
+    assert bob.resolve("m@1").review is ReviewState.REQUESTED
+    # a decision only applies to a version still awaiting review (checked in the write)
+    carol.reject("m@1", "no")
+    with pytest.raises(InvalidArgumentError, match="someone else reviewed it first"):
+        backend.set_review_state(
+            "m", 1, ReviewState.APPROVED, actor="carol", expected=ReviewState.REQUESTED
+        )
+    assert bob.resolve("m@1").review is ReviewState.REJECTED
+
+
+def test_governed_champion_cannot_be_removed_or_grandfathered(team: dict[str, Registry]) -> None:
+    alice, bob, dave = team["alice"], team["bob"], team["dave"]
+    dave.register("g", digest=DIGEST, flavor="sklearn")
+    dave.set_alias("g@1", "champion")
+    with pytest.raises(PermissionDeniedError, match="not approved"):
+        alice.set_governed("g")  # its champion was never approved
+    dave.request_review("g@1")
+    bob.approve("g@1")
+    alice.set_governed("g")
+    with pytest.raises(PermissionDeniedError, match="approver"):
+        dave.delete_alias("g", "champion")
+    bob.delete_alias("g", "champion")
+    assert alice.model("g").aliases == {}
+
+
+def test_the_user_who_trained_a_model_may_not_approve_it(
+    team: dict[str, Registry], backend: SqlBackend
+) -> None:
+    exp = backend.get_or_create_experiment("e")
+    run = backend.create_run(exp.experiment_id, name="r", user="carol", start_time=1)
+    team["dave"].register("t", digest=DIGEST, flavor="sklearn", run_id=run.run_id)
+    team["dave"].request_review("t@1")
+    with pytest.raises(PermissionDeniedError, match="trained"):
+        team["carol"].approve("t@1")
+    assert team["bob"].approve("t@1").review is ReviewState.APPROVED

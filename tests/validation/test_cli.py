@@ -143,3 +143,15 @@ def test_unknown_model_data_and_target(cancer: Path, tmp_path: Path) -> None:
         app, ["validate", "cancer-clf@1", "--data", str(cancer), "--target", "label"]
     )
     assert result.exit_code == 2 and "no target column 'label'" in result.stderr
+
+
+def test_validating_on_the_training_data_is_refused(home: Path) -> None:
+    frame = load_breast_cancer(as_frame=True).frame
+    data.add(frame, "all")
+    with shipyard.start_run(experiment="leak", log_code=False) as run:
+        table = data.load("all@1")
+        x, y = table.drop(columns="target"), table["target"]
+        run.log_model(LogisticRegression(max_iter=5000).fit(x, y), "leaky", input_example=x.head())
+    result = CliRunner().invoke(_app(), ["validate", "leaky@1", "--data", "all@1"])
+    assert result.exit_code == 2
+    assert "has not seen" in result.output

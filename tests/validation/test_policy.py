@@ -134,3 +134,17 @@ def test_metric_the_task_lacks_fails(regression: Case) -> None:
     report = evaluate(regression.model, regression.test, target="target", robustness=False)
     gate = apply_policy(report, parse_policy({"min": {"roc_auc": 0.9, "r2": 0.2}}))
     assert gate.failures == ["roc_auc not computed for this model (min 0.900)"]
+
+
+def test_a_rule_implies_its_check(binary: Case) -> None:
+    """A gate with a regression rule fails when no champion was compared, not passes."""
+    report = evaluate(binary.model, binary.test, target="target", robustness=False)
+    gate = apply_policy(
+        report,
+        parse_policy({"max_regression": {"roc_auc": 0.01}, "max_robustness_drop": 0.1}),
+    )
+    assert not gate.passed
+    assert gate.failures == [
+        "required check 'comparison' did not run",
+        "required check 'robustness' did not run",
+    ]

@@ -292,11 +292,14 @@ def scan(
     as_json: _JSON = False,
 ) -> None:
     """Report unsafe imports in every pickle found (never unpickling); exit 1 if any."""
+    from shipyard.errors import NotFoundError
     from shipyard.models import scan_pickles
     from shipyard.models.logged import model_path
 
     path = Path(target)
-    if not path.exists() and "@" in target:
+    if not path.exists() and "@" not in target:
+        raise NotFoundError(f"no such file or folder: {target}")
+    if not path.exists():
         workspace = workspace_from(ctx)
         version = Registry(workspace.backend, workspace.settings.user).resolve(target)
         path = model_path(version, workspace)

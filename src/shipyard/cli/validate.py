@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli._base import console, err_console, print_json
-from shipyard.errors import NotFoundError
+from shipyard.errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -43,12 +43,33 @@ def _read_table(data: str, home: Any) -> pd.DataFrame:
     return load(data, home=home)
 
 
-def _load_model(ref: str, home: Any) -> Any:
+def _require_unseen(ref: str, data: str, home: Any) -> None:
+    """Refuse a dataset version that the run which trained the model read: not unseen."""
+    if Path(ref).is_dir() or Path(data).name.lower().endswith(_TABLE_SUFFIXES):
+        return  # a model folder or a plain file carries no lineage to check
+    from shipyard.data import resolve
+    from shipyard.registry import Registry
+    from shipyard.tracking import open_workspace
+
+    workspace = open_workspace(home)
+    version = Registry(workspace.backend, workspace.settings.user).resolve(ref)
+    if version.run_id is None:
+        return
+    dataset = resolve(data, home=home)
+    seen = workspace.backend.run_dataset_versions([version.run_id], "input")
+    if any((v.dataset, v.version) == (dataset.dataset, dataset.version) for _, v in seen):
+        raise InvalidArgumentError(
+            f"{dataset.ref} was read by run {version.run_id[:8]}, which trained {version.ref}: "
+            "validate on data the model has not seen (a held-out dataset version)"
+        )
+
+
+def _load_model(ref: str, home: Any, trusted_code: bool) -> Any:
     from shipyard.models import load, load_model
 
     if Path(ref).is_dir():
-        return load_model(ref)
-    return load(ref, home=home)
+        return load_model(ref, trusted_code=trusted_code)
+    return load(ref, home=home, trusted_code=trusted_code)
 
 
 def _summary(report: ValidationReport, gate: GateResult | None) -> None:
@@ -119,6 +140,12 @@ def validate(
         Path, typer.Option("--out", "-o", help="Folder for report.json and report.html.")
     ] = Path("validation"),
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = 0,
+    trusted_code: Annotated[
+        bool,
+        typer.Option(
+            "--trusted-code", help="Allow models that run code when loaded (PyTorch, Python)."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Evaluate a model on unseen data, write a JSON and HTML report, and apply a gate policy."""
@@ -126,9 +153,10 @@ def validate(
 
     home = _home(ctx)
     gate_policy = load_policy(policy) if policy is not None else None
+    _require_unseen(ref, data, home)
     table = _read_table(data, home)
-    model = _load_model(ref, home)
-    champion = _load_model(against, home) if against is not None else None
+    model = _load_model(ref, home, trusted_code)
+    champion = _load_model(against, home, trusted_code) if against is not None else None
     report = evaluate(
         model,
         table,

@@ -9,13 +9,16 @@ folder against its digest and loads it.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
+from shipyard.artifacts import canonical_bytes, hash_bytes, hash_file, list_files
 from shipyard.entities import ModelVersion
 from shipyard.models.package import LoadedModel, load_model, save_model
-from shipyard.registry import Registry
+from shipyard.registry import Registry, validate_model_name
 from shipyard.tracking import ActiveRun, Workspace, open_workspace
 
 __all__ = ["load", "log_model", "model_path"]
@@ -32,6 +35,7 @@ def log_model(
     artifacts: str | os.PathLike[str] | None = None,
 ) -> ModelVersion:
     """Save ``model`` with ``run`` and register it as the next version of ``name``."""
+    validate_model_name(name)  # before anything is written anywhere
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / name
         meta = save_model(
@@ -55,17 +59,31 @@ def log_model(
 
 
 def model_path(version: ModelVersion, workspace: Workspace) -> Path:
-    """A local folder holding the version's files (materialised once, verified)."""
+    """A local folder holding exactly the version's files, verified on every call.
+
+    The folder is a cache under the workspace: whatever changed in it since it was written
+    (an edited, added or removed file) fails the digest and it is fetched again.
+    """
     folder = workspace.settings.home / "cache" / "models" / version.digest
-    if not folder.is_dir():
-        staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-        workspace.artifacts.get_dir(version.digest, staging)
-        try:
-            os.replace(staging, folder)
-        except OSError:  # another process materialised it first
-            if not folder.is_dir():
-                raise
+    if folder.is_dir():
+        if _folder_digest(folder) == version.digest:
+            return folder
+        shutil.rmtree(folder, ignore_errors=True)
+    staging = folder.with_name(f".{folder.name}.{uuid.uuid4().hex}.tmp")
+    workspace.artifacts.get_dir(version.digest, staging)
+    try:
+        os.replace(staging, folder)
+    except OSError:  # another process materialised it first
+        shutil.rmtree(staging, ignore_errors=True)
+        if not folder.is_dir():
+            raise
     return folder
+
+
+def _folder_digest(folder: Path) -> str:
+    """The digest ``ArtifactStore.put_dir`` would give ``folder`` (every file read)."""
+    triples = [(rel, hash_file(path), st.st_size) for rel, path, st in list_files(folder)]
+    return hash_bytes(canonical_bytes(triples))
 
 
 def load(

@@ -181,7 +181,14 @@ def _coerce_column(name: str, values: pd.Series, spec: ColumnSpec) -> pd.Series:
             f"column {name!r} expects {spec.type} values, got {_describe(values, got)}",
         )
     if want in ("float", "integer", "bool", "complex"):
-        return values.astype(np.dtype(spec.type))
+        try:
+            return values.astype(np.dtype(spec.type))
+        except (TypeError, ValueError) as exc:  # missing values in an int column, say
+            raise InputMismatchError(
+                name,
+                f"column {name!r} expects {spec.type} values and cannot hold what it got "
+                f"(missing values?): {exc}",
+            ) from exc
     return values
 
 

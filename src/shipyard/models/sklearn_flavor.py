@@ -62,7 +62,9 @@ def trusted_types(untrusted: list[str]) -> list[str]:
     refused = sorted(
         name
         for name in untrusted
-        if not name.startswith(TRUSTED_TYPE_PREFIXES) or name.startswith(DENIED_TYPE_PREFIXES)
+        if not name.startswith(TRUSTED_TYPE_PREFIXES)
+        or name.startswith(DENIED_TYPE_PREFIXES)
+        or not _is_class(name)
     )
     if refused:
         raise UntrustedModelError(
@@ -71,6 +73,33 @@ def trusted_types(untrusted: list[str]) -> list[str]:
             "shipyard.models.PythonModel instead"
         )
     return sorted(untrusted)
+
+
+def _is_class(name: str) -> bool:
+    """Whether ``name`` (inside sklearn, numpy or scipy) is a class or a numpy ufunc.
+
+    A stored *function* (say ``numpy.load`` inside a ``FunctionTransformer``) would run when
+    the model predicts, so functions are refused however trusted their library is.
+    """
+    import importlib
+
+    module_name, _, attribute = name.rpartition(".")
+    while module_name:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            module_name, _, outer = module_name.rpartition(".")
+            attribute = f"{outer}.{attribute}"
+            continue
+        found: Any = module
+        for part in attribute.split("."):
+            found = getattr(found, part, None)
+            if found is None:
+                return False
+        import numpy as np
+
+        return isinstance(found, type | np.ufunc)
+    return False
 
 
 def _require_skops() -> Any:

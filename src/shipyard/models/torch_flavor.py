@@ -245,9 +245,19 @@ class TorchFlavor:
     def load(self, path: Path, options: dict[str, Any], *, trusted_code: bool) -> Predictor:
         """Check the archive (:func:`check_archive`), then load it with ``torch.export.load``.
 
+        ``torch.export.load`` can fall back to unpickling and can load compiled native code
+        from the archive, and the archive check is a guard, not a proof; so a PyTorch model
+        loads only with ``trusted_code=True`` (load models you or your team produced).
+
         Raises:
-            UntrustedModelError: the archive holds anything the check refuses.
+            UntrustedModelError: ``trusted_code`` is false, or the archive holds anything the
+                check refuses.
         """
+        if not trusted_code:
+            raise UntrustedModelError(
+                "a PyTorch program can run code when it is loaded; load it with "
+                "trusted_code=True (`--trusted-code`) if you trust where it came from"
+            )
         torch = _require_torch()
         file = resolve_inside(path, str(options.get("file", _FILE)))
         check_archive(file)

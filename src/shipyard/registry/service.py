@@ -140,7 +140,16 @@ class Registry:
     def set_governed(self, name: str, governed: bool = True) -> None:
         """Governed models need an approved version for ``champion``. Admins only."""
         self._require(doing="change whether a model is governed")
-        self.backend.set_model_governed(validate_model_name(name), governed, actor=self.user)
+        model = self.backend.get_registered_model(validate_model_name(name))
+        champion = model.aliases.get(CHAMPION)
+        if governed and champion is not None:
+            current = self.backend.get_model_version(model.name, champion)
+            if current.review is not ReviewState.APPROVED:
+                raise PermissionDeniedError(
+                    f"{current.ref} is {CHAMPION} but not approved: have it reviewed, or move "
+                    f"the alias, before governing {model.name}"
+                )
+        self.backend.set_model_governed(model.name, governed, actor=self.user)
 
     # aliases -------------------------------------------------------------------------------
 
@@ -153,17 +162,25 @@ class Registry:
             )
         version = self.resolve(ref)
         model = self.backend.get_registered_model(version.model)
-        if model.governed and alias == CHAMPION and version.review is not ReviewState.APPROVED:
+        guarded = model.governed and alias == CHAMPION
+        if guarded and version.review is not ReviewState.APPROVED:
             raise PermissionDeniedError(
                 f"{version.ref} is not approved ({version.review.value}); {model.name} is "
                 f"governed, so only an approved version can become {CHAMPION}: "
                 f"`shipyard models request-review {version.ref}`"
             )
-        self.backend.set_model_alias(version.model, alias, version.version, actor=self.user)
+        # The approval is checked again inside the write, against a concurrent rejection.
+        self.backend.set_model_alias(
+            version.model, alias, version.version, actor=self.user, require_approved=guarded
+        )
         return self.backend.get_model_version(version.model, version.version)
 
     def delete_alias(self, name: str, alias: str) -> None:
-        self.backend.delete_model_alias(validate_model_name(name), alias, actor=self.user)
+        """Remove an alias; a governed model's champion only by an approver or admin."""
+        model = self.backend.get_registered_model(validate_model_name(name))
+        if model.governed and alias == CHAMPION:
+            self._require(Role.APPROVER, doing=f"remove the {CHAMPION} of a governed model")
+        self.backend.delete_model_alias(model.name, alias, actor=self.user)
 
     # review --------------------------------------------------------------------------------
 
@@ -184,9 +201,11 @@ class Registry:
         verb = "approve" if state is ReviewState.APPROVED else "reject"
         self._require(Role.APPROVER, doing=f"{verb} model versions")
         version = self.resolve(ref)
-        if version.created_by == self.user:
+        trained_by = self.backend.get_run(version.run_id).user if version.run_id else None
+        if self.user in (version.created_by, trained_by):
+            role = "registered" if self.user == version.created_by else "trained"
             raise PermissionDeniedError(
-                f"{self.user!r} registered {version.ref} and so may not {verb} it: "
+                f"{self.user!r} {role} {version.ref} and so may not {verb} it: "
                 "another approver must review it (four-eyes rule)"
             )
         if version.review is not ReviewState.REQUESTED:
@@ -197,7 +216,12 @@ class Registry:
         if state is ReviewState.REJECTED and not comment.strip():
             raise InvalidArgumentError("say why in --comment when rejecting a version")
         self.backend.set_review_state(
-            version.model, version.version, state, actor=self.user, comment=comment
+            version.model,
+            version.version,
+            state,
+            actor=self.user,
+            comment=comment,
+            expected=ReviewState.REQUESTED,
         )
         return self.backend.get_model_version(version.model, version.version)
 

@@ -140,9 +140,24 @@ class Backend(Protocol):
     def list_model_versions(self, name: str) -> list[ModelVersion]: ...
     def latest_model_version(self, name: str) -> int: ...
     def set_review_state(
-        self, name: str, version: int, state: ReviewState, *, actor: str, comment: str = ""
+        self,
+        name: str,
+        version: int,
+        state: ReviewState,
+        *,
+        actor: str,
+        comment: str = "",
+        expected: ReviewState | None = None,
     ) -> None: ...
-    def set_model_alias(self, name: str, alias: str, version: int, *, actor: str) -> None: ...
+    def set_model_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        require_approved: bool = False,
+    ) -> None: ...
     def delete_model_alias(self, name: str, alias: str, *, actor: str) -> None: ...
     def resolve_model_alias(self, name: str, alias: str) -> int: ...
     def set_model_tag(

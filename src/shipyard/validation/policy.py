@@ -160,14 +160,25 @@ def apply_policy(report: ValidationReport, policy: GatePolicy) -> GateResult:
                 )
     if policy.max_robustness_drop is not None:
         for check in report.robustness:
-            if check.degradation > policy.max_robustness_drop:
+            if math.isnan(check.degradation):
+                failures.append(f"{check.metric} under {check.kind} {check.level:g} not computed")
+            elif check.degradation > policy.max_robustness_drop:
                 failures.append(
                     f"{check.metric} under {check.kind} {check.level:g} {_f(check.value)} drops "
                     f"{_f(check.degradation)} from {_f(check.baseline)} > max_robustness_drop "
                     f"{_f(policy.max_robustness_drop)}"
                 )
     ran = report.checks()
-    failures.extend(
-        f"required check {check!r} did not run" for check in policy.required if check not in ran
-    )
+    # A rule about a check implies the check: a gate must not pass because a CI job forgot
+    # --against or --sensitive.
+    implied = {
+        "comparison": bool(policy.max_regression),
+        "fairness": bool(policy.max_fairness_gap),
+        "robustness": policy.max_robustness_drop is not None,
+    }
+    needed = [
+        *policy.required,
+        *(c for c, on in implied.items() if on and c not in policy.required),
+    ]
+    failures.extend(f"required check {check!r} did not run" for check in needed if check not in ran)
     return GateResult(passed=not failures, failures=failures)

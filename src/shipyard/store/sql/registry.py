@@ -16,7 +16,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from shipyard.entities import AuditEntry, ModelVersion, RegisteredModel, ReviewState, Role, User
-from shipyard.errors import AlreadyExistsError, NotFoundError
+from shipyard.errors import (
+    AlreadyExistsError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from shipyard.store.sql.engine import read, with_retries, write
 from shipyard.store.sql.schema import (
     audit_head,
@@ -242,7 +247,11 @@ class RegistryMethods:
                     lambda: self._in_write(change), what=f"registering a version of {name!r}"
                 )
                 break
-            except IntegrityError:
+            except IntegrityError as exc:
+                if "UNIQUE" not in str(exc.orig) and getattr(exc.orig, "sqlstate", "") != "23505":
+                    raise NotFoundError(
+                        f"cannot register a version of {name!r}: {run_id!r} is not a run"
+                    ) from exc
                 continue
         else:
             number = with_retries(lambda: self._in_write(change), what="registering a version")
@@ -307,11 +316,26 @@ class RegistryMethods:
         return int(latest)
 
     def set_review_state(
-        self, name: str, version: int, state: ReviewState, *, actor: str, comment: str = ""
+        self,
+        name: str,
+        version: int,
+        state: ReviewState,
+        *,
+        actor: str,
+        comment: str = "",
+        expected: ReviewState | None = None,
     ) -> None:
+        """Move a version to ``state``; with ``expected``, only from that state (checked in
+        the same transaction, so a concurrent approve and reject cannot both win)."""
+
         def change(conn: sa.Connection) -> None:
             model = self._model_row(conn, name)
             row = self._version_row(conn, model.model_id, name, version)
+            if expected is not None and row.review != ReviewState(expected).value:
+                raise InvalidArgumentError(
+                    f"{name}@{version} is {row.review}, not {ReviewState(expected).value}: "
+                    "someone else reviewed it first"
+                )
             conn.execute(
                 model_versions.update()
                 .where(
@@ -332,12 +356,28 @@ class RegistryMethods:
 
     # aliases and tags ----------------------------------------------------------------------
 
-    def set_model_alias(self, name: str, alias: str, version: int, *, actor: str) -> None:
-        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere), atomically."""
+    def set_model_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        require_approved: bool = False,
+    ) -> None:
+        """Point ``alias`` at ``version`` (moving it if it pointed elsewhere), atomically.
+
+        With ``require_approved`` the version's approval is checked in the same transaction.
+        """
 
         def change(conn: sa.Connection) -> None:
             model = self._model_row(conn, name)
-            self._version_row(conn, model.model_id, name, version)
+            row = self._version_row(conn, model.model_id, name, version)
+            if require_approved and row.review != ReviewState.APPROVED.value:
+                raise PermissionDeniedError(
+                    f"{name}@{version} is not approved ({row.review}); only an approved "
+                    f"version can become {alias}"
+                )
             previous = conn.execute(
                 sa.select(model_aliases.c.version).where(
                     model_aliases.c.model_id == model.model_id, model_aliases.c.alias == alias
