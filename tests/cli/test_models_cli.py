@@ -84,6 +84,10 @@ def test_lineage_and_errors(model_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     lineage = json.loads(runner.invoke(app, ["models", "lineage", "m@1", "--json"]).output)
     assert lineage["run_id"] == run.run_id and lineage["datasets"] == ["train@1"]
+    tagged = runner.invoke(app, ["models", "tag", "m@1", "stage", "staging"])
+    assert tagged.exit_code == 0, tagged.output
+    shown = json.loads(runner.invoke(app, ["models", "show", "m@1", "--json"]).output)
+    assert shown["tags"] == {"stage": "staging"}
     missing = runner.invoke(app, ["models", "show", "m@champion"])
     assert missing.exit_code == 1 and "no alias 'champion'" in missing.output
     deleted = runner.invoke(app, ["models", "alias", "m@1", "nope", "--delete"])

@@ -92,3 +92,22 @@ def test_a_single_file_can_be_scanned(tmp_path: Path) -> None:
 def test_a_folder_without_pickles_gives_nothing(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text("{}")
     assert scan_pickles(tmp_path) == []
+
+
+def test_pickles_inside_zip_archives_are_scanned(tmp_path: Path) -> None:
+    """A torch.save-style archive hides its pickle in a member; the scan opens the zip."""
+    import os
+    import pickle
+    import zipfile
+
+    class Evil:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.system, ("echo owned",))
+
+    archive = tmp_path / "weights.pt"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("archive/data.pkl", pickle.dumps(Evil()))  # built, never loaded
+        zf.writestr("archive/version", "3")
+    findings = scan_pickles(tmp_path)
+    assert [f.path for f in findings] == ["weights.pt!archive/data.pkl"]
+    assert findings[0].severity.value == "error"

@@ -165,6 +165,18 @@ def alias(
     console.print(Text(f"{version.model}@{name} -> {version.ref}"))
 
 
+@models_app.command("tag")
+def tag(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME (the model) or NAME@VERSION.")],
+    key: str,
+    value: str,
+) -> None:
+    """Set a tag on a model or on one of its versions (audited)."""
+    _registry(ctx).tag(ref, key, value)
+    console.print(Text(f"{ref}: {key} = {value}"))
+
+
 @models_app.command("govern")
 def govern(
     ctx: typer.Context,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickletools
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -268,8 +269,33 @@ def scan_pickles(path: str | os.PathLike[str]) -> list[PickleFinding]:
         ]
     findings = []
     for file, rel in sorted(files, key=lambda item: item[1]):
-        if file.is_symlink() or not is_pickle_file(file):
+        if file.is_symlink():
             continue
-        with file.open("rb") as stream:
-            findings.append(scan_pickle_bytes(stream, rel))
+        if is_pickle_file(file):
+            with file.open("rb") as stream:
+                findings.append(scan_pickle_bytes(stream, rel))
+        elif zipfile.is_zipfile(file):
+            findings.extend(_scan_zip(file, rel))
     return findings
+
+
+def _scan_zip(file: Path, rel: str) -> list[PickleFinding]:
+    """Pickles inside a zip archive (``torch.save`` files, ``.npz``, TorchScript) as
+    ``archive.zip!member`` findings; members are read, never extracted to disk."""
+    found = []
+    try:
+        with zipfile.ZipFile(file) as archive:
+            for member in archive.infolist():
+                if member.is_dir():
+                    continue
+                with archive.open(member) as stream:
+                    head = stream.read(2)
+                named = Path(member.filename).suffix.lower() in PICKLE_SUFFIXES
+                header = len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= _MAX_PROTOCOL
+                if named or header:
+                    with archive.open(member) as stream:
+                        data = stream.read()
+                    found.append(scan_pickle_bytes(data, f"{rel}!{member.filename}"))
+    except (zipfile.BadZipFile, OSError) as exc:
+        found.append(PickleFinding(path=rel, imports=(), error=f"unreadable zip archive: {exc}"))
+    return found
