@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import random
 import re
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shipyard.entities import Dataset, DatasetProfile, DatasetVersion
 from shipyard.errors import InvalidArgumentError, NotFoundError, StoreError
-from shipyard.store.sql.engine import read, with_retries, write
+from shipyard.store.sql.engine import read, with_retries, with_unique_retries, write
 from shipyard.store.sql.schema import dataset_versions, datasets, run_datasets, runs
 
 __all__ = ["DatasetMethods"]
@@ -131,16 +129,11 @@ class DatasetMethods:
 
         # Two writers adding to one dataset at once on PostgreSQL can collide on the version
         # number or the digest; the loser's transaction rolled back, so it simply tries again.
-        for attempt in range(_ADD_ATTEMPTS):
-            try:
-                number, created = with_retries(op, what=f"adding a version of {name!r}")
-                break
-            except IntegrityError as exc:
-                if not _is_unique_violation(exc):
-                    raise StoreError(f"adding a version of {name!r} failed: {exc.orig}") from exc
-                time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 6)))  # noqa: S311
-        else:
-            raise StoreError(f"adding a version of {name!r}: too many concurrent writers")
+        what = f"adding a version of {name!r}"
+        try:
+            number, created = with_unique_retries(op, what=what)
+        except IntegrityError as exc:
+            raise StoreError(f"{what} failed: {exc.orig}") from exc
         return self.get_dataset_version(name, str(number)), created
 
     def _dataset_id(self, conn: sa.Connection, name: str) -> int:
@@ -269,9 +262,3 @@ class DatasetMethods:
                 .order_by(datasets.c.name, dataset_versions.c.version)
             ).all()
         return [(r.user_run_id, _version(r, r.name, with_profile=False)) for r in rows]
-
-
-def _is_unique_violation(exc: IntegrityError) -> bool:
-    """Another writer took the version number or the digest first (worth another try)."""
-    sqlstate = getattr(exc.orig, "sqlstate", None)
-    return sqlstate == "23505" or "UNIQUE constraint failed" in str(exc.orig)

@@ -21,7 +21,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from shipyard.config import redact_url
 from shipyard.errors import InvalidArgumentError, StoreError
 
-__all__ = ["BUSY_TIMEOUT_S", "make_engine", "read", "with_retries", "write"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "is_unique_violation",
+    "make_engine",
+    "read",
+    "with_retries",
+    "with_unique_retries",
+    "write",
+]
 
 log = logging.getLogger(__name__)
 
@@ -168,3 +176,26 @@ def with_retries(operation: Callable[[], T], *, what: str) -> T:
 def _first_line(error: BaseException | None) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """Another writer took a unique key first (worth another try in a fresh transaction)."""
+    return getattr(exc.orig, "sqlstate", None) == "23505" or "UNIQUE constraint failed" in str(
+        exc.orig
+    )
+
+
+def with_unique_retries(operation: Callable[[], T], *, what: str, attempts: int = 20) -> T:
+    """:func:`with_retries`, and also repeat the transaction when it lost a race for a unique
+    key (the next version number, the first audit entry), with jittered backoff.
+
+    Any other integrity error (an unknown foreign key, say) is raised at once.
+    """
+    for attempt in range(attempts):
+        try:
+            return with_retries(operation, what=what)
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):
+                raise
+            time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 6)))  # noqa: S311
+    raise StoreError(f"{what}: too many concurrent writers, try again")

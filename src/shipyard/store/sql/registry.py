@@ -22,7 +22,7 @@ from shipyard.errors import (
     NotFoundError,
     PermissionDeniedError,
 )
-from shipyard.store.sql.engine import read, with_retries, write
+from shipyard.store.sql.engine import read, with_unique_retries, write
 from shipyard.store.sql.schema import (
     audit_head,
     audit_log,
@@ -95,13 +95,8 @@ class RegistryMethods:
             with write(self._engine) as conn:
                 return change(conn)
 
-        for _ in range(10):  # two first-ever audit entries at once collide on audit_head
-            try:
-                return with_retries(op, what=what)
-            except IntegrityError as exc:
-                if "audit_head" not in str(exc.orig) and "pk_audit" not in str(exc.orig):
-                    raise
-        return with_retries(op, what=what)
+        # Two first-ever audit entries at once collide on audit_head: try again.
+        return with_unique_retries(op, what=what)
 
     @staticmethod
     def _model_row(conn: sa.Connection, name: str) -> Any:
@@ -241,20 +236,14 @@ class RegistryMethods:
             )
             return int(number)
 
-        for _ in range(20):  # concurrent registrations may collide on the version number
-            try:
-                number = with_retries(
-                    lambda: self._in_write(change), what=f"registering a version of {name!r}"
-                )
-                break
-            except IntegrityError as exc:
-                if "UNIQUE" not in str(exc.orig) and getattr(exc.orig, "sqlstate", "") != "23505":
-                    raise NotFoundError(
-                        f"cannot register a version of {name!r}: {run_id!r} is not a run"
-                    ) from exc
-                continue
-        else:
-            number = with_retries(lambda: self._in_write(change), what="registering a version")
+        try:  # concurrent registrations may collide on the version number: retried
+            number = with_unique_retries(
+                lambda: self._in_write(change), what=f"registering a version of {name!r}"
+            )
+        except IntegrityError as exc:
+            raise NotFoundError(
+                f"cannot register a version of {name!r}: {run_id!r} is not a run"
+            ) from exc
         return self.get_model_version(name, number)
 
     def _in_write(self, change: Any) -> Any:
