@@ -11,6 +11,8 @@ from rich.text import Text
 
 from shipyard.cli import artifacts, data, experiments, models, runs
 from shipyard.cli._base import ShipyardGroup, console
+from shipyard.cli.batch import export, predict
+from shipyard.cli.serve import serve
 from shipyard.cli.validate import validate
 from shipyard.config import init_workspace, load_settings, redact_url
 from shipyard.registry import Registry
@@ -33,6 +35,9 @@ app.add_typer(models.models_app, name="models")
 app.add_typer(models.users_app, name="users")
 app.add_typer(models.audit_app, name="audit")
 app.command("validate")(validate)
+app.command("serve")(serve)
+app.command("predict")(predict)
+app.command("export")(export)
 
 
 @app.callback()

@@ -163,7 +163,8 @@ class TorchModel:
 
         if isinstance(data, pd.DataFrame | pd.Series):
             data = data.to_numpy()
-        tensor = torch.as_tensor(np.asarray(data, dtype=self.dtype))
+        # A copy: pandas 3 hands out read-only arrays, which torch warns about sharing.
+        tensor = torch.from_numpy(np.array(data, dtype=self.dtype))
         with torch.no_grad():
             output = self.module(tensor)
         if isinstance(output, tuple | list):

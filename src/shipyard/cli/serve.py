@@ -1,0 +1,83 @@
+"""``shipyard serve``: the real-time model server (OIP v2, MLflow scoring, KServe v1)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from shipyard.cli._base import console, workspace_from
+
+__all__ = ["serve"]
+
+
+def serve(
+    ctx: typer.Context,
+    ref: Annotated[
+        list[str],
+        typer.Argument(
+            help="Models to serve: name@alias, name@3 or name (the first answers /invocations)."
+        ),
+    ],
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")] = 1,
+    max_batch_size: Annotated[
+        int, typer.Option("--max-batch-size", min=1, help="Rows scored together; 1: no batching.")
+    ] = 64,
+    max_batch_wait_ms: Annotated[
+        float, typer.Option("--max-batch-wait-ms", min=0, help="Wait for a batch to fill.")
+    ] = 2.0,
+    refresh_seconds: Annotated[
+        float,
+        typer.Option("--refresh", min=0, help="Re-resolve aliases every N seconds (0: never)."),
+    ] = 30.0,
+    log_predictions: Annotated[
+        bool, typer.Option("--log/--no-log", help="Write the prediction log.")
+    ] = True,
+    trusted_pickle: Annotated[
+        bool, typer.Option("--trust-pickle", help="Allow pickled models (digest-checked).")
+    ] = False,
+    trusted_code: Annotated[
+        bool, typer.Option("--trust-code", help="Allow models that import their own code.")
+    ] = False,
+) -> None:
+    """Serve models over HTTP until stopped (Ctrl-C or SIGTERM flushes the prediction log)."""
+    try:
+        import uvicorn
+
+        from shipyard.serving.app import SETTINGS_ENV, ServeSettings, create_app
+    except ImportError as exc:
+        raise ImportError(
+            f"`shipyard serve` needs the 'serve' extra: pip install 'shipyard[serve]' ({exc})"
+        ) from exc
+
+    workspace = workspace_from(ctx)
+    settings = ServeSettings(
+        refs=list(ref),
+        home=str(workspace.settings.home),
+        max_batch_size=max_batch_size,
+        max_batch_wait_ms=max_batch_wait_ms,
+        refresh_seconds=refresh_seconds,
+        log_predictions=log_predictions,
+        trusted_pickle=trusted_pickle,
+        trusted_code=trusted_code,
+    )
+    app = create_app(settings)  # loads every model now: a bad reference fails before listening
+    names = ", ".join(
+        f"{holder.name}@{holder.current.version}" for holder in app.state.server.models.values()
+    )
+    console.print(f"Serving {names} on http://{host}:{port} ({workers} worker(s))")
+    if workers == 1:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    os.environ[SETTINGS_ENV] = settings.to_json()  # each worker process builds its own app
+    uvicorn.run(
+        "shipyard.serving.app:create_app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+    )

@@ -1,0 +1,384 @@
+"""Request bodies of the three protocols read into what a model takes, and answers written back.
+
+Nothing here does HTTP: each parser takes a decoded body (and a model signature) and returns the
+input table, or raises :class:`RequestError` naming the field at fault. The server turns that into
+a 400 with ``{"error": ...}``, so a wrong feature count, column, type or shape is never a 500.
+
+- Open Inference Protocol v2 (``/v2/models/{name}/infer``): typed tensors. A tabular model takes
+  either one 2-D tensor ``[rows, n_features]`` in signature column order, or one 1-D tensor per
+  named column.
+- MLflow scoring (``/invocations``): ``dataframe_split``, ``dataframe_records``, ``instances``,
+  ``inputs`` or ``text/csv``.
+- KServe v1 (``/v1/models/{name}:predict``): ``instances``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shipyard.entities import ModelSignature
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+__all__ = [
+    "OUTPUTS",
+    "V2_DATATYPES",
+    "RequestError",
+    "V2Request",
+    "parse_csv",
+    "parse_kserve_v1",
+    "parse_mlflow",
+    "parse_v2",
+    "v2_output",
+]
+
+V2_DATATYPES: dict[str, str] = {
+    "BOOL": "bool",
+    "INT8": "int8",
+    "INT16": "int16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "UINT8": "uint8",
+    "UINT16": "uint16",
+    "UINT32": "uint32",
+    "UINT64": "uint64",
+    "FP16": "float16",
+    "FP32": "float32",
+    "FP64": "float64",
+    "BYTES": "object",
+}
+OUTPUTS = ("predict", "predict_proba")
+"""What a client may ask for: the prediction, or class probabilities."""
+
+
+class RequestError(Exception):
+    """A request the server cannot read; answered with ``status`` and ``{"error": message}``.
+
+    Attributes:
+        field: the part of the request at fault (a tensor, column or key).
+        status: the HTTP status (400: bad request; 404: no such model; 415: media type).
+    """
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        self.field = field
+        self.status = status
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class V2Request:
+    """An OIP v2 inference request, read."""
+
+    data: Any
+    """A DataFrame (tabular models) or an array (tensor models and models without a signature)."""
+    outputs: tuple[str, ...] = ("predict",)
+    id: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _columns(signature: ModelSignature | None) -> list[str] | None:
+    if signature is None or not signature.inputs or signature.is_tensor:
+        return None
+    return [spec.name for spec in signature.inputs]
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    flat: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+_WANTS = {"BOOL": "true/false", "BYTES": "strings", "INT": "integers", "UINT": "integers"}
+
+
+def _check_values(values: list[Any], datatype: str, name: str) -> None:
+    """Every element fits ``datatype`` (JSON itself does not tell ints, floats and bools apart)."""
+    for value in values:
+        if not _fits(value, datatype):
+            want = _WANTS.get(datatype, _WANTS.get(datatype.rstrip("0123456789"), "numbers"))
+            raise RequestError(
+                name, f"input {name!r} is {datatype} and needs {want}; got {value!r}"
+            )
+
+
+def _fits(value: Any, datatype: str) -> bool:
+    if datatype == "BOOL":
+        return isinstance(value, bool)
+    if datatype == "BYTES":
+        return isinstance(value, str)
+    if isinstance(value, bool):
+        return False
+    if datatype.startswith(("INT", "UINT")):
+        return isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    return isinstance(value, int | float)
+
+
+def _tensor(spec: Any, index: int) -> tuple[str, np.ndarray[Any, Any]]:
+    """One OIP v2 input tensor as a numpy array of its declared shape and datatype."""
+    import numpy as np
+
+    if not isinstance(spec, dict):
+        raise RequestError(f"inputs[{index}]", f"inputs[{index}] must be an object")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise RequestError(f"inputs[{index}].name", f"inputs[{index}] needs a 'name'")
+    for key in ("shape", "datatype", "data"):
+        if key not in spec:
+            raise RequestError(name, f"input {name!r} has no {key!r}")
+    shape = spec["shape"]
+    if (
+        not isinstance(shape, list)
+        or not shape
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+    ):
+        raise RequestError(
+            name, f"input {name!r}: 'shape' must be a list of sizes >= 0, got {shape!r}"
+        )
+    datatype = spec["datatype"]
+    if datatype not in V2_DATATYPES:
+        raise RequestError(
+            name,
+            f"input {name!r}: unknown datatype {datatype!r} (one of {', '.join(V2_DATATYPES)})",
+        )
+    values = _flatten(spec["data"])
+    if len(values) != math.prod(shape):
+        raise RequestError(
+            name,
+            f"input {name!r} has shape {shape} ({math.prod(shape)} values) "
+            f"but {len(values)} values in 'data'",
+        )
+    _check_values(values, datatype, name)
+    try:
+        array = np.array(values, dtype=V2_DATATYPES[datatype]).reshape(shape)
+    except (OverflowError, ValueError) as exc:
+        raise RequestError(name, f"input {name!r}: values do not fit {datatype}: {exc}") from exc
+    return name, array
+
+
+def parse_v2(body: Any, signature: ModelSignature | None) -> V2Request:
+    """Read an OIP v2 inference request for a model with ``signature``.
+
+    Raises:
+        RequestError: the body is malformed, or does not fit the model's columns.
+    """
+    import pandas as pd
+
+    if not isinstance(body, dict):
+        raise RequestError("body", "the request body must be a JSON object")
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise RequestError("inputs", "'inputs' must be a non-empty list of tensors")
+    tensors = [_tensor(spec, i) for i, spec in enumerate(inputs)]
+    outputs = _requested_outputs(body.get("outputs"))
+    request_id = body.get("id")
+    parameters = body.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise RequestError("parameters", "'parameters' must be an object")
+    columns = _columns(signature)
+    data: Any
+    if columns is None:
+        if len(tensors) != 1:
+            raise RequestError(
+                tensors[1][0], f"the model takes one tensor; got {len(tensors)} inputs"
+            )
+        data = tensors[0][1]
+    elif len(tensors) == 1 and tensors[0][1].ndim == 2:
+        name, array = tensors[0]
+        if array.shape[1] != len(columns):
+            raise RequestError(
+                name,
+                f"input {name!r} has {array.shape[1]} features; the model takes "
+                f"{len(columns)} ({columns[0]!r} ... {columns[-1]!r})",
+            )
+        data = pd.DataFrame(array, columns=columns)
+    else:
+        data = _frame_from_columns(tensors, columns)
+    return V2Request(
+        data=data,
+        outputs=outputs,
+        id=str(request_id) if request_id is not None else None,
+        parameters=parameters,
+    )
+
+
+def _frame_from_columns(
+    tensors: list[tuple[str, np.ndarray[Any, Any]]], columns: list[str]
+) -> pd.DataFrame:
+    import pandas as pd
+
+    known = set(columns)
+    named: dict[str, Any] = {}
+    rows: int | None = None
+    for name, array in tensors:
+        if name not in known:
+            hint = f"; or send one 2-D tensor [rows, {len(columns)}]" if len(tensors) == 1 else ""
+            raise RequestError(name, f"input {name!r} is not a column of the model{hint}")
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim != 1:
+            raise RequestError(
+                name,
+                f"input {name!r} must be 1-D (one value per row); got shape {list(array.shape)}",
+            )
+        if rows is not None and len(array) != rows:
+            raise RequestError(
+                name, f"input {name!r} has {len(array)} rows; the other inputs have {rows}"
+            )
+        rows = len(array)
+        if name in named:
+            raise RequestError(name, f"input {name!r} is given twice")
+        named[name] = array
+    missing = [c for c in columns if c not in named]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise RequestError(missing[0], f"missing input {missing[0]!r}{more}")
+    return pd.DataFrame({c: named[c] for c in columns})
+
+
+def _requested_outputs(spec: Any) -> tuple[str, ...]:
+    if spec is None:
+        return ("predict",)
+    if not isinstance(spec, list) or not spec:
+        raise RequestError("outputs", "'outputs' must be a non-empty list of {\"name\": ...}")
+    names = []
+    for i, item in enumerate(spec):
+        name = item.get("name") if isinstance(item, dict) else None
+        if name not in OUTPUTS:
+            raise RequestError(
+                f"outputs[{i}]",
+                f"unknown output {name!r}: ask for one of {', '.join(OUTPUTS)}",
+            )
+        names.append(name)
+    return tuple(names)
+
+
+def _v2_datatype(array: np.ndarray[Any, Any]) -> str:
+    kind = array.dtype.kind
+    if kind == "b":
+        return "BOOL"
+    if kind in "iuf":
+        return {v: k for k, v in V2_DATATYPES.items()}.get(str(array.dtype), "FP64")
+    return "BYTES"
+
+
+def v2_output(name: str, values: Any) -> dict[str, Any]:
+    """An OIP v2 output tensor holding ``values`` (an array or a list)."""
+    import numpy as np
+
+    array = np.asarray(values)
+    datatype = _v2_datatype(array)
+    if datatype == "BYTES":
+        data = [str(v) for v in array.ravel().tolist()]
+    else:
+        data = array.ravel().tolist()
+    return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": data}
+
+
+def _table(value: Any, key: str, columns: list[str] | None) -> Any:
+    """``instances`` / ``inputs``: a list of rows (lists or objects) or an object of columns."""
+    import pandas as pd
+
+    if isinstance(value, dict):
+        lengths = {len(v) if isinstance(v, list) else 1 for v in value.values()}
+        if len(lengths) > 1:
+            raise RequestError(key, f"the columns of {key!r} have different lengths")
+        try:
+            return (
+                pd.DataFrame(value)
+                if lengths != {1} or any(isinstance(v, list) for v in value.values())
+                else pd.DataFrame([value])
+            )
+        except ValueError as exc:
+            raise RequestError(key, f"{key!r} is not a table: {exc}") from exc
+    if not isinstance(value, list) or not value:
+        raise RequestError(key, f"{key!r} must be a non-empty list of rows or an object of columns")
+    if all(isinstance(row, dict) for row in value):
+        return pd.DataFrame(value)
+    if all(isinstance(row, list) for row in value):
+        widths = {len(row) for row in value}
+        if len(widths) > 1:
+            raise RequestError(key, f"the rows of {key!r} have different lengths {sorted(widths)}")
+        if columns is not None and widths != {len(columns)}:
+            raise RequestError(
+                key,
+                f"rows of {key!r} have {widths.pop()} features; the model takes {len(columns)}",
+            )
+        if columns is not None:
+            return pd.DataFrame(value, columns=columns)
+        import numpy as np
+
+        try:
+            return np.array(value)
+        except ValueError as exc:
+            raise RequestError(key, f"{key!r} is not a rectangular array: {exc}") from exc
+    if columns is not None and len(columns) > 1:
+        raise RequestError(
+            key,
+            f"{key!r} must hold rows (lists of {len(columns)} values or objects keyed by column)",
+        )
+    return pd.DataFrame({columns[0]: value}) if columns else value
+
+
+def parse_mlflow(body: Any, signature: ModelSignature | None) -> Any:
+    """Read an MLflow scoring JSON body into a DataFrame (or array for tensor models)."""
+    import pandas as pd
+
+    if not isinstance(body, dict):
+        raise RequestError("body", "the request body must be a JSON object")
+    keys = [k for k in ("dataframe_split", "dataframe_records", "instances", "inputs") if k in body]
+    if len(keys) != 1:
+        raise RequestError(
+            "body",
+            "give exactly one of 'dataframe_split', 'dataframe_records', 'instances', 'inputs'"
+            + (f" (got {', '.join(keys)})" if keys else ""),
+        )
+    key = keys[0]
+    value = body[key]
+    columns = _columns(signature)
+    if key == "dataframe_split":
+        if not isinstance(value, dict) or not isinstance(value.get("data"), list):
+            raise RequestError(key, "'dataframe_split' needs 'columns' and 'data' (a list of rows)")
+        cols = value.get("columns", columns)
+        try:
+            return pd.DataFrame(value["data"], columns=cols)
+        except (ValueError, TypeError) as exc:
+            raise RequestError(key, f"'dataframe_split' is not a table: {exc}") from exc
+    if key == "dataframe_records":
+        if not isinstance(value, list) or not value or not all(isinstance(r, dict) for r in value):
+            raise RequestError(key, "'dataframe_records' must be a non-empty list of objects")
+        return pd.DataFrame(value)
+    return _table(value, key, columns)
+
+
+def parse_kserve_v1(body: Any, signature: ModelSignature | None) -> Any:
+    """Read a KServe v1 ``{"instances": [...]}`` body."""
+    if not isinstance(body, dict) or "instances" not in body:
+        raise RequestError("instances", 'the body must be {"instances": [...]}')
+    return _table(body["instances"], "instances", _columns(signature))
+
+
+def parse_csv(text: bytes) -> pd.DataFrame:
+    """Read a ``text/csv`` body with a header row."""
+    import pandas as pd
+
+    if not text.strip():
+        raise RequestError("body", "the CSV body is empty")
+    try:
+        return pd.read_csv(io.BytesIO(text))
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise RequestError("body", f"cannot read the CSV body: {exc}") from exc
