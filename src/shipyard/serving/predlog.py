@@ -121,9 +121,16 @@ class PredictionLog:
         ``inputs`` (a DataFrame or an array) and ``outputs`` (name -> per-row values) are
         turned into JSON rows by the writer thread, not by the request.
         """
-        record = _prediction_record(
-            request_id, timestamp, model, version, protocol, inputs, outputs, latency_ms
-        )
+        record = {
+            "request_id": request_id,
+            "timestamp": timestamp,
+            "model": model,
+            "version": version,
+            "protocol": protocol,
+            "inputs": inputs,
+            "outputs": outputs,
+            "latency_ms": latency_ms,
+        }
         return self._put(("predictions", record))
 
     def log_feedback(self, *, request_id: str, label: Any, row: int | None = None) -> bool:
@@ -207,28 +214,6 @@ class PredictionLog:
                 continue
             if self._on_write is not None:
                 self._on_write(len(records))
-
-
-def _prediction_record(
-    request_id: str,
-    timestamp: datetime,
-    model: str,
-    version: str,
-    protocol: str,
-    inputs: Any,
-    outputs: dict[str, Any],
-    latency_ms: float,
-) -> dict[str, Any]:
-    return {
-        "request_id": request_id,
-        "timestamp": timestamp,
-        "model": model,
-        "version": version,
-        "protocol": protocol,
-        "inputs": inputs,
-        "outputs": outputs,
-        "latency_ms": latency_ms,
-    }
 
 
 def _jsonable_rows(values: Any) -> list[Any]:

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shipyard.entities.validation import FairnessResult, SliceMetrics
-from shipyard.validation.metrics import compute_metrics
-from shipyard.validation.slices import slice_labels
+from shipyard.entities.validation import FairnessResult
+from shipyard.validation.slices import group_metrics, slice_labels
 
 if TYPE_CHECKING:
     import numpy as np
@@ -67,15 +66,19 @@ def fairness_result(
     groups = np.asarray(labels, dtype=object)
     names = sorted(set(labels))
     binary = task == "binary" and classes is not None
-    results = []
-    for name in names:
-        mask = groups == name
-        metrics = compute_metrics(
-            task, y[mask], pred[mask], proba[mask] if proba is not None else None, classes
-        )
-        if binary and classes is not None:
-            metrics |= _rates(y[mask] == classes[1], pred[mask] == classes[1])
-        results.append(SliceMetrics(value=name, rows=int(mask.sum()), metrics=metrics))
+    positive = classes[1] if binary and classes is not None else None
+    results = group_metrics(
+        labels,
+        names,
+        task,
+        y,
+        pred,
+        proba,
+        classes,
+        extra=None
+        if positive is None
+        else lambda mask: _rates(y[mask] == positive, pred[mask] == positive),
+    )
     attribute = str(column.name)
     if task == "regression" or classes is None:
         return FairnessResult(

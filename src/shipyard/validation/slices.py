@@ -9,6 +9,7 @@ their own, ``(missing)``. Past :data:`MAX_SLICES` values, the rarest are pooled 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shipyard.entities.validation import SliceMetrics, SliceReport
@@ -77,15 +78,34 @@ def slice_report(
     classes: np.ndarray[Any, Any] | None,
 ) -> SliceReport:
     """The metrics of each slice of ``column`` (aligned by position with ``y`` and ``pred``)."""
-    import numpy as np
 
     labels, binned = slice_labels(column)
+    results = group_metrics(labels, _order(labels, binned), task, y, pred, proba, classes)
+    return SliceReport(column=str(column.name), binned=binned, slices=tuple(results))
+
+
+def group_metrics(
+    labels: list[str],
+    order: list[str],
+    task: str,
+    y: np.ndarray[Any, Any],
+    pred: np.ndarray[Any, Any],
+    proba: np.ndarray[Any, Any] | None,
+    classes: np.ndarray[Any, Any] | None,
+    extra: Callable[[np.ndarray[Any, Any]], dict[str, float]] | None = None,
+) -> list[SliceMetrics]:
+    """The metrics of the rows of each group in ``order`` (``labels`` aligned with ``y``);
+    ``extra(mask)`` adds metrics of its own (the fairness rates)."""
+    import numpy as np
+
     label_array = np.asarray(labels, dtype=object)
     results = []
-    for label in _order(labels, binned):
+    for label in order:
         mask = label_array == label
         metrics = compute_metrics(
             task, y[mask], pred[mask], proba[mask] if proba is not None else None, classes
         )
+        if extra is not None:
+            metrics |= extra(mask)
         results.append(SliceMetrics(value=label, rows=int(mask.sum()), metrics=metrics))
-    return SliceReport(column=str(column.name), binned=binned, slices=tuple(results))
+    return results
