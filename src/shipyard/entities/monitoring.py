@@ -78,6 +78,10 @@ class ColumnDrift:
     """Categorical columns: the share of current values never seen in the reference."""
     from_profile: bool = False
     """True when the reference side came from a stored profile (bins), not raw data."""
+    bins: dict[str, list[Any]] | None = None
+    """The two distributions side by side, for plots: numeric columns
+    ``{"edges": [...], "reference": [shares], "current": [shares]}`` (the PSI bins);
+    categorical ``{"categories": [...], "reference": [shares], "current": [shares]}``."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = _clean(asdict(self))
