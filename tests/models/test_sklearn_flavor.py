@@ -145,3 +145,27 @@ def test_unfitted_model_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="unfitted"):
         save_model(LogisticRegression(), tmp_path / "m")
     assert not (tmp_path / "m").exists()
+
+
+def test_loading_does_not_import_every_sklearn_module(
+    cancer_forest: Trained, tmp_path: Path
+) -> None:
+    """skops's default trust list walks all_estimators() (seconds, and torch); we skip it."""
+    import subprocess
+    import sys
+
+    save_model(cancer_forest.model, tmp_path / "m", input_example=cancer_forest.X[:5])
+    script = (
+        "import sys, sklearn.utils\n"
+        "real = sklearn.utils.all_estimators\n"
+        "from shipyard.models import load_model\n"
+        f"model = load_model({str(tmp_path / 'm')!r})\n"
+        "assert len(model.predict([[0.0] * 30])) == 1\n"
+        "assert sklearn.utils.all_estimators is real, 'stand-in left in place'\n"
+        "print(sorted(m for m in ('torch', 'sklearn.semi_supervised', 'sklearn.gaussian_process')"
+        " if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr

@@ -9,6 +9,7 @@ when their import path starts with one of :data:`TRUSTED_TYPE_PREFIXES` and none
 from __future__ import annotations
 
 import sys
+import threading
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -104,11 +105,34 @@ def _is_class(name: str) -> bool:
 
 def _require_skops() -> Any:
     try:
-        import sklearn  # noqa: F401
-        import skops.io
+        import sklearn.utils
     except ImportError as exc:
         raise InvalidArgumentError(_INSTALL_HINT) from exc
+    if "skops.io" not in sys.modules:
+        # skops builds its *default* trust list at import time from all_estimators(), which
+        # imports every scikit-learn submodule (and torch, through array_api_compat): ~3-4 s.
+        # Shipyard never uses that default — every load passes the types our own allow-list
+        # accepted — so the list is built empty. The lock keeps two first loads racing here
+        # from restoring each other's stand-in instead of the real function.
+        with _SKOPS_IMPORT_LOCK:
+            real = sklearn.utils.all_estimators
+            sklearn.utils.all_estimators = _no_estimators
+            try:
+                import skops.io
+            except ImportError as exc:
+                raise InvalidArgumentError(_INSTALL_HINT) from exc
+            finally:
+                sklearn.utils.all_estimators = real
+    import skops.io
+
     return skops.io
+
+
+_SKOPS_IMPORT_LOCK = threading.Lock()
+
+
+def _no_estimators(*args: Any, **kwargs: Any) -> list[tuple[str, type]]:
+    return []
 
 
 def _version(distribution: str) -> str:
