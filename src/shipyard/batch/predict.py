@@ -201,9 +201,34 @@ def score_batch(model: LoadedModel, batch: pa.RecordBatch, plan: _Plan) -> pa.Re
         for i, label in enumerate(labels):
             arrays.append(pa.array(proba[:, i]))
             names.append(f"proba_{label}")
-    arrays.append(pa.array([plan.model_ref] * batch.num_rows, pa.string()))
+    arrays.append(pa.repeat(pa.scalar(plan.model_ref, pa.string()), batch.num_rows))
     names.append("model_version")
     return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _score_in_threads(
+    model: LoadedModel, batches: Iterator[pa.RecordBatch], plan: _Plan
+) -> Iterator[pa.RecordBatch]:
+    """Score batches on every core, in input order, with a bounded number in flight.
+
+    Reading and decoding the next batches (pyarrow) and the model's numeric work (numpy,
+    scikit-learn, onnxruntime) release the GIL, so one batch is scored while the next is read.
+    """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    workers = max(1, min(4, os.cpu_count() or 1))
+    pending: deque[Future[pa.RecordBatch]] = deque()
+    with ThreadPoolExecutor(workers, thread_name_prefix="shipyard-predict") as pool:
+        try:
+            for batch in batches:
+                pending.append(pool.submit(score_batch, model, batch, plan))
+                if len(pending) > workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 def _read_model_files(folder: Path) -> dict[str, bytes]:
@@ -346,7 +371,7 @@ def predict(
                 batches, folder, version, trusted_code, plan
             )
         else:
-            results = (score_batch(model, b, plan) for b in batches)
+            results = _score_in_threads(model, batches, plan)
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
         rows = count = 0
