@@ -9,9 +9,13 @@ filters travel as strings (the server parses them).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from shipyard.entities import (
+    AlertEvent,
+    AlertState,
     ArtifactRecord,
     AuditEntry,
     Dataset,
@@ -28,7 +32,23 @@ from shipyard.entities import (
     User,
 )
 
-__all__ = ["Backend"]
+__all__ = ["AlertProgress", "Backend"]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertProgress:
+    """Where one alert rule of one model stands after the windows evaluated so far."""
+
+    model: str
+    rule: str
+    consecutive: int = 0
+    """Consecutive evaluated windows (up to the last) in which the rule's condition held."""
+    firing: bool = False
+    last_window_end: datetime | None = None
+    """End of the newest window evaluated (UTC); older or equal windows are never looked at
+    again."""
+    updated: datetime | None = None
+    """When this was last written (UTC)."""
 
 
 @runtime_checkable
@@ -168,3 +188,42 @@ class Backend(Protocol):
     def list_users(self) -> list[User]: ...
     def list_audit(self, *, limit: int = 100, target: str | None = None) -> list[AuditEntry]: ...
     def verify_audit(self) -> list[str]: ...
+
+    # monitoring alerts
+    def record_alert_progress(
+        self,
+        progress: AlertProgress,
+        events: Sequence[AlertEvent],
+        *,
+        expected_window_end: datetime | None,
+        delivery: str = "none",
+    ) -> bool:
+        """Store a rule's new progress and the events it raised, in one transaction.
+
+        Only if the stored ``last_window_end`` is still ``expected_window_end`` (what the
+        caller read before evaluating); otherwise another evaluator got there first, nothing is
+        written and the result is False. ``delivery`` is the events' initial webhook status:
+        ``none`` (no webhooks) or ``pending``.
+        """
+        ...
+
+    def get_alert_progress(self, model: str | None = None) -> list[AlertProgress]:
+        """Progress of every rule (of ``model``), ordered by model and rule."""
+        ...
+
+    def list_alert_events(
+        self,
+        *,
+        model: str | None = None,
+        rule: str | None = None,
+        state: AlertState | None = None,
+        since: datetime | None = None,
+        delivery: str | None = None,
+        limit: int = 100,
+    ) -> list[AlertEvent]:
+        """Alert events, newest first (by ``at``); ``since`` is inclusive."""
+        ...
+
+    def set_alert_delivery(self, event_id: str, status: str, attempts: int) -> None:
+        """Record an event's webhook delivery: ``delivered`` or ``failed`` after ``attempts``."""
+        ...

@@ -21,6 +21,7 @@ from shipyard.errors import (
     ParamConflictError,
 )
 from shipyard.store.sql import migrate
+from shipyard.store.sql.alerts import AlertMethods
 from shipyard.store.sql.datasets import DatasetMethods
 from shipyard.store.sql.engine import make_engine, read, with_retries, write
 from shipyard.store.sql.registry import RegistryMethods
@@ -69,7 +70,7 @@ def _py_float(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-class SqlBackend(DatasetMethods, RegistryMethods):
+class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods):
     """:class:`~shipyard.store.Backend` over a SQLAlchemy engine.
 
     Args:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "alert_events",
+    "alert_state",
     "artifacts",
     "audit_head",
     "audit_log",
@@ -247,4 +249,39 @@ audit_head = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("seq", sa.BigInteger, nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# Alert events are immutable once written, except for their webhook delivery status
+# (none, pending, delivered, failed). Times are epoch milliseconds like everywhere else.
+alert_events = sa.Table(
+    "alert_events",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("rule", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("metric", sa.String(250), nullable=False),
+    sa.Column("value", sa.Double, nullable=True),
+    sa.Column("threshold", sa.Double, nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("window_start", sa.BigInteger, nullable=True),
+    sa.Column("window_end", sa.BigInteger, nullable=True),
+    sa.Column("message", sa.Text, nullable=False, server_default=""),
+    sa.Column("delivery", sa.String(16), nullable=False, server_default="none"),
+    sa.Column("delivery_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_alert_events_at", "at"),
+    sa.Index("ix_alert_events_model_rule_at", "model", "rule", "at"),
+)
+
+# Where each (model, rule) stands, so a cron-driven evaluation continues where it left off.
+alert_state = sa.Table(
+    "alert_state",
+    metadata,
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("rule", sa.String(128), primary_key=True),
+    sa.Column("consecutive", sa.Integer, nullable=False),
+    sa.Column("firing", sa.Boolean, nullable=False),
+    sa.Column("last_window_end", sa.BigInteger, nullable=True),
+    sa.Column("updated", sa.BigInteger, nullable=False),
 )
