@@ -329,7 +329,7 @@ def load_monitors(path: str | os.PathLike[str]) -> MonitorConfig:
         import yaml
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
         raise InvalidArgumentError(
-            "reading monitors.yaml needs PyYAML: pip install 'shipyard-mlops[validation]'"
+            "reading monitors.yaml needs PyYAML: pip install 'shipyard-mlops[monitoring]'"
         ) from exc
     file = Path(path)
     try:
