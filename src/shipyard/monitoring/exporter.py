@@ -89,7 +89,8 @@ def _prometheus() -> Any:
         import prometheus_client
     except ModuleNotFoundError as exc:  # pragma: no cover - depends on the environment
         raise InvalidArgumentError(
-            "the Prometheus exporter needs prometheus-client: pip install 'shipyard-mlops[monitoring]'"
+            "the Prometheus exporter needs prometheus-client: "
+            "pip install 'shipyard-mlops[monitoring]'"
         ) from exc
     return prometheus_client
 
