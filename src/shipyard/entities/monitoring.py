@@ -186,6 +186,8 @@ class WindowResult:
     estimated_performance: dict[str, float | None] | None = None
     """Confidence-based estimate (CBPE) for classifiers; an estimate, not a measurement."""
     health: ServiceHealth | None = None
+    notes: tuple[str, ...] = ()
+    """Why something was not computed, e.g. "drift not tested: 12 rows, fewer than 30"."""
 
     def metrics(self) -> dict[str, float]:
         """The window as flat metric names -> values, for alert rules and gauges.
@@ -237,6 +239,7 @@ class WindowResult:
             "label_delay_seconds": _clean(self.label_delay_seconds),
             "estimated_performance": _clean(self.estimated_performance),
             "health": self.health.to_dict() if self.health is not None else None,
+            "notes": list(self.notes),
             "metrics": self.metrics(),
         }
 

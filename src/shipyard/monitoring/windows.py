@@ -401,12 +401,14 @@ def monitor_deployment(
         current = _with_predictions(inputs, table)
         rows = current.num_rows
         report = None
+        window_notes: list[str] = []
         if rows >= min_rows:
             report = drift(current, f"{model} {w_start.isoformat()}", w_start, w_end)
         elif rows:
-            notes.append((w_start, f"drift not tested: {rows} rows, fewer than {min_rows}"))
+            window_notes.append(f"drift not tested: {rows} rows, fewer than {min_rows}")
         else:
-            notes.append((w_start, "no answered requests in the window"))
+            window_notes.append("no answered requests in the window")
+        notes.extend((w_start, note) for note in window_notes)
         quality = (
             check_inputs(inputs, ref.profile, expected=checked, memory_limit=memory_limit)
             if rows
@@ -427,6 +429,7 @@ def monitor_deployment(
                 label_delay_seconds=measured.label_delay_seconds,
                 estimated_performance=estimated,
                 health=health,
+                notes=tuple(window_notes),
             )
         )
     if unestimated:
