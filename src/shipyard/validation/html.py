@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import math
-import re
 from html import escape
-from typing import TYPE_CHECKING
 
 from shipyard.entities.validation import (
     CalibrationCurve,
@@ -18,70 +14,13 @@ from shipyard.entities.validation import (
     SliceMetrics,
     ValidationReport,
 )
-
-if TYPE_CHECKING:
-    from matplotlib.axes import Axes
-    from matplotlib.figure import Figure
+from shipyard.validation.htmlkit import figure as _figure
+from shipyard.validation.htmlkit import num as _num
+from shipyard.validation.htmlkit import page as _page
+from shipyard.validation.htmlkit import png as _png
+from shipyard.validation.htmlkit import table as _table
 
 __all__ = ["render_html"]
-
-_NUMERIC = re.compile("^(\u2013|" r"\[?-?[0-9.]+(e[-+]?[0-9]+)?(, -?[0-9.]+(e[-+]?[0-9]+)?\])?)$")
-
-_CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
-       color: #1f2328; padding: 0 1rem; }
-h1 { font-size: 1.6rem; margin-bottom: .2rem; }
-h2 { font-size: 1.2rem; border-bottom: 1px solid #d0d7de; padding-bottom: .2rem;
-     margin-top: 2rem; }
-h3 { font-size: 1rem; margin-bottom: .3rem; }
-.sub { color: #59636e; margin-top: 0; }
-table { border-collapse: collapse; margin: .5rem 0 1rem; }
-th, td { border: 1px solid #d0d7de; padding: .25rem .6rem; text-align: left; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
-th { background: #f6f8fa; }
-.plots { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
-.plots img { max-width: 100%; border: 1px solid #eaeef2; }
-.pass, .fail { display: inline-block; padding: .3rem .8rem; border-radius: 4px;
-               font-weight: 600; }
-.pass { background: #dafbe1; color: #116329; }
-.fail { background: #ffebe9; color: #a40e26; }
-.better { color: #116329; font-weight: 600; } .worse { color: #a40e26; font-weight: 600; }
-.note { color: #59636e; }
-"""
-
-
-def _num(value: float | None, digits: int = 4) -> str:
-    if value is None or math.isnan(value):
-        return "\u2013"  # en dash
-    return f"{value:.{digits}f}"
-
-
-def _png(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="plot" src="data:image/png;base64,{data}">'
-
-
-def _figure(width: float, height: float) -> tuple[Figure, Axes]:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height))
-    return figure, figure.add_subplot()
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f'<td class="n">{c}</td>' if i and _NUMERIC.match(c) else f"<td>{c}</td>"
-            for i, c in enumerate(row)
-        )
-        + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _confusion_plot(confusion: ConfusionMatrix) -> str:
@@ -316,9 +255,4 @@ def render_html(report: ValidationReport, gate: GateResult | None = None) -> str
         items = "".join(f"<li>{escape(n)}</li>" for n in report.notes)
         parts.append(f'<h2 id="notes">Notes</h2><ul class="note">{items}</ul>')
 
-    body = "\n".join(parts)
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{_CSS}</style></head>\n"
-        f"<body>\n{body}\n</body></html>\n"
-    )
+    return _page(title, "\n".join(parts))
