@@ -6,7 +6,9 @@ they are stored with each version and compared against later (quality checks, dr
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,7 +20,23 @@ __all__ = [
     "Finding",
     "Histogram",
     "Severity",
+    "strict_json",
 ]
+
+
+def strict_json(value: Any) -> Any:
+    """Strict JSON: NaN and infinities become None, containers are walked."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +184,5 @@ class Finding:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["severity"] = self.severity.value
+        data: dict[str, Any] = strict_json(asdict(self))
         return data

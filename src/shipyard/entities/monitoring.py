@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any
 
 from shipyard.entities.data import Finding, Severity
+from shipyard.entities.data import strict_json as _clean
 
 __all__ = [
     "AlertEvent",
@@ -26,21 +27,6 @@ __all__ = [
     "ServiceHealth",
     "WindowResult",
 ]
-
-
-def _clean(value: Any) -> Any:
-    """Strict JSON: NaN and infinities become None, containers are walked."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, StrEnum):
-        return value.value
-    return value
 
 
 @dataclass(frozen=True, slots=True)
