@@ -96,6 +96,7 @@ def test_every_subpackage_declares_a_sorted_all() -> None:
         "registry",
         "models",
         "validation",
+        "monitoring",
     ):
         module = importlib.import_module(f"shipyard.{name}")
         exported = module.__all__
@@ -108,7 +109,7 @@ def test_bare_import_loads_nothing_heavy() -> None:
     """`import shipyard` (and `shipyard.data`) leave SQLAlchemy, pandas, DuckDB ... unloaded."""
     code = (
         "import json, sys; import shipyard, shipyard.data, shipyard.models, shipyard.registry, "
-        "shipyard.validation; "
+        "shipyard.validation, shipyard.monitoring; "
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     result = subprocess.run(

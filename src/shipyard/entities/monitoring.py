@@ -92,7 +92,9 @@ class DriftReport:
     share_threshold: float
     correction: str
     """Multiple-testing correction across columns, e.g. ``benjamini-hochberg``."""
-    alpha: float
+    alpha: float | None
+    """Significance level of the adjusted p-values; None when drift was decided on distance
+    alone."""
     reference_rows: int
     current_rows: int
     prediction: ColumnDrift | None = None

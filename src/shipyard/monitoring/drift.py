@@ -207,7 +207,7 @@ def compare(
         thresholds: per column, the distance at or above which it counts as drifted; default
             :data:`DEFAULT_THRESHOLDS` of its distance.
         alpha: significance level for the adjusted p-values. ``None``: decide on the distance
-            alone (the report then says ``alpha`` NaN, ``null`` in JSON).
+            alone (the report's ``alpha`` is then None, ``null`` in JSON).
         correction: ``benjamini-hochberg`` (default), ``bonferroni`` or ``none``, across the
             compared columns (not the prediction column).
         share_threshold: the dataset drifted when at least this share of columns drifted.
@@ -279,7 +279,7 @@ def compare(
         share_drifted=share,
         share_threshold=share_threshold,
         correction=correction,
-        alpha=math.nan if alpha is None else alpha,
+        alpha=alpha,
         reference_rows=ref_table.rows if ref_table is not None else ref_rows,
         current_rows=cur_table.rows,
         prediction=prediction,

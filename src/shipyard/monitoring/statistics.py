@@ -51,7 +51,7 @@ PSI_FLOOR = 1e-4
 """Share that an empty bin counts as in :func:`psi`, so that PSI stays finite."""
 CORRECTIONS = ("benjamini-hochberg", "bonferroni", "none")
 
-_SCIPY_HINT = "drift statistics need scipy: pip install 'shipyard-mlops[validation]' (or scipy)"
+_SCIPY_HINT = "drift statistics need scipy: pip install 'shipyard-mlops[monitoring]'"
 
 
 class TestResult(NamedTuple):
