@@ -90,6 +90,16 @@ def test_drift_against_a_dataset_version(home: Path, tmp_path: Path) -> None:
     result = json.loads(done.stdout)
     assert result["reference"] == "customers@1"
     assert result["drifted_columns"] == ["age"]
+    assert not any(c["from_profile"] for c in result["columns"])
+
+    stored = run_shipyard(
+        "monitor", "drift", "-r", "customers@1", "--current", str(cur), "--profile-only", "--json"
+    )
+    assert stored.returncode == 0, stored.stderr
+    from_profile = json.loads(stored.stdout)
+    assert all(c["from_profile"] for c in from_profile["columns"])
+    assert from_profile["drifted_columns"] == ["age"]
+    assert {c["test"] for c in from_profile["columns"]} == {"chi2"}
 
 
 @pytest.mark.parametrize(

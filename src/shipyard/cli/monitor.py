@@ -202,17 +202,18 @@ def _compare_tables(
     current: str,
     options: dict[str, Any],
     prediction: str | None,
+    profile_only: bool = False,
 ) -> DriftReport:
     from shipyard.monitoring.drift import compare
     from shipyard.monitoring.windows import resolve_reference
 
-    ref = resolve_reference(reference, home=_home(ctx))
+    ref = resolve_reference(reference, home=_home(ctx), load=not profile_only)
     cur = resolve_reference(current, home=_home(ctx))
     if cur.data is None:  # pragma: no cover - a named table always has rows
         raise InvalidArgumentError(f"{current} has no rows to compare")
     with console.status("Comparing distributions ..."):
         return compare(
-            ref.data if ref.data is not None else ref.profile,
+            ref.profile if profile_only or ref.data is None else ref.data,
             cur.data,
             prediction_column=prediction,
             reference_label=ref.label,
@@ -260,6 +261,14 @@ def drift(
     multivariate: Annotated[
         bool, typer.Option("--multivariate", help="Also a domain-classifier check (AUC).")
     ] = False,
+    profile_only: Annotated[
+        bool,
+        typer.Option(
+            "--profile-only",
+            help="Tables: compare with the reference's stored profile (bins and counts) "
+            "without re-reading it; KS is then unavailable.",
+        ),
+    ] = False,
     fail_on_drift: Annotated[
         bool, typer.Option("--fail-on-drift", help="Exit 1 when the dataset drifted (for CI).")
     ] = False,
@@ -292,7 +301,7 @@ def drift(
                 console.print(f"\n[bold]Whole period[/] ({escape(report.current)})")
                 _print_drift(report)
     else:
-        report = _compare_tables(ctx, reference, current, options, prediction_column)
+        report = _compare_tables(ctx, reference, current, options, prediction_column, profile_only)
         if as_json:
             print_json(report.to_dict())
         else:

@@ -136,7 +136,11 @@ class Reference:
 
 
 def resolve_reference(
-    reference: Any, *, home: str | os.PathLike[str] | None = None, inputs: list[str] | None = None
+    reference: Any,
+    *,
+    home: str | os.PathLike[str] | None = None,
+    inputs: list[str] | None = None,
+    load: bool = True,
 ) -> Reference:
     """Turn what the user named into a :class:`Reference`.
 
@@ -147,6 +151,8 @@ def resolve_reference(
             a pandas DataFrame or Arrow table; or a :class:`DatasetProfile`.
         home: the workspace holding datasets and models.
         inputs: the model's input columns, to choose among a training run's datasets.
+        load: read a dataset version's rows; False keeps only its stored profile (drift then
+            runs on the profile's bins without re-reading the data).
 
     Raises:
         NotFoundError: no such dataset, model or path.
@@ -166,7 +172,7 @@ def resolve_reference(
         text.rpartition(":") if text.startswith(("dataset:", "model:")) else ("", "", text)
     )
     if kind == "model":
-        return _dataset_reference(training_dataset(ref, home=home, inputs=inputs), home)
+        return _dataset_reference(training_dataset(ref, home=home, inputs=inputs), home, load)
     try:
         version = data.resolve(ref, home=home)
     except NotFoundError:
@@ -178,7 +184,7 @@ def resolve_reference(
             raise NotFoundError(
                 f"{text!r} is neither a path, a dataset version nor a model version ({exc})"
             ) from exc
-    return _dataset_reference(version, home)
+    return _dataset_reference(version, home, load)
 
 
 def _describe(table: Any) -> str:
@@ -194,14 +200,17 @@ def _read_table(path: str) -> pa.Table:
         return open_relation(con, path).to_arrow_table()
 
 
-def _dataset_reference(version: DatasetVersion, home: str | os.PathLike[str] | None) -> Reference:
+def _dataset_reference(
+    version: DatasetVersion, home: str | os.PathLike[str] | None, load: bool = True
+) -> Reference:
     from shipyard import data
 
     if version.profile is None or not version.format:
         raise InvalidArgumentError(
             f"{version.ref} is not a table with a profile; compare against a table version"
         )
-    return Reference(version.ref, version.profile, data.load(version.ref, home=home), version)
+    rows = data.load(version.ref, home=home) if load else None
+    return Reference(version.ref, version.profile, rows, version)
 
 
 def training_dataset(
