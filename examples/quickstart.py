@@ -1,4 +1,5 @@
-"""Shipyard quick start: version a dataset, sweep hyperparameters over it, search the runs.
+"""Shipyard quick start: version a dataset, sweep hyperparameters over it, search the runs,
+then check a new batch of data for drift against the training version.
 
 Run it with `make demo` (or `python examples/quickstart.py` inside the environment). It trains
 logistic-regression models with plain numpy on synthetic data, so it needs nothing else.
@@ -80,6 +81,24 @@ def main() -> None:
     )
     print("\nTop runs by validation accuracy:")
     print(best[["run_id", "params.lr", "params.l2", "metrics.val_accuracy"]].to_string(index=False))
+    # A new batch arrives: one feature moved a little, one a lot. Compare it with churn@1.
+    from shipyard.monitoring import compare, render_report
+
+    batch = make_table(seed=9)
+    batch["f0"] += 0.25  # a quarter of a standard deviation
+    batch["f3"] = batch["f3"] * 2.0  # twice the spread
+    drift = compare(
+        data.load("churn@1", home=workspace),
+        batch,
+        reference_label="churn@1",
+        current_label="new batch",
+    )
+    report = workspace.parent / "drift.html"
+    report.write_text(render_report(drift=drift, title="churn: new batch vs churn@1"))
+    print(
+        f"\nDrift of a new batch vs churn@1: {', '.join(drift.drifted_columns) or 'none'} "
+        f"({drift.share_drifted:.0%} of columns); report: {report}"
+    )
     # `make demo` runs inside .venv, whose bin/ is usually not on PATH: show a command that works.
     beside = Path(sys.executable).parent / "shipyard"
     on_path = shutil.which("shipyard") == str(beside)
