@@ -314,6 +314,54 @@ def test_a_missing_metric_neither_fires_resolves_nor_resets() -> None:
     assert resolved.state is AlertState.RESOLVED
 
 
+def test_a_silent_window_neither_resolves_an_error_alert_nor_passes_quality() -> None:
+    """No requests is not "no errors": a dead service must not resolve its alert."""
+    state: dict[str, AlertProgress] = {}
+    r = rule(for_windows=1, threshold=0.05)
+    [fired] = evaluate([r], "churn", [window(1, error_rate=0.5)], state)
+    assert fired.state is AlertState.FIRING
+    end = T0 + timedelta(hours=2)
+    silent = WindowResult(
+        start=end - timedelta(hours=1),
+        end=end,
+        rows=0,
+        health=ServiceHealth(0, 0, 0.0, None, None, None),
+    )
+    metrics = silent.metrics()
+    assert "health.error_rate" not in metrics and "quality.errors" not in metrics
+    assert metrics["health.requests"] == 0
+    assert evaluate([r], "churn", [silent], state) == []
+    assert state["errors"].firing
+
+
+def test_a_delayed_rule_waits_until_its_windows_are_old_enough() -> None:
+    """Labels arrive late: a rule with a delay evaluates a window only once it is settled."""
+    state: dict[str, AlertProgress] = {}
+    r = rule(metric="performance.accuracy", op="<", threshold=0.8, for_windows=1,
+             delay_seconds=2 * 86400)  # fmt: skip
+    windows = [window(1, accuracy=0.9), window(2, accuracy=0.5)]
+    now = T0 + timedelta(hours=1, days=2)  # window 1 is settled, window 2 is not
+    assert evaluate([r], "churn", windows, state, now=now) == []
+    assert state["errors"].last_window_end == T0 + timedelta(hours=1)
+    later = now + timedelta(hours=1)
+    [fired] = evaluate([r], "churn", windows, state, now=later)
+    assert (fired.state, fired.at) == (AlertState.FIRING, T0 + timedelta(hours=2))
+
+
+def test_a_delay_is_parsed_from_the_rule() -> None:
+    config = parse_monitors(
+        {"monitors": [{"model": "churn", "rules": [
+            {"name": "acc", "metric": "performance.accuracy", "op": "<", "threshold": 0.8,
+             "delay": "2d"}]}]}
+    )  # fmt: skip
+    assert config.rules[0].delay_seconds == 2 * 86400
+    with pytest.raises(InvalidArgumentError, match="field 'delay'"):
+        parse_monitors(
+            {"monitors": [{"model": "churn", "rules": [
+                {"name": "acc", "metric": "rows", "threshold": 1, "delay": "soon"}]}]}
+        )  # fmt: skip
+
+
 def test_windows_already_evaluated_are_never_evaluated_again() -> None:
     state: dict[str, AlertProgress] = {}
     windows = [window(i, error_rate=0.5) for i in range(3)]
@@ -421,6 +469,7 @@ def test_a_run_persists_and_the_next_tick_continues_where_it_left_off(backend: S
     assert again.events == ()
     assert len(backend.list_alert_events()) == 1
     # the next tick resolves it and fires p99
+    last_poll = datetime.now(UTC)
     nxt = run_monitor(backend, monitor, [window(2, error_rate=0.0, p99=500)])
     assert [(e.rule, e.state) for e in nxt.events] == [
         ("errors", AlertState.RESOLVED),
@@ -433,8 +482,14 @@ def test_a_run_persists_and_the_next_tick_continues_where_it_left_off(backend: S
         AlertState.FIRING,
     ]
     assert [e.rule for e in list_events(backend, state="firing")] == ["p99", "errors"]
-    since = T0 + timedelta(hours=2)
-    assert len(list_events(backend, since=since)) == 2
+    # `since` is when events were recorded: a poller remembering its last poll sees the two
+    # recorded after it, whatever windows they are about
+    assert {(e.rule, e.state) for e in list_events(backend, since=last_poll)} == {
+        ("errors", AlertState.RESOLVED),
+        ("p99", AlertState.FIRING),
+    }
+    assert all(e.recorded_at is not None for e in list_events(backend))
+    assert list_events(backend, since=datetime.now(UTC) + timedelta(seconds=1)) == []
     assert len(list_events(backend, limit=1)) == 1
     with pytest.raises(InvalidArgumentError, match="unknown alert state 'fired'"):
         list_events(backend, state="fired")

@@ -326,3 +326,57 @@ def test_secrets_never_reach_logs_or_the_store(
             for row in conn.execute(sa.text(f'SELECT * FROM "{table}"')):  # noqa: S608
                 text = " ".join(str(value) for value in row)
                 assert SECRET not in text and PATH_SECRET not in text, table
+
+
+def test_a_secret_with_a_trailing_newline_is_refused_without_echoing_it(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """http.client would put the value (repr'd) into its error; we refuse it by name."""
+    monkeypatch.setenv("ALERTS_TOKEN", SECRET + "\n")
+    hook = Webhook(receiver.url, headers={"Authorization": "Bearer ${ALERTS_TOKEN}"})
+    with caplog.at_level(logging.DEBUG):
+        delivery = deliver(_event(), hook, attempts=2, backoff=0)
+    assert not delivery.delivered and delivery.attempts == 0
+    assert "ALERTS_TOKEN" in delivery.error and "control character" in delivery.error
+    assert SECRET not in delivery.error and SECRET not in caplog.text
+    assert receiver.requests == []
+
+
+def test_masking_covers_escaped_and_quoted_forms() -> None:
+    from shipyard.monitoring.webhooks import _mask
+
+    secret = "a b\tc/é"  # noqa: S105 - a fake the test looks for
+    text = f"raw {secret} repr {secret!r} bytes {secret.encode()!r} url a%20b%09c%2F%C3%A9"
+    masked = _mask(text, [secret])
+    assert "b\tc" not in masked and "b\\tc" not in masked and "%09" not in masked
+    assert masked.count("***") == 4
+
+
+def test_events_left_pending_are_sent_by_the_next_pass(
+    receiver: Receiver, backend: SqlBackend
+) -> None:
+    """A pass that crashed after recording (here: --no-send) leaves events pending; the next
+    pass sends them before anything new, once."""
+    config = parse_monitors(
+        {
+            "monitors": [
+                {
+                    "model": "churn",
+                    "rules": [{"name": "errors", "metric": "health.error_rate", "threshold": 0.1}],
+                    "webhooks": [receiver.url],
+                }
+            ]
+        }
+    )
+    [monitor] = config.monitors
+    quiet = run_monitor(backend, monitor, [_window(0, 0.5)], send=False)
+    [event] = quiet.events
+    assert receiver.requests == []
+    assert backend.list_alert_events(delivery="pending") == [event]
+    later = run_monitor(backend, monitor, [_window(0, 0.5)], backoff=0)
+    assert later.events == ()
+    assert [d.event_id for d in later.deliveries] == [event.event_id]
+    assert [r.body["event_id"] for r in receiver.requests] == [event.event_id]
+    assert backend.list_alert_events(delivery="delivered") == [event]
+    run_monitor(backend, monitor, [_window(0, 0.5)], backoff=0)
+    assert len(receiver.requests) == 1

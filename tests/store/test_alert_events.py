@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -108,8 +109,11 @@ def test_events_are_listed_newest_first_with_filters(backend: SqlBackend) -> Non
         _event("c", 2, model="fraud"),
         _event("d", 4, rule="latency"),
     ]
+    polled = []
     for i, event in enumerate(events):
         progress = AlertProgress(event.model, f"{event.rule}-{i}", last_window_end=event.at)
+        polled.append(datetime.now(UTC))
+        time.sleep(0.002)  # a poll strictly between two recordings (ms resolution)
         assert backend.record_alert_progress(progress, [event], expected_window_end=None)
     assert [e.event_id for e in backend.list_alert_events()] == ["d", "b", "c", "a"]
     assert [e.event_id for e in backend.list_alert_events(model="churn")] == ["d", "b", "a"]
@@ -117,8 +121,9 @@ def test_events_are_listed_newest_first_with_filters(backend: SqlBackend) -> Non
     resolved = backend.list_alert_events(state=AlertState.RESOLVED)
     assert [e.event_id for e in resolved] == ["b"]
     assert resolved[0].value is None
-    since = T0 + timedelta(hours=2)
-    assert [e.event_id for e in backend.list_alert_events(since=since)] == ["d", "b", "c"]
+    # since = recorded at or after: the last two recorded, newest window first
+    assert [e.event_id for e in backend.list_alert_events(since=polled[2])] == ["d", "c"]
+    assert all(e.recorded_at is not None for e in backend.list_alert_events())
     assert [e.event_id for e in backend.list_alert_events(limit=2)] == ["d", "b"]
     assert backend.list_alert_events(model="churn", rule="drift", state=AlertState.FIRING) == [
         events[0]

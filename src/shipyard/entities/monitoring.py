@@ -185,7 +185,8 @@ class WindowResult:
         ``performance.<m>``, ``estimated.<m>``, ``labels.rows``, ``labels.delay_p50_s``,
         ``health.requests``, ``health.request_rate``, ``health.error_rate``,
         ``health.latency_p50_ms`` / ``_p95_ms`` / ``_p99_ms``. Values that could not be
-        computed are left out.
+        computed are left out — quality without answered rows, error rate and latency
+        without requests — so that a silent window neither fires nor resolves an alert.
         """
         out: dict[str, float | None] = {"rows": float(self.rows)}
         if self.drift is not None:
@@ -197,8 +198,11 @@ class WindowResult:
             if self.drift.prediction is not None:
                 out["drift.prediction.distance"] = self.drift.prediction.distance
                 out["drift.prediction.drifted"] = float(self.drift.prediction.drifted)
-        out["quality.errors"] = float(sum(f.severity is Severity.ERROR for f in self.quality))
-        out["quality.warnings"] = float(sum(f.severity is Severity.WARNING for f in self.quality))
+        if self.rows:  # a window without answered rows was not checked: no quality verdict
+            out["quality.errors"] = float(sum(f.severity is Severity.ERROR for f in self.quality))
+            out["quality.warnings"] = float(
+                sum(f.severity is Severity.WARNING for f in self.quality)
+            )
         for name, value in (self.performance or {}).items():
             out[f"performance.{name}"] = value
         for name, value in (self.estimated_performance or {}).items():
@@ -209,10 +213,11 @@ class WindowResult:
         if self.health is not None:
             out["health.requests"] = float(self.health.requests)
             out["health.request_rate"] = self.health.request_rate
-            out["health.error_rate"] = self.health.error_rate
-            out["health.latency_p50_ms"] = self.health.latency_p50_ms
-            out["health.latency_p95_ms"] = self.health.latency_p95_ms
-            out["health.latency_p99_ms"] = self.health.latency_p99_ms
+            if self.health.requests:  # no traffic is not "no errors": leave the rate out
+                out["health.error_rate"] = self.health.error_rate
+                out["health.latency_p50_ms"] = self.health.latency_p50_ms
+                out["health.latency_p95_ms"] = self.health.latency_p95_ms
+                out["health.latency_p99_ms"] = self.health.latency_p99_ms
         return {k: float(v) for k, v in out.items() if v is not None and math.isfinite(float(v))}
 
     def to_dict(self) -> dict[str, Any]:
@@ -253,6 +258,9 @@ class AlertRule:
     model: str | None = None
     """The deployment (served model name) the rule watches; None = every monitored one."""
     description: str = ""
+    delay_seconds: float = 0.0
+    """Evaluate a window only once it ended this long ago, e.g. two days for a
+    ``performance.*`` rule whose labels arrive late; younger windows wait."""
 
     def holds(self, value: float) -> bool:
         match self.op:
@@ -284,6 +292,9 @@ class AlertEvent:
     window_start: datetime | None = None
     window_end: datetime | None = None
     message: str = ""
+    recorded_at: datetime | None = field(default=None, compare=False)
+    """When the store recorded it (what a poller's ``since`` compares with); None before it
+    is stored. Not part of equality: the same event, stored or not, is equal."""
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = _clean(asdict(self))

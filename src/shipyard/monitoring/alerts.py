@@ -102,7 +102,7 @@ _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _TOP_KEYS = ("monitors", "webhooks")
 _MONITOR_KEYS = ("description", "model", "reference", "rules", "webhooks", "window")
-_RULE_KEYS = ("description", "for", "metric", "name", "op", "severity", "threshold")
+_RULE_KEYS = ("delay", "description", "for", "metric", "name", "op", "severity", "threshold")
 _WEBHOOK_KEYS = ("headers", "name", "timeout", "url")
 
 
@@ -183,11 +183,11 @@ def _number(value: Any, where: _Where, name: str) -> float:
     return float(value)
 
 
-def _duration(value: Any, where: _Where) -> timedelta:
+def _duration(value: Any, where: _Where, name: str = "window", zero: bool = False) -> timedelta:
     match = _DURATION.match(value) if isinstance(value, str) else None
-    if match is None or int(match.group(1)) == 0:
+    if match is None or (int(match.group(1)) == 0 and not zero):
         raise where.error(
-            f"field 'window' must be a duration such as 30m, 1h or 1d (s, m, h, d, w), "
+            f"field {name!r} must be a duration such as 30m, 1h or 1d (s, m, h, d, w), "
             f"not {value!r}"
         )
     return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
@@ -254,6 +254,7 @@ def _rule(raw: Any, monitor: _Where, index: int, model: str) -> AlertRule:
     description = entry.get("description", "")
     if not isinstance(description, str):
         raise where.error(f"field 'description' must be a string, not {description!r}")
+    delay = _duration(entry.get("delay", "0s"), where, "delay", zero=True)
     return AlertRule(
         name=name,
         metric=metric,
@@ -263,6 +264,7 @@ def _rule(raw: Any, monitor: _Where, index: int, model: str) -> AlertRule:
         severity=Severity(severity),
         model=model,
         description=description,
+        delay_seconds=delay.total_seconds(),
     )
 
 
@@ -389,13 +391,19 @@ def evaluate(
     model: str,
     windows: Sequence[WindowResult],
     state: MutableMapping[str, AlertProgress],
+    *,
+    now: datetime | None = None,
 ) -> list[AlertEvent]:
     """Run ``model``'s windows through its rules; return the events, oldest first.
 
     ``state`` maps a rule name to its progress so far and is updated in place. Windows are
     taken in order of their end; those ending at or before a rule's ``last_window_end`` are
-    skipped (already evaluated). Rules for another model are ignored. Pure: no I/O.
+    skipped (already evaluated), and so are windows that ended less than the rule's
+    ``delay_seconds`` before ``now`` (default: the current time) — they are evaluated by a
+    later pass, once their labels had time to arrive. Rules for another model are ignored.
+    No I/O.
     """
+    current = _utc(now) if now is not None else datetime.now(UTC)
     ordered = sorted(windows, key=lambda w: _utc(w.end))
     values = [(w, w.metrics()) for w in ordered]
     events: list[AlertEvent] = []
@@ -403,10 +411,13 @@ def evaluate(
         if rule.model not in (None, model):
             continue
         progress = state.get(rule.name) or AlertProgress(model, rule.name)
+        settled = current - timedelta(seconds=rule.delay_seconds)
         for window, metrics in values:
             end = _utc(window.end)
             if progress.last_window_end is not None and end <= _utc(progress.last_window_end):
                 continue
+            if rule.delay_seconds and end > settled:
+                break  # too young for this rule; later windows are younger still
             count, firing = progress.consecutive, progress.firing
             value = metrics.get(rule.metric)
             if value is None:
@@ -457,23 +468,32 @@ def run_monitor(
     send: bool = True,
     attempts: int = 4,
     backoff: float = 0.5,
+    now: datetime | None = None,
 ) -> MonitorRun:
     """Evaluate ``windows`` of ``monitor.model`` against its rules, record the progress and
     events in the store, then POST the events to the monitor's webhooks.
 
     Each rule's progress and events are written in one transaction, and only over the progress
-    this run read: a concurrent run on the same windows records nothing twice. Webhook
-    failures never raise; each event's delivery (``none`` without webhooks, ``pending`` when
-    ``send`` is False, then ``delivered`` or ``failed``) is kept with the event.
+    this run read: a concurrent run on the same windows records nothing twice. Events still
+    ``pending`` from an earlier pass (it crashed, or ran with ``send=False``) are sent first;
+    ``failed`` ones are not retried. Webhook failures never raise; each event's delivery
+    (``none`` without webhooks, ``pending`` when ``send`` is False, then ``delivered`` or
+    ``failed``) is kept with the event.
     """
     stored = {p.rule: p for p in backend.get_alert_progress(monitor.model)}
     delivery = "pending" if monitor.webhooks else "none"
+    # Events a crashed (or --no-send) pass recorded but never sent go out first.
+    unsent = (
+        backend.list_alert_events(model=monitor.model, delivery="pending", limit=1000)
+        if send and monitor.webhooks
+        else []
+    )
     recorded: list[AlertEvent] = []
     lost: list[str] = []
     for rule in monitor.rules:
         before = stored.get(rule.name)
         state: dict[str, AlertProgress] = {} if before is None else {rule.name: before}
-        events = evaluate([rule], monitor.model, windows, state)
+        events = evaluate([rule], monitor.model, windows, state, now=now)
         after = state[rule.name]
         previous = None if before is None else before.last_window_end
         if after.last_window_end == previous:
@@ -487,7 +507,7 @@ def run_monitor(
     recorded.sort(key=lambda e: e.at)
     deliveries: list[Delivery] = []
     if send and monitor.webhooks:
-        for event in recorded:
+        for event in [*sorted(unsent, key=lambda e: e.at), *recorded]:
             sent = [
                 deliver(event, hook, attempts=attempts, backoff=backoff)
                 for hook in monitor.webhooks
@@ -514,13 +534,18 @@ def list_events(
         model: only this deployment's events.
         rule: only this rule's events.
         state: ``firing`` or ``resolved``.
-        since: only events at or after this time (a naive datetime is UTC).
+        since: only events *recorded* at or after this time (a naive datetime is UTC), so a
+            poller passing the time of its previous poll misses nothing — even an event about
+            an older window that a late pass recorded. Poll with a small overlap and skip
+            event ids already handled (ids are stable): a pass that was committing while
+            you polled stamps its events slightly before your poll.
         limit: at most this many.
 
     Example:
         >>> fired = list_events(model="churn", state="firing", since=last_poll)  # doctest: +SKIP
         >>> for event in fired:  # doctest: +SKIP
-        ...     trigger_retraining(event.model, reason=event.message)
+        ...     if event.event_id not in handled:  # doctest: +SKIP
+        ...         trigger_retraining(event.model, reason=event.message)
     """
     if backend is None:
         from shipyard.tracking.workspace import open_workspace

@@ -109,6 +109,13 @@ def _resolve(template: str, secrets: list[str]) -> str:
         found = os.environ.get(match.group(1))
         if found is None:
             raise _MissingVariableError(f"environment variable {match.group(1)} is not set")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in found):
+            # A trailing newline (a mounted secret file) would otherwise surface, value and
+            # all, in http.client's "Invalid header value b'...'" error.
+            raise _MissingVariableError(
+                f"environment variable {match.group(1)} holds a control character "
+                "(a trailing newline?); strip it"
+            )
         if found:
             secrets.append(found)
         return found
@@ -117,8 +124,17 @@ def _resolve(template: str, secrets: list[str]) -> str:
 
 
 def _mask(text: str, secrets: Iterable[str]) -> str:
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        text = text.replace(secret, "***")
+    """``text`` with every secret, as written, escaped (repr) or URL-quoted, replaced."""
+    forms = set()
+    for secret in secrets:
+        forms |= {
+            secret,
+            repr(secret)[1:-1],
+            repr(secret.encode())[2:-1],
+            urllib.parse.quote(secret, safe=""),
+        }
+    for form in sorted(forms - {""}, key=len, reverse=True):
+        text = text.replace(form, "***")
     return text
 
 

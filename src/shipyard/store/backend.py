@@ -221,7 +221,8 @@ class Backend(Protocol):
         delivery: str | None = None,
         limit: int = 100,
     ) -> list[AlertEvent]:
-        """Alert events, newest first (by ``at``); ``since`` is inclusive."""
+        """Alert events, newest first (by ``at``); ``since`` (inclusive) is compared with
+        when each event was recorded."""
         ...
 
     def set_alert_delivery(self, event_id: str, status: str, attempts: int) -> None:

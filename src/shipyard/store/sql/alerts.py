@@ -58,6 +58,7 @@ def _event(row: Any) -> AlertEvent:
         window_start=_dt(row.window_start),
         window_end=_dt(row.window_end),
         message=row.message,
+        recorded_at=_dt(row.recorded),
     )
 
 
@@ -92,11 +93,12 @@ class AlertMethods:
             )
         key = (alert_state.c.model == progress.model) & (alert_state.c.rule == progress.rule)
         expected = _ms(expected_window_end)
+        now_ms = time.time_ns() // 1_000_000
         state_row = {
             "consecutive": progress.consecutive,
             "firing": progress.firing,
             "last_window_end": _ms(progress.last_window_end),
-            "updated": time.time_ns() // 1_000_000,
+            "updated": now_ms,
         }
         event_rows = [
             {
@@ -114,6 +116,7 @@ class AlertMethods:
                 "message": e.message,
                 "delivery": delivery,
                 "delivery_attempts": 0,
+                "recorded": now_ms,
             }
             for e in events
         ]
@@ -172,7 +175,9 @@ class AlertMethods:
         delivery: str | None = None,
         limit: int = 100,
     ) -> list[AlertEvent]:
-        """Alert events, newest first (by ``at``); ``since`` is inclusive."""
+        """Alert events, newest first (by ``at``). ``since`` (inclusive) compares with when
+        each event was *recorded*, so a poller that remembers its last poll misses nothing
+        recorded later — even an event about an older window."""
         if limit < 1:
             raise InvalidArgumentError("limit must be >= 1")
         if delivery is not None and delivery not in DELIVERY_STATUSES:
@@ -189,7 +194,7 @@ class AlertMethods:
         if state is not None:
             query = query.where(alert_events.c.state == AlertState(state).value)
         if since is not None:
-            query = query.where(alert_events.c.at >= _ms(since))
+            query = query.where(alert_events.c.recorded >= _ms(since))
         if delivery is not None:
             query = query.where(alert_events.c.delivery == delivery)
         with read(self._engine) as conn:

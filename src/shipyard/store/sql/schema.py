@@ -270,7 +270,9 @@ alert_events = sa.Table(
     sa.Column("message", sa.Text, nullable=False, server_default=""),
     sa.Column("delivery", sa.String(16), nullable=False, server_default="none"),
     sa.Column("delivery_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("recorded", sa.BigInteger, nullable=False),
     sa.Index("ix_alert_events_at", "at"),
+    sa.Index("ix_alert_events_recorded", "recorded"),
     sa.Index("ix_alert_events_model_rule_at", "model", "rule", "at"),
 )
 

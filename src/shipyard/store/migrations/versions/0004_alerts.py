@@ -33,9 +33,11 @@ def upgrade() -> None:
         sa.Column("message", sa.Text, nullable=False, server_default=""),
         sa.Column("delivery", sa.String(16), nullable=False, server_default="none"),
         sa.Column("delivery_attempts", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("recorded", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("event_id", name="pk_alert_events"),
     )
     op.create_index("ix_alert_events_at", "alert_events", ["at"])
+    op.create_index("ix_alert_events_recorded", "alert_events", ["recorded"])
     op.create_index("ix_alert_events_model_rule_at", "alert_events", ["model", "rule", "at"])
     op.create_table(
         "alert_state",
@@ -52,5 +54,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("alert_state")
     op.drop_index("ix_alert_events_model_rule_at", table_name="alert_events")
+    op.drop_index("ix_alert_events_recorded", table_name="alert_events")
     op.drop_index("ix_alert_events_at", table_name="alert_events")
     op.drop_table("alert_events")
