@@ -581,6 +581,9 @@ def main() -> int:
         help="wait (up to 10 min) for the 1-min load average to drop below this first",
     )
     parser.add_argument(
+        "--max-wait", type=float, default=600, help="seconds to wait for --max-load at most"
+    )
+    parser.add_argument(
         "--only",
         nargs="+",
         help="servers: shipyard shipyard_bs1 mlserver mlserver_batched mlflow shipyard_w2 "
@@ -602,7 +605,9 @@ def main() -> int:
         tmp = Path(name)
         if not args.check:
             print(f"waiting for no pytest and load average < {args.max_load} ...", flush=True)
-            print(f"load average {wait_quiet(args.max_load, 600):.2f}, starting", flush=True)
+            print(
+                f"load average {wait_quiet(args.max_load, args.max_wait):.2f}, starting", flush=True
+            )
         servers, info = build_servers(tmp, args.only)
         info["versions"]["wrk"] = (
             subprocess.run([tool, "-v"], capture_output=True, text=True)

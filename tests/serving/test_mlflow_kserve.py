@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.serving.conftest import Trained
+from tests.serving.conftest import Trained, register, serve
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +80,28 @@ def test_kserve_v1_predict(client: Any, trained: Trained) -> None:
     wrong = client.post("/v1/models/cancer:predict", json={"instances": [[1.0, 2.0]]})
     assert wrong.status_code == 400 and "30" in wrong.json()["error"]
     assert client.post("/v1/models/other:predict", json={"instances": [[1.0]]}).status_code == 404
+
+
+def test_invocations_choose_a_model_with_a_query_parameter(trained: Trained) -> None:
+    register(trained.home, name="other", c=0.01)
+    client = serve(refs=["cancer@champion", "other@champion"])
+    try:
+        x = trained.x.head(20)
+        body = {"instances": x.to_numpy().tolist()}
+        default = client.post("/invocations", json=body)
+        other = client.post("/invocations?model=other", json=body)
+        assert default.status_code == 200 and other.status_code == 200
+        assert default.json() == {"predictions": trained.clf.predict(x).tolist()}
+        text = client.get("/metrics").text
+        for name in ("cancer", "other"):
+            assert f'model="{name}",protocol="mlflow",status="200",version="1"}} 1.0' in text
+        missing = client.post("/invocations?model=nope", json=body)
+        assert missing.status_code == 404 and "'nope'" in missing.json()["error"]
+    finally:
+        client.close()
+
+
+def test_prediction_routes_want_post(client: Any) -> None:
+    for path in ("/invocations", "/v2/models/cancer/infer", "/v1/models/cancer:predict"):
+        response = client.get(path)
+        assert response.status_code == 405 and "POST" in response.json()["error"]

@@ -56,12 +56,12 @@ def _read(root: Path) -> Any:
     import duckdb
 
     return duckdb.sql(
-        f"select * from read_parquet('{root}/**/*.parquet', hive_partitioning=true) "  # noqa: S608 - a test folder
-        "order by request_id, row"
+        f"select * from read_parquet('{root}/**/*.parquet', hive_partitioning=true, "  # noqa: S608 - a test folder
+        "union_by_name=true) order by request_id, row"
     ).df()
 
 
-def test_every_prediction_is_logged_with_its_request_id(client: Any, trained: Trained) -> None:
+def test_every_prediction_is_logged_with_typed_columns(client: Any, trained: Trained) -> None:
     x = trained.x.head(2)
     first = client.post("/v2/models/cancer/infer", json=_v2(x))
     second = client.post(
@@ -70,7 +70,6 @@ def test_every_prediction_is_logged_with_its_request_id(client: Any, trained: Tr
         headers={"x-request-id": "mine-1"},
     )
     assert second.headers["x-request-id"] == "mine-1"
-    client.post("/invocations", json={"instances": [[1.0]]})  # failed: not logged
     client.server.close()  # graceful shutdown flushes
     root = trained.home / "predictions"
     parts = list(root.glob("model=cancer/hour=*/part-*.parquet"))
@@ -78,13 +77,80 @@ def test_every_prediction_is_logged_with_its_request_id(client: Any, trained: Tr
     log = _read(root)
     assert sorted(set(log["request_id"])) == sorted([first.headers["x-request-id"], "mine-1"])
     assert len(log) == 3
-    row = log[log["request_id"] == "mine-1"].iloc[0]
-    assert row["model"] == "cancer" and row["version"] == "1" and row["protocol"] == "mlflow"
-    assert row["latency_ms"] > 0
+    mine = log[log["request_id"] == "mine-1"].iloc[0]
+    assert mine["model"] == "cancer" and mine["version"] == "1" and mine["protocol"] == "mlflow"
+    assert mine["status"] == 200 and mine["row"] == 0 and mine["latency_ms"] > 0
+    assert mine["input.mean radius"] == x.iloc[0]["mean radius"]
+    assert mine["prediction"] == trained.clf.predict(x.head(1))[0]
+    v2 = log[log["request_id"] == first.headers["x-request-id"]]
+    assert list(v2["row"]) == [0, 1]
+    assert list(v2["prediction"]) == trained.clf.predict(x).tolist()
+    assert list(v2["input.worst symmetry"]) == list(x["worst symmetry"])
+    assert "proba" not in log.columns  # nobody asked for probabilities
+
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(parts[0])
+    assert str(schema.field("input.mean radius").type) == "double"
+    assert str(schema.field("prediction").type) == "int64"
+    assert str(schema.field("status").type) == "int16"
+    assert str(schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
+
+
+def test_probabilities_are_logged_when_asked_for_with_the_classes(
+    client: Any, trained: Trained
+) -> None:
     import json
 
-    assert json.loads(row["inputs"])["mean radius"] == x.iloc[0]["mean radius"]
-    assert json.loads(row["output"]) == {"predict": int(trained.clf.predict(x.head(1))[0])}
+    import pyarrow.parquet as pq
+
+    from shipyard.monitoring.logformat import CLASSES_METADATA_KEY
+
+    x = trained.x.head(3)
+    body = _v2(x) | {"outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
+    client.post("/v2/models/cancer/infer", json=body, headers={"x-request-id": "p"})
+    client.post("/v2/models/cancer/infer", json=_v2(x.head(1)), headers={"x-request-id": "q"})
+    client.server.close()
+    log = _read(trained.home / "predictions")
+    asked = log[log["request_id"] == "p"]
+    expected = trained.clf.predict_proba(x)
+    for got, want in zip(asked["proba"], expected, strict=True):
+        assert list(got) == pytest.approx(list(want))
+    assert log[log["request_id"] == "q"]["proba"].isna().all()
+    (part,) = (trained.home / "predictions").rglob("part-*.parquet")
+    metadata = pq.read_schema(part).metadata
+    assert json.loads(metadata[CLASSES_METADATA_KEY]) == trained.clf.classes_.tolist()
+
+
+def test_failed_requests_are_logged_with_their_status(client: Any, trained: Trained) -> None:
+    client.post("/invocations", json={"instances": [[1.0]]}, headers={"x-request-id": "bad"})
+    client.post(
+        "/v2/models/cancer/infer", json=_v2(trained.x.head(1)), headers={"x-request-id": "ok"}
+    )
+    client.server.close()
+    log = _read(trained.home / "predictions")
+    bad = log[log["request_id"] == "bad"].iloc[0]
+    assert bad["status"] == 400 and bad["row"] == 0 and bad["protocol"] == "mlflow"
+    assert bad[["input.mean radius", "prediction"]].isna().all()
+    assert log[log["request_id"] == "ok"].iloc[0]["status"] == 200
+
+
+def test_segments_are_written_while_serving_and_again_at_close(trained: Trained) -> None:
+    client = serve(refs=["cancer@champion"], log_flush_seconds=0.05)
+    try:
+        client.post("/v2/models/cancer/infer", json=_v2(trained.x.head(1)))
+        log = client.server.log
+        deadline = time.monotonic() + 30
+        while log.pending and time.monotonic() < deadline:
+            time.sleep(0.02)
+        root = trained.home / "predictions"
+        while not list(root.rglob("part-*.parquet")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(list(root.rglob("part-*.parquet"))) == 1
+        client.post("/v2/models/cancer/infer", json=_v2(trained.x.head(1)))
+    finally:
+        client.close()
+    assert len(_read(trained.home / "predictions")) == 2
 
 
 def test_feedback_is_written_by_request_id(client: Any, trained: Trained) -> None:
@@ -102,6 +168,7 @@ def test_feedback_is_written_by_request_id(client: Any, trained: Trained) -> Non
     log = _read(trained.home / "feedback")
     assert list(log["request_id"]) == ["r1", "r2", "r3"]
     assert list(log["label"]) == ["1", "0", '"benign"']
+    assert log["row"].isna().tolist() == [True, False, True] and log["row"][1] == 3
 
 
 def test_a_full_log_buffer_drops_and_counts_never_fails(trained: Trained) -> None:
@@ -138,6 +205,36 @@ def test_a_bad_request_in_a_batch_fails_alone(trained: Trained) -> None:
         bad = _v2(trained.x.iloc[:, :29].head(1))
         responses = client.post_many("/v2/models/cancer/infer", [good, bad, good])
         assert [r.status_code for r in responses] == [200, 400, 200]
+    finally:
+        client.close()
+
+
+def test_a_row_the_model_rejects_fails_alone_in_its_batch(trained: Trained) -> None:
+    import json
+
+    client = serve(refs=["cancer@champion"], max_batch_wait_ms=50)
+    try:
+        good = _v2(trained.x.head(1))
+        missing = _v2(trained.x.head(1))
+        missing["inputs"][0]["data"][3] = float("nan")  # a float, so it passes the signature
+
+        async def send_all() -> list[Any]:
+            import asyncio
+
+            headers = {"content-type": "application/json"}
+            return await asyncio.gather(
+                *(
+                    client.http.post(
+                        "/v2/models/cancer/infer", content=json.dumps(b), headers=headers
+                    )
+                    for b in (good, missing, good)
+                )
+            )
+
+        responses = client.portal.call(send_all)
+        assert [r.status_code for r in responses] == [200, 400, 200]
+        assert "rejected the input" in responses[1].json()["error"]
+        assert 'shipyard_batch_size_count{model="cancer"} 1.0' in client.get("/metrics").text
     finally:
         client.close()
 

@@ -18,6 +18,7 @@ def test_public_names() -> None:
         "ServedModel",
         "create_app",
         "create_app_from_env",
+        "run_server",
     }
 
 

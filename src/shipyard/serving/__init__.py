@@ -1,8 +1,9 @@
 """The real-time model server: OIP v2, MLflow scoring and KServe v1 on one port.
 
 Example:
-    >>> from shipyard.serving import ServeSettings, create_app
+    >>> from shipyard.serving import ServeSettings, create_app, run_server
     >>> app = create_app(ServeSettings(refs=["churn@champion"]))  # doctest: +SKIP
+    >>> run_server(ServeSettings(refs=["churn@champion"]), port=8080, workers=2)  # doctest: +SKIP
 
 Importing this package loads neither Starlette nor pandas; :func:`create_app` does.
 It never imports the platform server or the CLI. ``docs/serving.md`` describes the endpoints.
@@ -11,6 +12,7 @@ It never imports the platform server or the CLI. ``docs/serving.md`` describes t
 from shipyard.serving.app import ModelServer, ServeSettings, create_app, create_app_from_env
 from shipyard.serving.models import ModelHolder, ServedModel
 from shipyard.serving.predlog import PredictionLog
+from shipyard.serving.runner import run_server
 
 __all__ = [
     "ModelHolder",
@@ -20,4 +22,5 @@ __all__ = [
     "ServedModel",
     "create_app",
     "create_app_from_env",
+    "run_server",
 ]

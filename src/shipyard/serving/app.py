@@ -1,4 +1,4 @@
-"""The model server: one small Starlette app speaking OIP v2, MLflow scoring and KServe v1.
+"""The model server: OIP v2, MLflow scoring and KServe v1 on one ASGI app.
 
 :class:`ModelServer` does the work (models, batching, metrics, the prediction log) and knows
 nothing of HTTP; :func:`create_app` puts routes in front of it. Run it with
@@ -9,31 +9,23 @@ nothing of HTTP; :func:`create_app` puts routes in front of it. Run it with
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
 import threading
-import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import InvalidArgumentError, NotFoundError
+from shipyard.errors import InvalidArgumentError
+from shipyard.serving.asgi import ServingApp
 from shipyard.serving.batching import Batcher
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.models import ModelHolder, ServedModel, registry_loader
 from shipyard.serving.predlog import PredictionLog
-from shipyard.serving.protocols import (
-    RequestError,
-    parse_csv,
-    parse_kserve_v1,
-    parse_mlflow,
-    parse_v2,
-    v2_output,
-)
+from shipyard.serving.protocols import RequestError
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -45,8 +37,7 @@ __all__ = ["SETTINGS_ENV", "ModelServer", "ServeSettings", "create_app", "create
 log = logging.getLogger(__name__)
 
 SETTINGS_ENV = "SHIPYARD_SERVE_SETTINGS"
-"""Where ``shipyard serve --workers N`` hands its settings (JSON) to each worker process."""
-REQUEST_ID_HEADER = "x-request-id"
+"""Where each worker process of :func:`~shipyard.serving.run_server` finds its settings (JSON)."""
 
 
 @dataclass
@@ -54,16 +45,19 @@ class ServeSettings:
     """What a model server serves and how.
 
     Attributes:
-        refs: models to serve (``name@alias``, ``name@3``, ``name``); the first also answers
-            ``/invocations``.
+        refs: models to serve (``name@alias``, ``name@3``, ``name``); the first is the one
+            ``/invocations`` answers for unless the request names another.
         home: the workspace (default: ``SHIPYARD_HOME`` or the nearest ``.shipyard``).
         max_batch_size: rows scored together at most; 1 turns adaptive batching off.
         max_batch_wait_ms: how long the first request of a batch waits for others.
         refresh_seconds: how often to re-resolve each reference and hot-swap a moved alias
             (0: never).
         log_predictions: write the prediction log under ``<home>/predictions``.
-        log_queue_size: prediction log records held before new ones are dropped.
+        log_queue_size: prediction log rows held before new ones are dropped.
         log_flush_seconds: how often the prediction log is written.
+        model_threads: model calls that may run at once (each in its own thread).
+        metrics_dir: where worker processes share their metrics (set by
+            :func:`~shipyard.serving.run_server` for several workers; None: this process only).
         trusted_pickle: allow pickled models (whose digest matches).
         trusted_code: allow models that import code of their own.
     """
@@ -76,6 +70,8 @@ class ServeSettings:
     log_predictions: bool = True
     log_queue_size: int = 100_000
     log_flush_seconds: float = 1.0
+    model_threads: int = 2
+    metrics_dir: str | None = None
     trusted_pickle: bool = False
     trusted_code: bool = False
 
@@ -96,7 +92,7 @@ class ModelServer:
         if not settings.refs:
             raise InvalidArgumentError("give at least one model to serve, e.g. churn@champion")
         self.settings = settings
-        self.metrics = ServerMetrics()
+        self.metrics = ServerMetrics(settings.metrics_dir)
         self.workspace = open_workspace(settings.home)
         resolve, load = registry_loader(
             self.workspace,
@@ -112,8 +108,9 @@ class ModelServer:
         self.batcher = Batcher(
             max_batch_size=settings.max_batch_size,
             max_wait=settings.max_batch_wait_ms / 1000,
-            on_batch=lambda name, rows: self.metrics.batch_size.labels(name).observe(rows),
-            on_queue=lambda name, n: self.metrics.queue_depth.labels(name).set(n),
+            threads=settings.model_threads,
+            on_batch=self.metrics.observe_batch,
+            on_queue=self.metrics.set_queue_depth,
         )
         self.log = (
             PredictionLog(
@@ -152,6 +149,7 @@ class ModelServer:
         if self._refresher is not None:
             self._refresher.join(timeout=10)
             self._refresher = None
+        self.batcher.close()
         if self.log is not None:
             self.log.close()
 
@@ -170,9 +168,9 @@ class ModelServer:
                 log.exception("could not re-resolve %s", holder.ref)
         return swapped
 
-    def model(self, name: str, version: str | None = None) -> ServedModel:
-        """The model served as ``name`` (and ``version``, when given)."""
-        holder = self.models.get(name)
+    def model(self, name: str | None = None, version: str | None = None) -> ServedModel:
+        """The model served as ``name`` (the first one when None), at ``version`` if given."""
+        holder = self.models.get(name) if name is not None else next(iter(self.models.values()))
         if holder is None:
             raise RequestError(
                 "model",
@@ -190,56 +188,73 @@ class ModelServer:
 
     @property
     def default(self) -> ServedModel:
-        return next(iter(self.models.values())).current
+        return self.model()
 
     async def predict(
         self, served: ServedModel, data: Any, outputs: tuple[str, ...] = ("predict",)
-    ) -> dict[str, Any]:
-        """Check ``data`` against the signature, then score it (batched); name -> values."""
-        from shipyard.models import enforce_signature
+    ) -> tuple[Any, dict[str, Any]]:
+        """Check ``data`` against the signature, then score it (batched).
 
-        signature = served.model.signature
-        if signature is not None:
-            data = enforce_signature(data, signature)
+        Returns the checked input and output name -> values.
+        """
+        data = served.plan.check(data)
         if "predict_proba" in outputs and not served.model.has_predict_proba:
             raise RequestError(
                 "outputs", f"model {served.name!r} has no predict_proba output", status=400
             )
-        results = {}
-        for output in dict.fromkeys(outputs):
-            results[output] = await self.batcher.predict(served, output, data)
-        return results
+        names = tuple(dict.fromkeys(outputs))
+        if len(names) == 1:
+            return data, {names[0]: await self.batcher.predict(served, names[0], data)}
+        values = await asyncio.gather(*(self.batcher.predict(served, n, data) for n in names))
+        return data, dict(zip(names, values, strict=True))
 
     def log_prediction(
         self,
         request_id: str,
+        arrived: float,
         served: ServedModel,
         protocol: str,
         data: Any,
         results: dict[str, Any],
         seconds: float,
     ) -> None:
+        """Queue an answered request for the prediction log (``arrived``: ``time.time()``)."""
         if self.log is not None:
+            proba = results.get("predict_proba")
             self.log.log_prediction(
                 request_id=request_id,
-                timestamp=datetime.now(UTC),
+                timestamp=arrived,
                 model=served.name,
                 version=served.version,
                 protocol=protocol,
                 inputs=data,
-                outputs=results,
+                columns=served.plan.columns,
+                prediction=results.get("predict"),
+                proba=proba,
+                classes=served.classes if proba is not None else None,
                 latency_ms=seconds * 1000,
             )
 
-
-def _listed(values: Any) -> Any:
-    """Predictions as JSON-ready lists (arrays, Series, DataFrames of a pyfunc model)."""
-    import pandas as pd
-
-    if isinstance(values, pd.DataFrame):
-        return values.to_dict("records")
-    tolist = getattr(values, "tolist", None)
-    return tolist() if callable(tolist) else list(values)
+    def log_failure(
+        self,
+        request_id: str,
+        arrived: float,
+        served: ServedModel | None,
+        protocol: str,
+        status: int,
+        seconds: float,
+    ) -> None:
+        """Queue a failed request for the prediction log (only when its model is known)."""
+        if self.log is not None and served is not None:
+            self.log.log_failure(
+                request_id=request_id,
+                timestamp=arrived,
+                model=served.name,
+                version=served.version,
+                protocol=protocol,
+                status=status,
+                latency_ms=seconds * 1000,
+            )
 
 
 def _datatype(type_name: str) -> str:
@@ -251,8 +266,11 @@ def _datatype(type_name: str) -> str:
     return "BYTES"
 
 
-def create_app(settings: ServeSettings) -> Starlette:
+def create_app(settings: ServeSettings) -> ServingApp:
     """The model server app for ``settings``; models are loaded before this returns.
+
+    Prediction routes are answered by :class:`~shipyard.serving.asgi.ServingApp` directly;
+    metadata, health, metrics and feedback by a small Starlette app behind it.
 
     Raises:
         NotFoundError: a reference names no model, version or alias.
@@ -271,46 +289,6 @@ def create_app(settings: ServeSettings) -> Starlette:
 
     def error(status: int, message: str) -> Response:
         return JSONResponse({"error": message}, status_code=status)
-
-    async def read_json(request: Request) -> Any:
-        body = await request.body()
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RequestError("body", f"the request body is not valid JSON: {exc}") from exc
-
-    async def answer(request: Request, protocol: str, handle: Any) -> Response:
-        """Run one prediction request: ids, timing, metrics, errors and the log."""
-        started = time.perf_counter()
-        request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
-        request.state.request_id = request_id
-        seen: list[ServedModel] = []  # the handler adds the model as soon as it knows it
-        status = 200
-        server.metrics.in_flight.inc()
-        try:
-            data, results, body = await handle(request, seen)
-            response: Response = JSONResponse(body)
-        except RequestError as exc:
-            status = exc.status
-            response = error(status, str(exc))
-        except (InvalidArgumentError, NotFoundError) as exc:  # InputMismatchError among them
-            status = 404 if isinstance(exc, NotFoundError) else 400
-            response = error(status, str(exc))
-        except Exception as exc:
-            log.exception("prediction failed")
-            status = 500
-            response = error(500, f"internal error: {type(exc).__name__}: {exc}")
-        finally:
-            server.metrics.in_flight.dec()
-        seconds = time.perf_counter() - started
-        name, version = (seen[0].name, seen[0].version) if seen else ("", "")
-        server.metrics.observe(name, version, protocol, status, seconds)
-        if status == 200:
-            server.log_prediction(request_id, seen[0], protocol, data, results, seconds)
-        response.headers[REQUEST_ID_HEADER] = request_id
-        return response
-
-    # --- Open Inference Protocol v2 -------------------------------------------------------
 
     async def live(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -360,68 +338,8 @@ def create_app(settings: ServeSettings) -> Starlette:
             return error(exc.status, str(exc))
         return JSONResponse({"name": served.name, "ready": server.ready})
 
-    async def v2_infer(request: Request, seen: list[ServedModel]) -> Any:
-        served = lookup(request)
-        seen.append(served)
-        body = await read_json(request)
-        parsed = parse_v2(body, served.model.signature)
-        results = await server.predict(served, parsed.data, parsed.outputs)
-        reply = {
-            "model_name": served.name,
-            "model_version": served.version,
-            "id": parsed.id or request.state.request_id,
-            "outputs": [v2_output(name, values) for name, values in results.items()],
-        }
-        return parsed.data, results, reply
-
-    async def infer(request: Request) -> Response:
-        return await answer(request, "v2", v2_infer)
-
-    # --- MLflow scoring -------------------------------------------------------------------
-
-    async def mlflow_invocations(request: Request, seen: list[ServedModel]) -> Any:
-        served = server.default
-        seen.append(served)
-        content_type = request.headers.get("content-type", "application/json").split(";")[0]
-        if content_type == "text/csv":
-            data = parse_csv(await request.body())
-        elif content_type in ("application/json", ""):
-            data = parse_mlflow(await read_json(request), served.model.signature)
-        else:
-            raise RequestError(
-                "content-type",
-                f"content type {content_type!r} is not supported: use application/json or text/csv",
-                status=415,
-            )
-        results = await server.predict(served, data)
-        return data, results, {"predictions": _listed(results["predict"])}
-
-    async def invocations(request: Request) -> Response:
-        return await answer(request, "mlflow", mlflow_invocations)
-
     async def ping(request: Request) -> Response:
         return Response("\n", status_code=200 if server.ready else 503)
-
-    # --- KServe v1 ------------------------------------------------------------------------
-
-    async def kserve_predict(request: Request, seen: list[ServedModel]) -> Any:
-        served = lookup(request)
-        seen.append(served)
-        data = parse_kserve_v1(await read_json(request), served.model.signature)
-        results = await server.predict(served, data)
-        return data, results, {"predictions": _listed(results["predict"])}
-
-    async def v1_predict(request: Request) -> Response:
-        return await answer(request, "kserve-v1", kserve_predict)
-
-    async def v1_model(request: Request) -> Response:
-        try:
-            served = lookup(request)
-        except RequestError as exc:
-            return error(exc.status, str(exc))
-        return JSONResponse({"name": served.name, "ready": server.ready})
-
-    # --- operations -----------------------------------------------------------------------
 
     async def metrics(request: Request) -> Response:
         body, content_type = server.metrics.render()
@@ -429,7 +347,10 @@ def create_app(settings: ServeSettings) -> Starlette:
 
     async def feedback(request: Request) -> Response:
         try:
-            body = await read_json(request)
+            try:
+                body = json.loads(await request.body())
+            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                raise RequestError("body", f"the request body is not valid JSON: {exc}") from exc
             items = body if isinstance(body, list) else [body]
             if not items:
                 raise RequestError("body", 'give at least one {"request_id", "label"}')
@@ -470,24 +391,18 @@ def create_app(settings: ServeSettings) -> Starlette:
         Route("/v2", server_metadata),
         Route("/v2/models/{name}", model_metadata),
         Route("/v2/models/{name}/ready", model_ready),
-        Route("/v2/models/{name}/infer", infer, methods=["POST"]),
         Route("/v2/models/{name}/versions/{version}", model_metadata),
         Route("/v2/models/{name}/versions/{version}/ready", model_ready),
-        Route("/v2/models/{name}/versions/{version}/infer", infer, methods=["POST"]),
-        Route("/invocations", invocations, methods=["POST"]),
         Route("/ping", ping),
         Route("/health", ping),
-        Route("/v1/models/{name}:predict", v1_predict, methods=["POST"]),
-        Route("/v1/models/{name}", v1_model),
+        Route("/v1/models/{name}", model_ready),
         Route("/metrics", metrics),
         Route("/feedback", feedback, methods=["POST"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.state.server = server
-    return app
+    return ServingApp(server, Starlette(routes=routes, lifespan=lifespan))
 
 
-def create_app_from_env() -> Starlette:
+def create_app_from_env() -> ServingApp:
     """The app for :data:`SETTINGS_ENV` (how each ``--workers`` process gets its settings)."""
     text = os.environ.get(SETTINGS_ENV)
     if not text:

@@ -1,17 +1,20 @@
 """Adaptive batching: concurrent small requests to one model are scored in one call.
 
 The first request waiting for a model opens a batch; it closes when ``max_batch_size`` rows are
-in it or ``max_wait`` seconds have passed, whichever is first. The batch is scored in a worker
-thread (so the event loop keeps reading requests) and each request gets its own rows back. Input
-is checked against the signature *before* it joins a batch, so one bad request never fails
-another; should the model still reject a batch, its requests are scored one by one.
+in it or ``max_wait`` seconds have passed, whichever is first. Requests wait on plain asyncio
+futures; a closed batch is joined, scored and split again in one call to a small thread pool
+(so the event loop keeps reading requests meanwhile), and each request gets its own rows back.
+Input is checked against the signature *before* it joins a batch, so one bad request never
+fails another; should the model still reject a batch, its requests are scored one by one.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -19,23 +22,39 @@ if TYPE_CHECKING:
 
 __all__ = ["Batcher"]
 
-
-@dataclass
-class _Pending:
-    data: Any
-    rows: int
-    future: asyncio.Future[Any]
+Outcome = tuple[bool, Any]
+"""``(True, result)`` or ``(False, exception)`` for one request of a batch."""
 
 
 @dataclass
-class _Queue:
-    items: list[_Pending] = field(default_factory=list)
+class _Batch:
+    served: ServedModel
+    method: str
+    data: list[Any] = field(default_factory=list)
+    futures: list[asyncio.Future[Any]] = field(default_factory=list)
     rows: int = 0
-    full: asyncio.Event = field(default_factory=asyncio.Event)
+    timer: asyncio.TimerHandle | None = None
 
 
-def _call(served: ServedModel, method: str, data: Any) -> Any:
-    return getattr(served.model, method)(data)
+def _kind(data: Any) -> tuple[Any, ...] | None:
+    """What must be alike for inputs to share a model call; None when they cannot."""
+    import numpy as np
+
+    if isinstance(data, np.ndarray):
+        return ("array", data.shape[1:], data.dtype.str) if data.ndim >= 1 else None
+    import pandas as pd
+
+    return ("frame",) if isinstance(data, pd.DataFrame) else None
+
+
+def _join(parts: list[Any]) -> Any:
+    import numpy as np
+
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    import pandas as pd
+
+    return pd.concat(parts, ignore_index=True)
 
 
 def _slice(result: Any, start: int, stop: int) -> Any:
@@ -43,12 +62,36 @@ def _slice(result: Any, start: int, stop: int) -> Any:
     return iloc[start:stop] if iloc is not None else result[start:stop]
 
 
+def _score(served: ServedModel, method: str, parts: list[Any]) -> list[Outcome]:
+    """Score the parts together (in a pool thread); one by one if the model rejects the batch."""
+    if len(parts) > 1:
+        try:
+            result = served.call(method, _join(parts))
+        except Exception:  # noqa: S110 - scored one by one below, each failing on its own
+            pass
+        else:
+            outcomes: list[Outcome] = []
+            start = 0
+            for part in parts:
+                outcomes.append((True, _slice(result, start, start + len(part))))
+                start += len(part)
+            return outcomes
+    alone: list[Outcome] = []
+    for part in parts:
+        try:
+            alone.append((True, served.call(method, part)))
+        except Exception as exc:
+            alone.append((False, exc))
+    return alone
+
+
 class Batcher:
-    """Scores requests for any number of models, batching DataFrame input.
+    """Scores requests for any number of models, batching array and DataFrame input.
 
     Args:
         max_batch_size: rows per model call at most; 1 turns batching off.
         max_wait: seconds the first request of a batch waits for company.
+        threads: model calls that may run at once (each in its own thread).
         on_batch: called with ``(model name, rows)`` for each model call.
         on_queue: called with ``(model name, waiting requests)`` when that changes.
     """
@@ -57,95 +100,80 @@ class Batcher:
         self,
         max_batch_size: int = 64,
         max_wait: float = 0.002,
+        threads: int = 2,
         on_batch: Callable[[str, int], None] | None = None,
         on_queue: Callable[[str, int], None] | None = None,
     ) -> None:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait
+        self.threads = threads
         self._on_batch = on_batch
         self._on_queue = on_queue
-        self._queues: dict[tuple[int, str], _Queue] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._open: dict[tuple[Any, ...], _Batch] = {}
+        self._pool: ThreadPoolExecutor | None = None
 
-    async def _run(self, served: ServedModel, method: str, data: Any, rows: int) -> Any:
-        import anyio.to_thread
+    def close(self) -> None:
+        """Let running model calls finish and stop the threads."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
+    def _submit(self, batch: _Batch) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="shipyard-model")
         if self._on_batch is not None:
-            self._on_batch(served.name, rows)
-        return await anyio.to_thread.run_sync(_call, served, method, data)
+            self._on_batch(batch.served.name, batch.rows)
+        loop = asyncio.get_running_loop()
+        done = loop.run_in_executor(self._pool, _score, batch.served, batch.method, batch.data)
+        done.add_done_callback(partial(_settle, batch.futures))
 
     async def predict(self, served: ServedModel, method: str, data: Any) -> Any:
-        """``served.model.<method>(data)``, possibly together with other requests' rows."""
-        import pandas as pd
-
+        """``served.call(method, data)``, possibly together with other requests' rows."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         rows = len(data)
-        if (
-            self.max_batch_size <= 1
-            or not isinstance(data, pd.DataFrame)
-            or rows >= self.max_batch_size
-        ):
-            return await self._run(served, method, data, rows)
-        key = (id(served), method)
-        queue = self._queues.get(key)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if queue is None:
-            queue = self._queues[key] = _Queue()
-            queue.items.append(_Pending(data, rows, future))
-            queue.rows = rows
-            self._report(served, queue)
-            # A task of its own: should this request be cancelled, the batch still completes.
-            task = asyncio.get_running_loop().create_task(
-                self._gather_and_score(key, queue, served, method)
-            )
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        else:
-            queue.items.append(_Pending(data, rows, future))
-            queue.rows += rows
-            self._report(served, queue)
-            if queue.rows >= self.max_batch_size:
-                queue.full.set()
+        kind = _kind(data) if self.max_batch_size > 1 and rows < self.max_batch_size else None
+        if kind is None:
+            self._submit(_Batch(served, method, [data], [future], rows))
+            return await future
+        key = (id(served), method, kind)
+        batch = self._open.get(key)
+        if batch is None:
+            batch = self._open[key] = _Batch(served, method)
+            batch.timer = loop.call_later(self.max_wait, self._close, key)
+        batch.data.append(data)
+        batch.futures.append(future)
+        batch.rows += rows
+        if batch.rows >= self.max_batch_size:
+            self._close(key)
+        elif self._on_queue is not None:
+            self._on_queue(served.name, len(batch.futures))
         return await future
 
-    def _report(self, served: ServedModel, queue: _Queue) -> None:
+    def _close(self, key: tuple[Any, ...]) -> None:
+        batch = self._open.pop(key, None)
+        if batch is None:
+            return
+        if batch.timer is not None:
+            batch.timer.cancel()
         if self._on_queue is not None:
-            self._on_queue(served.name, len(queue.items))
+            self._on_queue(batch.served.name, 0)
+        self._submit(batch)
 
-    async def _gather_and_score(
-        self, key: tuple[int, str], queue: _Queue, served: ServedModel, method: str
-    ) -> None:
-        import pandas as pd
 
-        try:
-            await asyncio.wait_for(queue.full.wait(), self.max_wait)
-        except TimeoutError:
-            pass
-        del self._queues[key]  # later requests start the next batch
-        items = queue.items
-        if self._on_queue is not None:
-            self._on_queue(served.name, 0)
-        if len(items) == 1:
-            await self._settle_one(served, method, items[0])
-            return
-        try:
-            frame = pd.concat([item.data for item in items], ignore_index=True)
-            result = await self._run(served, method, frame, len(frame))
-        except Exception:
-            for item in items:
-                await self._settle_one(served, method, item)
-            return
-        start = 0
-        for item in items:
-            if not item.future.done():
-                item.future.set_result(_slice(result, start, start + item.rows))
-            start += item.rows
-
-    async def _settle_one(self, served: ServedModel, method: str, item: _Pending) -> None:
-        try:
-            result = await self._run(served, method, item.data, item.rows)
-        except Exception as exc:
-            if not item.future.done():
-                item.future.set_exception(exc)
-            return
-        if not item.future.done():
-            item.future.set_result(result)
+def _settle(futures: list[asyncio.Future[Any]], done: asyncio.Future[list[Outcome]]) -> None:
+    """Hand each waiting request its outcome (on the event loop)."""
+    error = None if done.cancelled() else done.exception()
+    for i, future in enumerate(futures):
+        if future.done():  # the request was cancelled (the client went away)
+            continue
+        if done.cancelled():
+            future.cancel()
+        elif error is not None:
+            future.set_exception(error)
+        else:
+            ok, value = done.result()[i]
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)

@@ -11,8 +11,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import InvalidArgumentError
+from shipyard.serving.inputs import InputPlan
 
 if TYPE_CHECKING:
     from shipyard.entities import ModelVersion
@@ -36,6 +39,31 @@ class ServedModel:
     model: LoadedModel
     digest: str = ""
     load_seconds: float = 0.0
+    plan: InputPlan = field(init=False, repr=False, compare=False)
+    classes: tuple[Any, ...] | None = field(init=False, repr=False, compare=False)
+    """The class labels in ``predict_proba`` column order (classifiers only)."""
+
+    def __post_init__(self) -> None:
+        classes: Any = getattr(self.model.model, "classes_", None)
+        # frozen: these are derived once from the model, never changed
+        object.__setattr__(self, "plan", InputPlan.of(self.model.signature))
+        object.__setattr__(
+            self, "classes", tuple(classes.tolist()) if hasattr(classes, "tolist") else None
+        )
+
+    def call(self, method: str, data: Any) -> Any:
+        """``predict`` or ``predict_proba`` on input already checked by :attr:`plan`.
+
+        Raises:
+            InvalidArgumentError: the model itself rejected the input (missing values, say).
+        """
+        prepared = self.plan.model_input(data)
+        try:
+            return getattr(self.model.model, method)(prepared)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            raise InvalidArgumentError(
+                f"the model rejected the input: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def registry_loader(

@@ -1,71 +1,85 @@
-"""The prediction log: every prediction (and every ground-truth label) as append-only Parquet.
+"""The prediction log: every prediction, failed request and ground-truth label as Parquet.
 
-Requests only put a record on a bounded queue, which never blocks: when the queue is full the
-record is dropped and counted. One background thread writes what it collected every
-``flush_seconds`` (or when ``max_rows`` are waiting) as new segments::
+The format is :mod:`shipyard.monitoring.logformat` (the contract with monitoring): one row per
+predicted input row, with typed ``input.<column>`` columns, ``prediction``, ``proba`` (when the
+request asked for probabilities) and ``status``; one row per failed request.
 
-    <workspace>/predictions/model=NAME/hour=YYYY-MM-DDTHH/part-<time>-<uuid>.parquet
-    <workspace>/feedback/hour=YYYY-MM-DDTHH/part-<time>-<uuid>.parquet
-
-A segment is written to a hidden temporary file and renamed into place, so a reader (DuckDB:
-``read_parquet('predictions/**/*.parquet', hive_partitioning=true)``) never sees half a file.
-:meth:`PredictionLog.close` flushes everything.
+A request only appends its arrays to a bounded buffer, never blocking and never converting
+anything: when the buffer is full the rows are dropped and counted. One background thread
+turns what it collected into Arrow columns a whole buffer at a time (``numpy.concatenate``, no
+per-row Python objects) every ``flush_seconds`` (or when ``flush_rows`` are waiting) and writes
+one segment per model and hour, to a hidden temporary file renamed into place.
+:meth:`PredictionLog.close` writes everything out (the server calls it on SIGTERM).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
-import queue
 import threading
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["FEEDBACK_SCHEMA", "PREDICTION_SCHEMA", "PredictionLog"]
+from shipyard.monitoring.logformat import (
+    CLASSES_METADATA_KEY,
+    FEEDBACK_AREA,
+    INPUT_PREFIX,
+    PREDICTIONS_AREA,
+    segment_folder,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = ["PredictionLog"]
 
 log = logging.getLogger(__name__)
 
-PREDICTION_SCHEMA = (
-    ("request_id", "string"),
-    ("row", "int32"),
-    ("timestamp", "timestamp[us, tz=UTC]"),
-    ("model", "string"),
-    ("version", "string"),
-    ("protocol", "string"),
-    ("inputs", "string"),  # one JSON object per row: column -> value
-    ("output", "string"),  # JSON: the prediction (and probabilities when asked for)
-    ("latency_ms", "float64"),
-)
-FEEDBACK_SCHEMA = (
-    ("request_id", "string"),
-    ("row", "int32"),
-    ("timestamp", "timestamp[us, tz=UTC]"),
-    ("label", "string"),  # JSON, so that numbers, strings and lists all fit one column
-)
-_STOP = object()
+
+@dataclass(slots=True)
+class _Prediction:
+    request_id: str
+    timestamp: float  # seconds since the epoch, when the request arrived
+    model: str
+    version: str
+    protocol: str
+    status: int
+    latency_ms: float
+    inputs: Any = None  # what the model was given: a 2-D array, a DataFrame, a tensor
+    columns: tuple[str, ...] | None = None  # the names of a 2-D array's columns
+    prediction: Any = None
+    proba: Any = None
+    classes: tuple[Any, ...] | None = None
+
+    @property
+    def rows(self) -> int:
+        return 1 if self.inputs is None else len(self.inputs)
 
 
-def _hour(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%dT%H")
+@dataclass(slots=True)
+class _Feedback:
+    request_id: str
+    timestamp: float
+    row: int | None
+    label: str
 
 
 class PredictionLog:
-    """A bounded, non-blocking writer of prediction and feedback records.
+    """A bounded, non-blocking writer of prediction and feedback segments.
 
     Args:
         root: the workspace folder; segments go under ``predictions/`` and ``feedback/``.
-        max_queue: records held at most before new ones are dropped.
+        max_queue: rows held at most before new ones are dropped.
         flush_seconds: how often the writer writes what it holds.
-        max_rows: write early when this many records are waiting.
-        on_drop: called for each dropped record (the server counts them in a metric).
-        on_write: called with the number of records written.
+        flush_rows: write early when this many rows are waiting.
+        on_drop: called with the number of rows dropped (the server counts them in a metric).
+        on_write: called with the number of rows written.
     """
 
     def __init__(
@@ -74,203 +88,360 @@ class PredictionLog:
         *,
         max_queue: int = 100_000,
         flush_seconds: float = 1.0,
-        max_rows: int = 10_000,
-        on_drop: Callable[[], None] | None = None,
+        flush_rows: int = 20_000,
+        on_drop: Callable[[int], None] | None = None,
         on_write: Callable[[int], None] | None = None,
     ) -> None:
         self.root = Path(root)
+        self.max_queue = max_queue
         self.flush_seconds = flush_seconds
-        self.max_rows = max_rows
+        self.flush_rows = flush_rows
         self.dropped = 0
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._on_drop = on_drop
         self._on_write = on_write
+        self._lock = threading.Lock()
+        self._items: list[_Prediction | _Feedback] = []
+        self._rows = 0
+        self._wake = threading.Event()
+        self._stopping = False
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         if self._thread is None:
+            self._stopping = False
             self._thread = threading.Thread(
                 target=self._run, name="shipyard-prediction-log", daemon=True
             )
             self._thread.start()
 
-    def _put(self, item: tuple[str, dict[str, Any]]) -> bool:
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self.dropped += 1
+    def _put(self, item: _Prediction | _Feedback, rows: int) -> bool:
+        with self._lock:
+            accepted = self._rows + rows <= self.max_queue
+            if accepted:
+                self._items.append(item)
+                self._rows += rows
+                if self._rows >= self.flush_rows:
+                    self._wake.set()
+        if not accepted:
+            self.dropped += rows
             if self._on_drop is not None:
-                self._on_drop()
-            return False
-        return True
+                self._on_drop(rows)
+        return accepted
 
     def log_prediction(
         self,
         *,
         request_id: str,
-        timestamp: datetime,
+        timestamp: float,
         model: str,
         version: str,
         protocol: str,
         inputs: Any,
-        outputs: dict[str, Any],
+        prediction: Any,
+        latency_ms: float,
+        columns: tuple[str, ...] | None = None,
+        proba: Any = None,
+        classes: tuple[Any, ...] | None = None,
+    ) -> bool:
+        """Queue one answered request; returns False when its rows were dropped.
+
+        Args:
+            timestamp: when the request arrived (``time.time()``).
+            inputs: the rows the model was given (an array, a DataFrame); not copied, so do
+                not change it afterwards.
+            prediction: the ``predict`` output, one value per row.
+            columns: the column names of a 2-D array ``inputs``.
+            proba: the ``predict_proba`` output, when the request asked for it.
+            classes: the class labels in ``proba`` column order.
+        """
+        record = _Prediction(
+            request_id, timestamp, model, version, protocol, 200, latency_ms,
+            inputs, columns, prediction, proba, classes,
+        )  # fmt: skip
+        return self._put(record, record.rows)
+
+    def log_failure(
+        self,
+        *,
+        request_id: str,
+        timestamp: float,
+        model: str,
+        version: str,
+        protocol: str,
+        status: int,
         latency_ms: float,
     ) -> bool:
-        """Queue one request's predictions; returns False when the record was dropped.
+        """Queue one failed request (a row without inputs), so error rates can be computed."""
+        record = _Prediction(request_id, timestamp, model, version, protocol, status, latency_ms)
+        return self._put(record, 1)
 
-        ``inputs`` (a DataFrame or an array) and ``outputs`` (name -> per-row values) are
-        turned into JSON rows by the writer thread, not by the request.
-        """
-        record = {
-            "request_id": request_id,
-            "timestamp": timestamp,
-            "model": model,
-            "version": version,
-            "protocol": protocol,
-            "inputs": inputs,
-            "outputs": outputs,
-            "latency_ms": latency_ms,
-        }
-        return self._put(("predictions", record))
+    def log_feedback(
+        self, *, request_id: str, label: Any, row: int | None = None, timestamp: float = 0.0
+    ) -> bool:
+        """Queue one ground-truth label for a logged request (all its rows when ``row`` is None)."""
+        import time
 
-    def log_feedback(self, *, request_id: str, label: Any, row: int | None = None) -> bool:
-        """Queue one ground-truth label for a logged request; False if dropped."""
-        return self._put(
-            (
-                "feedback",
-                {
-                    "request_id": request_id,
-                    "row": row,
-                    "timestamp": datetime.now(UTC),
-                    "label": json.dumps(label),
-                },
-            )
-        )
+        stamp = timestamp or time.time()
+        return self._put(_Feedback(request_id, stamp, row, json.dumps(label)), 1)
 
     @property
     def pending(self) -> int:
-        return self._queue.qsize()
+        """Rows waiting to be written."""
+        return self._rows
 
     def close(self, timeout: float = 30.0) -> None:
         """Write everything queued and stop the writer."""
-        if self._thread is None:
-            self._drain_and_write()
-            return
-        # The stop marker must get in even when the queue is full: wait for room.
-        with contextlib.suppress(queue.Full):
-            self._queue.put(_STOP, timeout=timeout)
-        self._thread.join(timeout)
-        self._thread = None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._stopping = True
+            self._wake.set()
+            thread.join(timeout)
+        if thread is None or not thread.is_alive():
+            self._write(self._take())
+
+    def _take(self) -> list[_Prediction | _Feedback]:
+        with self._lock:
+            items, self._items, self._rows = self._items, [], 0
+            self._wake.clear()
+        return items
 
     def _run(self) -> None:
-        pending: list[tuple[str, dict[str, Any]]] = []
-        deadline = time.monotonic() + self.flush_seconds
-        while True:
-            try:
-                item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                pending.extend(self._drain())
-                self._write(pending)
-                return
-            if item is not None:
-                pending.append(item)
-            if len(pending) >= self.max_rows or time.monotonic() >= deadline:
-                self._write(pending)
-                pending = []
-                deadline = time.monotonic() + self.flush_seconds
+        while not self._stopping:
+            self._wake.wait(self.flush_seconds)
+            self._write(self._take())
 
-    def _drain(self) -> list[tuple[str, dict[str, Any]]]:
-        items: list[tuple[str, dict[str, Any]]] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return items
-            if item is not _STOP:
-                items.append(item)
-
-    def _drain_and_write(self) -> None:
-        self._write(self._drain())
-
-    def _write(self, items: list[tuple[str, dict[str, Any]]]) -> None:
-        if not items:
-            return
-        groups: dict[tuple[str, Path], list[dict[str, Any]]] = defaultdict(list)
-        for area, record in items:
-            hour = _hour(record["timestamp"])
-            if area == "predictions":
-                folder = self.root / area / f"model={record['model']}" / f"hour={hour}"
-                groups[area, folder].extend(_prediction_rows(record))
+    def _write(self, items: list[_Prediction | _Feedback]) -> None:
+        groups: dict[tuple[str, str | None, int], list[Any]] = defaultdict(list)
+        for item in items:
+            if isinstance(item, _Prediction):
+                groups[PREDICTIONS_AREA, item.model, int(item.timestamp // 3600)].append(item)
             else:
-                groups[area, self.root / area / f"hour={hour}"].append(record)
-        for (area, folder), records in groups.items():
-            schema = PREDICTION_SCHEMA if area == "predictions" else FEEDBACK_SCHEMA
+                groups[FEEDBACK_AREA, None, int(item.timestamp // 3600)].append(item)
+        for (area, model, hour), records in groups.items():
+            folder = segment_folder(
+                self.root, area, model, datetime.fromtimestamp(hour * 3600, UTC)
+            )
             try:
-                _write_segment(folder, records, schema)
+                tables = (
+                    _prediction_tables(records)
+                    if area == PREDICTIONS_AREA
+                    else [_feedback_table(records)]
+                )
+                for table in tables:
+                    _write_segment(folder, table)
+                    if self._on_write is not None:
+                        self._on_write(table.num_rows)
             except Exception:  # a full disk must not kill the writer; the records are lost
                 log.exception("could not write %d log records to %s", len(records), folder)
-                continue
-            if self._on_write is not None:
-                self._on_write(len(records))
 
 
-def _jsonable_rows(values: Any) -> list[Any]:
+# --- Arrow columns ----------------------------------------------------------------------------
+
+
+def _input_key(record: _Prediction) -> tuple[Any, ...]:
     import numpy as np
-    import pandas as pd
 
-    if isinstance(values, pd.DataFrame):
-        return [{str(k): _plain(v) for k, v in row.items()} for row in values.to_dict("records")]
-    if isinstance(values, pd.Series):
-        values = values.to_numpy()
-    return [_plain(v) for v in np.asarray(values)]
+    data = record.inputs
+    if isinstance(data, np.ndarray):
+        return ("array", record.columns, data.shape[1:], data.dtype.str)
+    return ("frame", tuple((str(c), str(t)) for c, t in data.dtypes.items()))
 
 
-def _plain(value: Any) -> Any:
-    tolist = getattr(value, "tolist", None)
-    return tolist() if callable(tolist) else value
+def _prediction_tables(records: list[_Prediction]) -> list[pa.Table]:
+    """The records of one model and hour as tables: one, unless input columns or classes
+    changed in between (a new version) in ways one table cannot hold."""
+    import pyarrow as pa
 
-
-def _prediction_rows(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per predicted input row: the input and every output asked for, as JSON."""
-    inputs = _jsonable_rows(record["inputs"])
-    outputs = {name: _jsonable_rows(values) for name, values in record["outputs"].items()}
-    common = {k: record[k] for k in ("request_id", "timestamp", "model", "version", "protocol")}
+    blocks: dict[tuple[Any, ...], list[_Prediction]] = defaultdict(list)
+    failed = []
+    for record in records:
+        if record.inputs is None:
+            failed.append(record)
+        else:
+            blocks[_input_key(record), record.classes].append(record)
+    tables = [(_answered_table(block), block[0].classes) for block in blocks.values()]
+    if failed:
+        tables.append((_failed_table(failed), None))
+    classes = {c for _, c in tables if c is not None}
+    if len(tables) > 1 and len(classes) <= 1:
+        try:
+            joined = pa.concat_tables([t for t, _ in tables], promote_options="permissive")
+            tables = [(joined, next(iter(classes), None))]
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
     return [
-        {
-            **common,
-            "row": i,
-            "inputs": json.dumps(row, default=str),
-            "output": json.dumps(
-                {name: values[i] for name, values in outputs.items() if i < len(values)},
-                default=str,
-            ),
-            "latency_ms": record["latency_ms"],
-        }
-        for i, row in enumerate(inputs)
+        t if c is None else t.replace_schema_metadata({CLASSES_METADATA_KEY: _json_list(c)})
+        for t, c in tables
     ]
 
 
-def _write_segment(
-    folder: Path, records: list[dict[str, Any]], schema: tuple[tuple[str, str], ...]
-) -> Path:
+def _json_list(values: tuple[Any, ...]) -> bytes:
+    return json.dumps(list(values), default=str).encode()
+
+
+def _meta_columns(records: list[_Prediction], counts: Any) -> dict[str, pa.Array]:
+    import numpy as np
     import pyarrow as pa
+
+    total = int(counts.sum())
+    starts = np.cumsum(counts) - counts
+    stamps = np.array([int(r.timestamp * 1_000_000) for r in records], dtype=np.int64)
+
+    def each(values: list[Any], dtype: Any = object) -> Any:
+        return np.repeat(np.array(values, dtype=dtype), counts)
+
+    return {
+        "request_id": pa.array(each([r.request_id for r in records]), pa.string()),
+        "row": pa.array(np.arange(total) - np.repeat(starts, counts), pa.int32()),
+        "timestamp": pa.array(np.repeat(stamps, counts), pa.int64()).cast(
+            pa.timestamp("us", tz="UTC")
+        ),
+        "version": pa.array(each([r.version for r in records]), pa.string()),
+        "protocol": pa.array(each([r.protocol for r in records]), pa.string()),
+        "status": pa.array(each([r.status for r in records], np.int16), pa.int16()),
+        "latency_ms": pa.array(each([r.latency_ms for r in records], np.float64), pa.float64()),
+    }
+
+
+def _answered_table(records: list[_Prediction]) -> pa.Table:
+    import numpy as np
+    import pyarrow as pa
+
+    counts = np.array([len(r.inputs) for r in records], dtype=np.int64)
+    columns = _meta_columns(records, counts)
+    columns |= _input_columns(records)
+    predicted = [r for r in records if r.prediction is not None]
+    if predicted:  # None: the request asked for probabilities only
+        columns["prediction"] = _spread(
+            _values(_join_outputs([r.prediction for r in predicted])), records
+        )
+    if any(r.proba is not None for r in records):
+        columns["proba"] = _proba(records)
+    return pa.table(columns)
+
+
+def _spread(values: pa.Array, records: list[_Prediction]) -> pa.Array:
+    """``values`` of the records that have a prediction, with nulls for the rows of the rest."""
+    import pyarrow as pa
+
+    if len(values) == sum(len(r.inputs) for r in records):
+        return values
+    parts = []
+    start = 0
+    for record in records:
+        rows = len(record.inputs)
+        if record.prediction is None:
+            parts.append(pa.nulls(rows, values.type))
+        else:
+            parts.append(values.slice(start, rows))
+            start += rows
+    return pa.concat_arrays(parts)
+
+
+def _failed_table(records: list[_Prediction]) -> pa.Table:
+    import numpy as np
+    import pyarrow as pa
+
+    columns = _meta_columns(records, np.ones(len(records), dtype=np.int64))
+    columns["row"] = pa.array(np.zeros(len(records), dtype=np.int32), pa.int32())
+    return pa.table(columns)
+
+
+def _input_columns(records: list[_Prediction]) -> dict[str, pa.Array]:
+    import numpy as np
+    import pyarrow as pa
+
+    first = records[0].inputs
+    if not isinstance(first, np.ndarray):
+        import pandas as pd
+
+        frame = pd.concat([r.inputs for r in records], ignore_index=True)
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        return {INPUT_PREFIX + str(n): c for n, c in zip(table.column_names, table.columns)}  # noqa: B905
+    data = np.concatenate([r.inputs for r in records])
+    names = records[0].columns
+    if names is not None and data.ndim == 2:
+        return {INPUT_PREFIX + n: _values(data[:, j]) for j, n in enumerate(names)}
+    return {INPUT_PREFIX + "input": _values(data)}
+
+
+def _join_outputs(parts: list[Any]) -> Any:
+    import numpy as np
+
+    if hasattr(parts[0], "iloc"):
+        import pandas as pd
+
+        joined = pd.concat(parts, ignore_index=True)
+        if isinstance(joined, pd.DataFrame):
+            if joined.shape[1] == 1:
+                return joined.iloc[:, 0].to_numpy()
+            return np.array([json.dumps(row, default=str) for row in joined.to_dict("records")])
+        return joined.to_numpy()
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+def _values(data: Any) -> pa.Array:
+    """A column of one value per row: numbers as int64/float64, text as string, rows as lists."""
+    import numpy as np
+    import pyarrow as pa
+
+    data = np.asarray(data)
+    if data.ndim > 1:
+        flat = _values(np.ascontiguousarray(data).reshape(-1))
+        width = int(np.prod(data.shape[1:]))
+        return pa.FixedSizeListArray.from_arrays(flat, width).cast(pa.list_(flat.type))
+    kind = data.dtype.kind
+    if kind in "biu":
+        return pa.array(data.astype(np.int64, copy=False), pa.int64())
+    if kind == "f":
+        return pa.array(np.ascontiguousarray(data, dtype=np.float64), pa.float64())
+    if kind in "OUS":
+        try:
+            return pa.array(data, pa.string(), from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return pa.array([None if v is None else str(v) for v in data.tolist()], pa.string())
+    return pa.array([str(v) for v in data.tolist()], pa.string())
+
+
+def _proba(records: list[_Prediction]) -> pa.Array:
+    import numpy as np
+    import pyarrow as pa
+
+    parts = []
+    for record in records:
+        if record.proba is None:
+            parts.append(pa.nulls(len(record.inputs), pa.list_(pa.float64())))
+        else:
+            values = np.asarray(record.proba, dtype=np.float64)
+            flat = pa.array(np.ascontiguousarray(values).reshape(-1), pa.float64())
+            width = values.shape[1] if values.ndim == 2 else 1
+            parts.append(
+                pa.FixedSizeListArray.from_arrays(flat, width).cast(pa.list_(pa.float64()))
+            )
+    return pa.concat_arrays(parts)
+
+
+def _feedback_table(records: list[_Feedback]) -> pa.Table:
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "request_id": pa.array([r.request_id for r in records], pa.string()),
+            "row": pa.array([r.row for r in records], pa.int32()),
+            "timestamp": pa.array([int(r.timestamp * 1_000_000) for r in records], pa.int64()).cast(
+                pa.timestamp("us", tz="UTC")
+            ),
+            "label": pa.array([r.label for r in records], pa.string()),
+        }
+    )
+
+
+def _write_segment(folder: Path, table: pa.Table) -> Path:
     import pyarrow.parquet as pq
 
-    types = {
-        "string": pa.string(),
-        "int32": pa.int32(),
-        "float64": pa.float64(),
-        "timestamp[us, tz=UTC]": pa.timestamp("us", tz="UTC"),
-    }
-    arrow_schema = pa.schema([(name, types[kind]) for name, kind in schema])
-    table = pa.Table.from_pylist(
-        [{name: r.get(name) for name, _ in schema} for r in records], schema=arrow_schema
-    )
     folder.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    final = folder / f"part-{stamp}-{uuid.uuid4().hex[:12]}.parquet"
+    final = folder / f"part-{stamp}-{uuid.uuid4().hex}.parquet"
     temp = folder / f".{final.name}.tmp"
     try:
         pq.write_table(table, temp)

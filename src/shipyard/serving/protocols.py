@@ -103,6 +103,8 @@ def _flatten(data: Any) -> list[Any]:
     return flat
 
 
+_NUMBERS = {"FP16", "FP32", "FP64"}
+_NUMBER_TYPES = (float, int)  # exact types: a bool is an int too, and is refused
 _WANTS = {"BOOL": "true/false", "BYTES": "strings", "INT": "integers", "UINT": "integers"}
 
 
@@ -155,14 +157,17 @@ def _tensor(spec: Any, index: int) -> tuple[str, np.ndarray[Any, Any]]:
             name,
             f"input {name!r}: unknown datatype {datatype!r} (one of {', '.join(V2_DATATYPES)})",
         )
-    values = _flatten(spec["data"])
+    data = spec["data"]
+    flat = isinstance(data, list) and not (data and isinstance(data[0], list))
+    values = data if flat else _flatten(data)
     if len(values) != math.prod(shape):
         raise RequestError(
             name,
             f"input {name!r} has shape {shape} ({math.prod(shape)} values) "
             f"but {len(values)} values in 'data'",
         )
-    _check_values(values, datatype, name)
+    if not (datatype in _NUMBERS and all(type(v) in _NUMBER_TYPES for v in values)):
+        _check_values(values, datatype, name)
     try:
         array = np.array(values, dtype=V2_DATATYPES[datatype]).reshape(shape)
     except (OverflowError, ValueError) as exc:
@@ -173,10 +178,12 @@ def _tensor(spec: Any, index: int) -> tuple[str, np.ndarray[Any, Any]]:
 def parse_v2(body: Any, signature: ModelSignature | None) -> V2Request:
     """Read an OIP v2 inference request for a model with ``signature``.
 
+    A 2-D tensor stays an array (its width checked here, its types by the server); tensors
+    per column become one array when they share a dtype, else a DataFrame.
+
     Raises:
         RequestError: the body is malformed, or does not fit the model's columns.
     """
-    import pandas as pd
 
     if not isinstance(body, dict):
         raise RequestError("body", "the request body must be a JSON object")
@@ -205,7 +212,7 @@ def parse_v2(body: Any, signature: ModelSignature | None) -> V2Request:
                 f"input {name!r} has {array.shape[1]} features; the model takes "
                 f"{len(columns)} ({columns[0]!r} ... {columns[-1]!r})",
             )
-        data = pd.DataFrame(array, columns=columns)
+        data = array  # checked against the columns' types by the server
     else:
         data = _frame_from_columns(tensors, columns)
     return V2Request(
@@ -216,9 +223,7 @@ def parse_v2(body: Any, signature: ModelSignature | None) -> V2Request:
     )
 
 
-def _frame_from_columns(
-    tensors: list[tuple[str, np.ndarray[Any, Any]]], columns: list[str]
-) -> pd.DataFrame:
+def _frame_from_columns(tensors: list[tuple[str, np.ndarray[Any, Any]]], columns: list[str]) -> Any:
     import pandas as pd
 
     known = set(columns)
@@ -247,6 +252,10 @@ def _frame_from_columns(
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise RequestError(missing[0], f"missing input {missing[0]!r}{more}")
+    if len({array.dtype for array in named.values()}) == 1:
+        import numpy as np
+
+        return np.column_stack([named[c] for c in columns])
     return pd.DataFrame({c: named[c] for c in columns})
 
 
@@ -267,12 +276,15 @@ def _requested_outputs(spec: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
+_DATATYPE_OF = {numpy_name: name for name, numpy_name in V2_DATATYPES.items()}
+
+
 def _v2_datatype(array: np.ndarray[Any, Any]) -> str:
     kind = array.dtype.kind
     if kind == "b":
         return "BOOL"
     if kind in "iuf":
-        return {v: k for k, v in V2_DATATYPES.items()}.get(str(array.dtype), "FP64")
+        return _DATATYPE_OF.get(array.dtype.name, "FP64")
     return "BYTES"
 
 
@@ -289,7 +301,7 @@ def v2_output(name: str, values: Any) -> dict[str, Any]:
     return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": data}
 
 
-def _table(value: Any, key: str, columns: list[str] | None) -> Any:
+def _table(value: Any, key: str, columns: list[str] | None, uniform: bool = False) -> Any:
     """``instances`` / ``inputs``: a list of rows (lists or objects) or an object of columns."""
     import pandas as pd
 
@@ -319,7 +331,8 @@ def _table(value: Any, key: str, columns: list[str] | None) -> Any:
                 f"rows of {key!r} have {widths.pop()} features; the model takes {len(columns)}",
             )
         if columns is not None:
-            return pd.DataFrame(value, columns=columns)
+            numbers = _number_rows(value) if uniform else None
+            return numbers if numbers is not None else pd.DataFrame(value, columns=columns)
         import numpy as np
 
         try:
@@ -334,8 +347,27 @@ def _table(value: Any, key: str, columns: list[str] | None) -> Any:
     return pd.DataFrame({columns[0]: value}) if columns else value
 
 
-def parse_mlflow(body: Any, signature: ModelSignature | None) -> Any:
-    """Read an MLflow scoring JSON body into a DataFrame (or array for tensor models)."""
+def _number_rows(rows: list[Any]) -> np.ndarray[Any, Any] | None:
+    """Rows of plain JSON numbers as one array (columns in signature order), else None."""
+    if not rows or not all(
+        isinstance(row, list) and all(type(v) in _NUMBER_TYPES for v in row) for row in rows
+    ):
+        return None
+    import numpy as np
+
+    try:
+        array = np.array(rows)
+    except (OverflowError, ValueError):
+        return None
+    return array if array.ndim == 2 and array.dtype.kind in "if" else None
+
+
+def parse_mlflow(body: Any, signature: ModelSignature | None, uniform: bool = False) -> Any:
+    """Read an MLflow scoring JSON body into a DataFrame (or array for tensor models).
+
+    With ``uniform`` (every column of the signature has one numeric type), rows of plain
+    numbers in column order stay one array.
+    """
     import pandas as pd
 
     if not isinstance(body, dict):
@@ -354,6 +386,9 @@ def parse_mlflow(body: Any, signature: ModelSignature | None) -> Any:
         if not isinstance(value, dict) or not isinstance(value.get("data"), list):
             raise RequestError(key, "'dataframe_split' needs 'columns' and 'data' (a list of rows)")
         cols = value.get("columns", columns)
+        if uniform and cols == columns and (numbers := _number_rows(value["data"])) is not None:
+            if numbers.ndim == 2 and numbers.shape[1] == len(cols or ()):
+                return numbers
         try:
             return pd.DataFrame(value["data"], columns=cols)
         except (ValueError, TypeError) as exc:
@@ -362,14 +397,14 @@ def parse_mlflow(body: Any, signature: ModelSignature | None) -> Any:
         if not isinstance(value, list) or not value or not all(isinstance(r, dict) for r in value):
             raise RequestError(key, "'dataframe_records' must be a non-empty list of objects")
         return pd.DataFrame(value)
-    return _table(value, key, columns)
+    return _table(value, key, columns, uniform)
 
 
-def parse_kserve_v1(body: Any, signature: ModelSignature | None) -> Any:
-    """Read a KServe v1 ``{"instances": [...]}`` body."""
+def parse_kserve_v1(body: Any, signature: ModelSignature | None, uniform: bool = False) -> Any:
+    """Read a KServe v1 ``{"instances": [...]}`` body (``uniform`` as for :func:`parse_mlflow`)."""
     if not isinstance(body, dict) or "instances" not in body:
         raise RequestError("instances", 'the body must be {"instances": [...]}')
-    return _table(body["instances"], "instances", _columns(signature))
+    return _table(body["instances"], "instances", _columns(signature), uniform)
 
 
 def parse_csv(text: bytes) -> pd.DataFrame:
