@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -45,12 +44,11 @@ def serve(
 ) -> None:
     """Serve models over HTTP until stopped (Ctrl-C or SIGTERM flushes the prediction log)."""
     try:
-        import uvicorn
-
-        from shipyard.serving.app import SETTINGS_ENV, ServeSettings, create_app
+        from shipyard.serving import run_server
+        from shipyard.serving.app import ServeSettings, create_app
     except ImportError as exc:
         raise ImportError(
-            f"`shipyard serve` needs the 'serve' extra: pip install 'shipyard[serve]' ({exc})"
+            f"`shipyard serve` needs the 'serve' extra: pip install 'shipyard-mlops[serve]' ({exc})"
         ) from exc
 
     workspace = workspace_from(ctx)
@@ -69,15 +67,8 @@ def serve(
         f"{holder.name}@{holder.current.version}" for holder in app.state.server.models.values()
     )
     console.print(f"Serving {names} on http://{host}:{port} ({workers} worker(s))")
-    if workers == 1:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+    if workers > 1:
+        del app  # each worker process loads its own models; the parent only supervises
+        run_server(settings, host=host, port=port, workers=workers)
         return
-    os.environ[SETTINGS_ENV] = settings.to_json()  # each worker process builds its own app
-    uvicorn.run(
-        "shipyard.serving.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-    )
+    run_server(settings, host=host, port=port, workers=1, app=app)
