@@ -7,6 +7,11 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test check lint typecheck imports unit bench lock clean
 
 $(STAMP): pyproject.toml constraints.txt
+	@# A real browser for the report tests: Debian's chromium (Playwright drives it; its own
+	@# browser download cannot work here). Without root or apt the browser tests skip and say so.
+	test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		>/dev/null; } || echo "chromium not installed: browser tests will be skipped"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip>=25.1"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e . --group dev

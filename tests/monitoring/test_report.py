@@ -370,3 +370,18 @@ def test_browser_renders_the_page(tmp_path: Path) -> None:
             browser.close()
     assert errors == []
     assert len(widths) == 11 and all(w > 0 for w in widths)
+
+
+def test_features_drifted_below_the_dataset_threshold_get_a_warning_badge() -> None:
+    import numpy as np
+    import pandas as pd
+
+    from shipyard.monitoring.drift import compare
+
+    rng = np.random.default_rng(1)
+    ref = pd.DataFrame({c: rng.normal(size=3000) for c in "abcd"})
+    cur = pd.DataFrame({c: rng.normal(size=3000) for c in "abcd"}).assign(a=lambda f: f.a + 1)
+    report = compare(ref, cur)
+    assert report.drifted_columns == ("a",) and not report.drifted
+    page = render_report(drift=report)
+    assert 'class="warn">SOME FEATURES DRIFTED' in page and "NO PROBLEM FLAGGED" not in page

@@ -202,6 +202,13 @@ def _verdict(summary: dict[str, Any]) -> str:
         )
     elif summary["drift"] is None and summary["firing_alerts"] is None:
         badge = '<span class="note">Nothing was measured that could flag a problem.</span>'
+    elif summary["drift"] is not None and summary["drift"]["drifted_columns"]:
+        drifted = summary["drift"]["drifted_columns"]
+        badge = '<span class="warn">SOME FEATURES DRIFTED</span> ' + escape(
+            f"{len(drifted)} feature(s) drifted, below the dataset threshold: "
+            + ", ".join(drifted[:5])
+            + (", …" if len(drifted) > 5 else "")
+        )
     else:
         badge = '<span class="pass">NO PROBLEM FLAGGED</span> no drift and no firing alerts'
     rows = [("Dataset drift", "not measured")]

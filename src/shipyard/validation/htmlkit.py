@@ -57,9 +57,10 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 th { background: #f6f8fa; }
 .plots { display: flex; flex-wrap: wrap; gap: 1rem; align-items: flex-start; }
 .plots img { max-width: 100%; border: 1px solid #eaeef2; }
-.pass, .fail { display: inline-block; padding: .3rem .8rem; border-radius: 4px;
-               font-weight: 600; }
+.pass, .fail, .warn { display: inline-block; padding: .3rem .8rem; border-radius: 4px;
+                      font-weight: 600; }
 .pass { background: #dafbe1; color: #116329; }
+.warn { background: #fff8c5; color: #7d4e00; }
 .fail { background: #ffebe9; color: #a40e26; }
 .better { color: #116329; font-weight: 600; } .worse { color: #a40e26; font-weight: 600; }
 .note { color: #59636e; }
