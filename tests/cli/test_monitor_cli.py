@@ -253,3 +253,40 @@ def test_exporter_serves_the_latest_window_over_http(home: Path, tmp_path: Path)
     finally:
         server.terminate()
         server.communicate(timeout=30)
+
+
+def test_run_backfills_a_bounded_number_of_windows(home: Path, tmp_path: Path) -> None:
+    _traffic(home, tmp_path)  # the drifted hour ended two hours ago
+    config = tmp_path / "monitors.yaml"
+    config.write_text(
+        "monitors:\n  - model: churn\n    window: 1h\n    reference: customers@1\n"
+        "    rules:\n      - name: age\n        metric: drift.column.age.distance\n"
+        "        threshold: 0.2\n"
+    )
+    done = run_shipyard("monitor", "run", "--config", str(config), "--backfill", "1")
+    assert done.returncode == 0, done.stderr
+    assert "FIRING" not in done.stdout and "1 new window(s)" in done.stdout
+
+
+def test_one_broken_monitor_does_not_stop_the_others(home: Path, tmp_path: Path) -> None:
+    _traffic(home, tmp_path)
+    config = tmp_path / "monitors.yaml"
+    config.write_text(
+        "monitors:\n"
+        "  - model: churn\n    window: 1h\n    reference: customers-typo@1\n"
+        "    rules:\n      - {name: age, metric: drift.column.age.distance, threshold: 0.2}\n"
+        "  - model: churn2\n    window: 1h\n    reference: customers@1\n"
+        "    rules:\n      - {name: age, metric: drift.column.age.distance, threshold: 0.2}\n"
+    )
+    done = run_shipyard("monitor", "run", "--config", str(config))
+    assert done.returncode == 1
+    assert "monitor churn:" in done.stderr and "customers-typo@1" in done.stderr
+    assert "churn2:" in done.stderr + done.stdout  # evaluated (it has no traffic yet)
+    assert "Traceback" not in done.stderr
+
+
+def test_a_mistyped_table_path_is_not_taken_for_a_deployment(home: Path, tmp_path: Path) -> None:
+    ref, _ = _tables(tmp_path, rows=100)
+    done = run_shipyard("monitor", "drift", "-r", str(ref), "--current", "data/typo.parquet")
+    assert done.returncode != 0
+    assert "data/typo.parquet" in done.stderr and "prediction log" not in done.stderr

@@ -108,11 +108,13 @@ def write_failures(
     status: int = 500,
     latency_ms: float = 1.0,
     version: str = "1",
+    request_ids: Sequence[str] | None = None,
 ) -> Path:
     """One segment of failed requests: one row each, null inputs and prediction."""
     n = len(timestamps)
+    ids = list(request_ids) if request_ids is not None else [uuid.uuid4().hex for _ in range(n)]
     columns: dict[str, pa.Array] = {
-        "request_id": pa.array([uuid.uuid4().hex for _ in range(n)], pa.string()),
+        "request_id": pa.array(ids, pa.string()),
         "row": pa.array([0] * n, pa.int32()),
         "timestamp": pa.array(list(timestamps), TIMESTAMP),
         "version": pa.array([version] * n, pa.string()),

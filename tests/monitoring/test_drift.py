@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +18,7 @@ from shipyard.data.profiling import profile_table
 from shipyard.entities.monitoring import DriftReport
 from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.monitoring import statistics as ds
-from shipyard.monitoring.drift import DEFAULT_THRESHOLDS, compare
+from shipyard.monitoring.drift import DEFAULT_THRESHOLDS, compare, prepare_reference
 
 SHARES = np.array([0.3, 0.25, 0.2, 0.15, 0.1])
 PLANTED = {"shifted", "wider", "mix", "rate"}
@@ -323,6 +325,53 @@ def test_multivariate_check_finds_a_change_the_columns_alone_cannot() -> None:
     assert report.multivariate["drifted"] and report.multivariate["auc"] > 0.7
     quiet = compare(ref, pd.DataFrame({"x": x_cur, "y": rng.normal(size=n)}), multivariate=True)
     assert quiet.multivariate is not None and not quiet.multivariate["drifted"]
+
+
+def _same_report(prepared: DriftReport, raw: DriftReport) -> None:
+    def text(report: DriftReport) -> str:
+        return json.dumps(replace(report, seconds=None).to_dict(), allow_nan=False)
+
+    assert text(prepared) == text(raw)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"tests": {"shifted": "psi", "mix": "psi", "rate": "chi2"}, "alpha": None},
+        # Kinds that differ from the preparation's: those columns are read again as they are.
+        {"column_kinds": {"same_int": "categorical", "same0": "categorical", "rate": "numeric"}},
+        {"multivariate": True, "prediction_column": "same0"},
+    ],
+)
+def test_a_prepared_reference_gives_the_same_report(options: dict[str, Any]) -> None:
+    reference = _table(3_000, 0, drift=False)
+    reference.loc[::7, "shifted"] = np.nan
+    reference.loc[::11, "mix"] = None
+    ready = prepare_reference(reference)
+    assert ready.rows == 3_000 and ready.kinds["mix"] == "categorical"
+    assert ready.kinds["shifted"] == "numeric" and ready.kinds["rate"] == "binary"
+    for seed, drift in ((1, False), (2, True)):
+        current = _table(1_000, seed, drift=drift)
+        _same_report(compare(ready, current, **options), compare(reference, current, **options))
+    narrow = prepare_reference(reference, columns=["shifted"])
+    current = _table(1_000, 3, drift=True)
+    _same_report(compare(narrow, current, **options), compare(reference, current, **options))
+
+
+def test_a_prepared_file_reads_each_column_once(tmp_path: Path) -> None:
+    path = tmp_path / "reference.parquet"
+    reference = _table(2_000, 0, drift=False)
+    reference.to_parquet(path)
+    ready = prepare_reference(path, column_kinds={"same_int": "categorical"})
+    assert ready.label == str(path) and ready.kinds["same_int"] == "categorical"
+    current = _table(500, 4, drift=True)
+    options: dict[str, Any] = {"column_kinds": {"same_int": "categorical"}}
+    _same_report(compare(ready, current, **options), compare(path, current, **options))
+    with pytest.raises(NotFoundError, match="no column 'nope'"):
+        prepare_reference(path, columns=["nope"])
+    with pytest.raises(InvalidArgumentError, match="unknown kind"):
+        prepare_reference(path, column_kinds={"mix": "ordinal"})
 
 
 def test_multivariate_needs_raw_reference_rows() -> None:

@@ -67,6 +67,26 @@ def test_one_window_and_a_short_last_window(tmp_path: Path) -> None:
     assert health.to_dict()["error_rate"] == 0.0
 
 
+def test_requests_that_reuse_an_id_count_once_per_arrival(tmp_path: Path) -> None:
+    """A client-set x-request-id: failed at 10:10, retried at 10:20 and again an hour later."""
+    write_failures(
+        tmp_path, "m", timestamps=[T0 + timedelta(minutes=10)], input_types=TYPES,
+        request_ids=["retry-1"],
+    )  # fmt: skip
+    for minutes, latency in ((20, 7.0), (70, 9.0)):
+        write_predictions(
+            tmp_path, "m", pd.DataFrame({"x": [1.0, 2.0]}),
+            timestamps=T0 + timedelta(minutes=minutes), predictions=[1, 1],
+            request_ids=["retry-1", "retry-1"], rows=[0, 1], latency_ms=latency,
+        )  # fmt: skip
+    first, second = health_by_window(
+        "m", [(T0, T0 + HOUR), (T0 + HOUR, T0 + 2 * HOUR)], root=tmp_path
+    )
+    assert (first.requests, first.errors) == (2, 1)
+    assert first.latency_p50_ms == pytest.approx((1.0 + 7.0) / 2)
+    assert (second.requests, second.errors, second.latency_p50_ms) == (1, 0, 9.0)
+
+
 def test_bad_windows_and_missing_logs_are_errors(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError, match="no prediction log"):
         service_health("m", start=T0, end=T0 + HOUR, root=tmp_path)

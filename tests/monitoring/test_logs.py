@@ -15,8 +15,10 @@ from shipyard.monitoring.logformat import segment_folder
 from shipyard.monitoring.logs import (
     LATE_WRITE_SLACK,
     input_table,
+    join_labels,
     log_span,
     logged_inputs,
+    read_labels,
     read_predictions,
     segment_files,
 )
@@ -62,22 +64,38 @@ def test_rows_come_back_in_time_order_with_plain_input_names(tmp_path: Path) -> 
     assert table["label"].null_count == 5
 
 
-def test_the_range_includes_start_excludes_end_and_finds_late_segments(tmp_path: Path) -> None:
+def test_the_range_includes_start_excludes_end(tmp_path: Path) -> None:
     stamps = [
         T0 - timedelta(seconds=1),
         T0,
         T0 + timedelta(minutes=59, seconds=59),
         T0 + timedelta(hours=1),
     ]
-    # A server flushing every few seconds writes a request of 10:59:59 into the 11:00 folder.
-    write_predictions(
-        tmp_path, "churn", _inputs(4), timestamps=stamps, predictions=[0, 1, 2, 3],
-        written_at=T0 + timedelta(hours=1, seconds=3),
-    )  # fmt: skip
+    # As the server files them: one segment per hour its requests arrived in, whenever the
+    # flush happened (a request of 10:59:59 flushed at 11:00:03 still goes under 10:00).
+    for hour, rows in (
+        (T0 - timedelta(hours=1), [0]),
+        (T0, [1, 2]),
+        (T0 + timedelta(hours=1), [3]),
+    ):
+        write_predictions(
+            tmp_path, "churn", _inputs(4).iloc[rows], timestamps=[stamps[i] for i in rows],
+            predictions=rows, written_at=hour,
+        )  # fmt: skip
     table = read_predictions("churn", root=tmp_path, start=T0, end=T0 + timedelta(hours=1))
     assert table["prediction"].to_pylist() == [1, 2]
     naive = read_predictions("churn", root=tmp_path, start=T0.replace(tzinfo=None))
     assert naive["prediction"].to_pylist() == [1, 2, 3]
+
+
+def test_a_segment_filed_by_its_write_time_is_still_found(tmp_path: Path) -> None:
+    """Not what the server does; the extra hour of folders read past ``end`` allows it."""
+    write_predictions(
+        tmp_path, "churn", _inputs(1), timestamps=[T0 + timedelta(minutes=59, seconds=59)],
+        predictions=[7], written_at=T0 + timedelta(hours=1, seconds=3),
+    )  # fmt: skip
+    table = read_predictions("churn", root=tmp_path, start=T0, end=T0 + timedelta(hours=1))
+    assert table["prediction"].to_pylist() == [7]
     assert LATE_WRITE_SLACK >= timedelta(minutes=1)
 
 
@@ -206,6 +224,71 @@ def test_a_log_in_an_older_format_is_refused_clearly(tmp_path: Path) -> None:
     pq.write_table(old, folder / "part-old.parquet")
     with pytest.raises(InvalidArgumentError, match="lacks the columns row, version, status"):
         read_predictions("churn", root=tmp_path)
+
+
+def test_a_sample_is_drawn_from_the_rows_in_range(tmp_path: Path) -> None:
+    """DuckDB samples before it filters; a sample of a range must still hold ``sample`` rows."""
+    for hour in range(2):
+        start = T0 + timedelta(hours=hour)
+        write_predictions(
+            tmp_path, "churn", _inputs(2_000), timestamps=spread(start, 2_000, timedelta(hours=1)),
+            predictions=[0] * 2_000,
+        )  # fmt: skip
+    quarter = {"start": T0 + timedelta(minutes=15), "end": T0 + timedelta(minutes=30)}
+    assert read_predictions("churn", root=tmp_path, labels=False, **quarter).num_rows == 500
+    sample = read_predictions("churn", root=tmp_path, labels=False, sample=400, **quarter)
+    assert sample.num_rows == 400
+    stamps = sample["timestamp"].to_pylist()
+    assert min(stamps) >= quarter["start"] and max(stamps) < quarter["end"]
+
+
+def test_a_sample_of_answered_requests_leaves_failures_out_first(tmp_path: Path) -> None:
+    write_predictions(
+        tmp_path, "churn", _inputs(50), timestamps=spread(T0, 50, timedelta(hours=1)),
+        predictions=[0] * 50,
+    )  # fmt: skip
+    types = {"amount": pa.float64(), "plan": pa.string()}
+    failures = spread(T0, 500, timedelta(hours=1))
+    write_failures(tmp_path, "churn", timestamps=failures, input_types=types)
+    sample = read_predictions("churn", root=tmp_path, sample=40, successful=True)
+    assert sample.num_rows == 40 and sample["status"].to_pylist() == [200] * 40
+    assert read_predictions("churn", root=tmp_path, successful=True).num_rows == 50
+
+
+def test_labels_read_once_join_window_by_window_as_read_with_them(tmp_path: Path) -> None:
+    hour = timedelta(hours=1)
+    write_predictions(
+        tmp_path, "churn", _inputs(4), timestamps=[T0, T0, T0 + timedelta(minutes=5), T0],
+        predictions=[0, 1, 1, 0], request_ids=["a", "a", "b", "reused"], rows=[0, 1, 0, 0],
+    )  # fmt: skip
+    write_predictions(
+        tmp_path, "churn", _inputs(3), timestamps=[T0 + hour, T0 + hour, T0 + 2 * hour],
+        predictions=[1, 0, 1], request_ids=["reused", "c", "d"], written_at=T0 + hour,
+    )  # fmt: skip
+    write_feedback(
+        tmp_path,
+        [
+            ("a", None, 1, T0 + timedelta(minutes=10)),
+            ("a", 1, 0, T0 + timedelta(minutes=20)),  # row 1 corrected later
+            ("a", 0, 0, T0 + timedelta(minutes=5)),  # older than the request-wide label
+            ("b", 0, "yes", T0 + timedelta(minutes=30)),
+            ("reused", None, 1, T0 + hour + timedelta(minutes=1)),
+            ("zzz", 0, 1, T0),  # another model's request
+        ],
+    )
+    write_feedback(tmp_path, [("c", 0, 0, T0 + 5 * hour), ("c", None, 1, T0 + 6 * hour)])
+    labels = read_labels("churn", root=tmp_path, start=T0, end=T0 + 3 * hour)
+    assert labels.num_rows == 6 and "zzz" not in labels["request_id"].to_pylist()
+    for start in (T0, T0 + hour, T0 + 2 * hour, T0 + 3 * hour):
+        window = {"start": start, "end": start + hour, "root": tmp_path}
+        expected = read_predictions("churn", **window)
+        joined = join_labels(read_predictions("churn", labels=False, **window), labels)
+        assert joined.equals(expected, check_metadata=True), start
+    first = join_labels(
+        read_predictions("churn", labels=False, start=T0, end=T0 + hour, root=tmp_path), labels
+    )
+    assert first["label"].to_pylist() == ["1", "0", "1", '"yes"']  # mixed types: JSON text
+    assert read_labels("churn", root=tmp_path, start=T0 + 9 * hour).num_rows == 0
 
 
 def test_span_and_sample(tmp_path: Path) -> None:

@@ -82,6 +82,10 @@ def test_cbpe_uses_the_logged_prediction_not_only_the_most_probable_class() -> N
     assert estimate_performance(proba, [0, 1])["accuracy"] == pytest.approx(0.85)
     # A model whose threshold is not 0.5 answered class 1 for the first row.
     assert estimate_performance(proba, [0, 1], [1, 1])["accuracy"] == pytest.approx(0.45)
+    # The logged type need not be the classes' own: 1.0, True and numpy's 1 are class 1.
+    for logged in ([1.0, 1.0], [True, True], np.array([1, 1])):
+        assert estimate_performance(proba, [0, 1], logged)["accuracy"] == pytest.approx(0.45)
+    assert estimate_performance(proba, [False, True], [1, 1])["accuracy"] == pytest.approx(0.45)
     assert estimate_performance(np.empty((0, 2)), [0, 1]) == dict.fromkeys(
         ("accuracy", "precision", "recall", "f1", "roc_auc")
     )
@@ -153,6 +157,39 @@ def test_text_classes_without_probabilities(tmp_path: Path) -> None:
     assert measured.labelled_rows == 3
     assert measured.metrics is not None and measured.metrics["accuracy"] == pytest.approx(2 / 3)
     assert "roc_auc" not in measured.metrics
+
+
+@pytest.mark.parametrize(
+    ("predictions", "labels"),
+    [
+        ([0.0, 1.0, 1.0, 0.0], [0, 1, 1, 0]),  # a float64 prediction column, JSON integers
+        ([0, 1, 1, 0], [False, True, True, False]),  # bools logged as int64, JSON booleans
+    ],
+)
+def test_labels_and_predictions_of_different_number_types_compare_as_numbers(
+    tmp_path: Path, predictions: list[Any], labels: list[Any]
+) -> None:
+    ids = ["a", "b", "c", "d"]
+    write_predictions(
+        tmp_path, "clf", pd.DataFrame({"a": range(4)}), timestamps=[T0] * 4,
+        predictions=predictions, request_ids=ids,
+    )  # fmt: skip
+    later = T0 + timedelta(minutes=1)
+    write_feedback(tmp_path, [(r, None, v, later) for r, v in zip(ids, labels, strict=True)])
+    measured = measured_performance(read_predictions("clf", root=tmp_path))
+    assert measured.task == "binary" and measured.metrics is not None
+    assert measured.metrics["accuracy"] == 1.0 and measured.metrics["f1"] == 1.0
+
+
+def test_numbers_and_text_that_truly_mix_compare_as_text(tmp_path: Path) -> None:
+    write_predictions(
+        tmp_path, "clf", pd.DataFrame({"a": range(3)}), timestamps=[T0] * 3,
+        predictions=["1", "0", "1"], request_ids=["a", "b", "c"],
+    )  # fmt: skip
+    later = T0 + timedelta(minutes=1)
+    write_feedback(tmp_path, [("a", 0, 1.0, later), ("b", 0, 0, later), ("c", 0, 0, later)])
+    measured = measured_performance(read_predictions("clf", root=tmp_path))
+    assert measured.metrics is not None and measured.metrics["accuracy"] == pytest.approx(2 / 3)
 
 
 def test_regression_metrics(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -232,3 +233,102 @@ def test_references_by_dataset_model_table_path_and_profile(home: Path, tmp_path
     assert result.windows[1].drift.columns[0].from_profile
     assert any("no predictions" in note for _, note in result.notes)
     assert np.isfinite(result.windows[0].metrics()["drift.share"])
+
+
+def _traffic(root: Path, hours: int, rows: int = 60, *, seed: int = 0) -> None:
+    """``hours`` of traffic with inputs ``a`` and ``b``, each request labelled an hour later."""
+    rng = np.random.default_rng(seed)
+    for hour in range(hours):
+        start = T0 + hour * HOUR
+        ids = [f"{hour}-{i}" for i in range(rows)]
+        write_predictions(
+            root, "m", pd.DataFrame({"a": rng.normal(size=rows), "b": rng.normal(size=rows)}),
+            timestamps=spread(start, rows, HOUR), predictions=[i % 2 for i in range(rows)],
+            request_ids=ids,
+        )  # fmt: skip
+        later = start + HOUR + timedelta(minutes=5)
+        write_feedback(root, [(r, None, i % 2, later) for i, r in enumerate(ids)])
+
+
+def test_a_reference_without_the_logged_inputs_is_refused_by_name(tmp_path: Path) -> None:
+    _traffic(tmp_path, 1)
+    reference = pd.DataFrame({"age": np.arange(100.0), "income": np.arange(100.0)})
+    with pytest.raises(InvalidArgumentError, match=r"none of the inputs logged for 'm' \(a, b\)"):
+        monitor_deployment("m", reference=reference, log_folder=tmp_path, estimate=False)
+    with pytest.raises(InvalidArgumentError, match="its columns are age, income"):
+        monitor_deployment("m", reference=reference, log_folder=tmp_path, estimate=False)
+    partial = reference.assign(b=np.arange(100.0))
+    result = monitor_deployment(
+        "m", reference=partial, log_folder=tmp_path, estimate=False, prediction_drift=False
+    )
+    assert result.windows[0].drift is not None
+    assert [c.column for c in result.windows[0].drift.columns] == ["b"]
+
+
+def test_the_period_sample_holds_answered_rows(tmp_path: Path) -> None:
+    _traffic(tmp_path, 1, rows=40)
+    write_failures(
+        tmp_path, "m", timestamps=spread(T0, 400, HOUR),
+        input_types={"a": pa_double(), "b": pa_double()},
+    )  # fmt: skip
+    reference = pd.DataFrame({"a": np.linspace(-2, 2, 500), "b": np.linspace(-2, 2, 500)})
+    result = monitor_deployment(
+        "m", reference=reference, log_folder=tmp_path, estimate=False, prediction_drift=False,
+        sample_rows=35,
+    )  # fmt: skip
+    assert result.drift is not None and result.drift.current_rows == 35
+
+
+def test_the_reference_is_sorted_once_and_the_feedback_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not once per window: 12 windows would sort the reference 13 times and read the
+    feedback of every later hour again for each window."""
+    import shipyard.monitoring.drift as drift_module
+    import shipyard.monitoring.logs as logs_module
+
+    _traffic(tmp_path, 12)
+    reference = pd.DataFrame(
+        {"a": np.random.default_rng(1).normal(size=5_000), "b": np.linspace(-3, 3, 5_000)}
+    )
+    sorted_sizes: list[int] = []
+    numbers = drift_module._numbers
+
+    def counted_numbers(values: Any) -> Any:
+        sorted_sizes.append(len(values))
+        return numbers(values)
+
+    feedback_reads: list[str] = []
+    segment_files = logs_module.segment_files
+
+    def counted_files(root: Any, area: str, *args: Any, **kwargs: Any) -> list[str]:
+        found = segment_files(root, area, *args, **kwargs)
+        if area == "feedback":
+            feedback_reads.extend(found)
+        return found
+
+    monkeypatch.setattr(drift_module, "_numbers", counted_numbers)
+    monkeypatch.setattr(logs_module, "segment_files", counted_files)
+    result = monitor_deployment(
+        "m", reference=reference, log_folder=tmp_path, estimate=False, prediction_drift=False
+    )
+    assert len(result.windows) == 12 and all(w.drift is not None for w in result.windows)
+    assert sorted_sizes.count(5_000) == 2  # each reference column once
+    assert len(feedback_reads) == 12  # each feedback segment once
+    # Latest label per row, window by window, as before.
+    assert [w.labelled_rows for w in result.windows] == [60] * 12
+    assert all(w.performance == {"accuracy": 1.0, "precision": 1.0, "recall": 1.0, "f1": 1.0}
+               for w in result.windows)  # fmt: skip
+
+
+@pytest.mark.integration
+def test_a_period_without_traffic_reports_empty_windows(home: Path) -> None:
+    """What `monitor exporter` asks for when the last complete hour was quiet."""
+    _deploy(home)
+    quiet = monitor_deployment(
+        "cancer-clf", reference="cancer@1", window="1h", start=T0 + 20 * HOUR,
+        end=T0 + 22 * HOUR, home=home,
+    )  # fmt: skip
+    assert [w.rows for w in quiet.windows] == [0, 0]
+    assert all(w.drift is None for w in quiet.windows) and quiet.drift is None
+    assert "health.error_rate" not in quiet.windows[0].metrics()

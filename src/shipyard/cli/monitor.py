@@ -13,12 +13,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli._base import console, err_console, print_json
-from shipyard.errors import InvalidArgumentError
+from shipyard.errors import InvalidArgumentError, ShipyardError
 
 if TYPE_CHECKING:
     from shipyard.entities.monitoring import AlertEvent, DriftReport, WindowResult
     from shipyard.monitoring.alerts import Monitor
     from shipyard.monitoring.windows import DeploymentMonitoring
+    from shipyard.store.backend import Backend
 
 __all__ = ["app"]
 
@@ -59,11 +60,21 @@ def _home(ctx: typer.Context) -> Any:
     return (ctx.find_root().obj or {}).get("home")
 
 
+_TABLE_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".csv.gz")
+
+
 def _deployment(current: str) -> str | None:
-    """The deployment ``current`` names, or None when it names a table."""
+    """The deployment ``current`` names, or None when it names a table (a path, even a
+    mistyped one, or a dataset version)."""
     if current.startswith("deployment:"):
         return current.removeprefix("deployment:")
-    if "@" in current or Path(current).exists() or ":" in current:
+    if (
+        "@" in current
+        or ":" in current
+        or "/" in current
+        or current.lower().endswith(_TABLE_SUFFIXES)
+        or Path(current).exists()
+    ):
         return None
     return current
 
@@ -372,25 +383,29 @@ def report(
 
 
 def _complete_windows(
-    monitor: Monitor, since: datetime | None, ctx: typer.Context, *, last_only: bool = False
+    monitor: Monitor,
+    since: datetime | None,
+    ctx: typer.Context,
+    *,
+    last_only: bool = False,
+    backfill: int = 24,
 ) -> tuple[WindowResult, ...]:
     """The windows of ``monitor`` that ended after ``since`` (or only the last one) and
-    before now; none while the deployment has no traffic."""
+    before now — at most ``backfill`` of them when nothing was evaluated yet; none while the
+    deployment has no traffic. Windows are aligned as ``monitor drift`` aligns them."""
     from shipyard.errors import NotFoundError
     from shipyard.monitoring.logs import log_span
-    from shipyard.monitoring.windows import monitor_deployment
+    from shipyard.monitoring.windows import floor_window, monitor_deployment
 
-    width = monitor.window.total_seconds()
-    now = datetime.now(UTC).timestamp()
-    end = datetime.fromtimestamp(now - now % width, UTC)
+    end = floor_window(datetime.now(UTC), monitor.window)
     try:
         if last_only:
             start = end - monitor.window
         elif since is not None:
-            start = since
+            start = floor_window(since, monitor.window)
         else:
-            first = log_span(monitor.model, home=_home(ctx)).first.timestamp()
-            start = datetime.fromtimestamp(first - first % width, UTC)
+            first = floor_window(log_span(monitor.model, home=_home(ctx)).first, monitor.window)
+            start = max(first, end - backfill * monitor.window)
         if end <= start:
             return ()
         return monitor_deployment(
@@ -419,13 +434,19 @@ def run(
     send: Annotated[
         bool, typer.Option("--send/--no-send", help="POST events to the webhooks.")
     ] = True,
+    backfill: Annotated[
+        int,
+        typer.Option(
+            "--backfill", min=1, help="First pass of a monitor: evaluate at most N past windows."
+        ),
+    ] = 24,
 ) -> None:
     """Evaluate the alert rules on every window completed since the last pass.
 
     One pass suits cron; --loop keeps going until interrupted. Firing and resolving alerts
     are stored as events and sent to the webhooks.
     """
-    from shipyard.monitoring.alerts import evaluated_until, load_monitors, run_monitor
+    from shipyard.monitoring.alerts import load_monitors
     from shipyard.tracking import open_workspace
 
     settings = load_monitors(config)
@@ -433,36 +454,54 @@ def run(
     stop = threading.Event()
     if loop:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    missing = [m.model for m in settings.monitors if m.reference is None]
+    if missing:
+        raise InvalidArgumentError(
+            f"{config}: monitor(s) {', '.join(map(repr, missing))} need a 'reference' to be run"
+        )
     while True:
+        failed = 0
         for monitor in settings.monitors:
-            if monitor.reference is None:
-                raise InvalidArgumentError(
-                    f"{config}: monitor {monitor.model!r} needs a 'reference' to be run"
-                )
-            windows = _complete_windows(monitor, evaluated_until(backend, monitor), ctx)
-            outcome = run_monitor(backend, monitor, windows, send=send)
-            for event in outcome.events:
-                style = "bold red" if event.state.value == "firing" else "green"
-                console.print(
-                    f"[{style}]{event.state.value.upper()}[/] {escape(event.model)} "
-                    f"{escape(event.rule)} ({event.severity.value}): {escape(event.message)}"
-                )
-            for failed in (d for d in outcome.deliveries if not d.delivered):
+            try:
+                _run_one(ctx, backend, monitor, send, backfill)
+            except ShipyardError as exc:  # one broken monitor must not stop the others
+                failed += 1
                 err_console.print(
-                    f"[yellow]webhook {escape(failed.webhook)} failed after "
-                    f"{failed.attempts} attempt(s): {escape(failed.error)}[/]"
+                    f"[bold red]error:[/] monitor {escape(monitor.model)}: {escape(str(exc))}"
                 )
-            console.print(
-                f"{escape(monitor.model)}: {len(windows)} new window(s), "
-                f"{len(outcome.events)} event(s)"
-            )
         if not loop:
+            if failed:
+                raise typer.Exit(code=1)
             return
         try:
             if stop.wait(interval):
                 return
         except KeyboardInterrupt:  # pragma: no cover - interactive
             return
+
+
+def _run_one(
+    ctx: typer.Context, backend: Backend, monitor: Monitor, send: bool, backfill: int
+) -> None:
+    from shipyard.monitoring.alerts import evaluated_until, run_monitor
+
+    since = evaluated_until(backend, monitor)
+    windows = _complete_windows(monitor, since, ctx, backfill=backfill)
+    outcome = run_monitor(backend, monitor, windows, send=send)
+    for event in outcome.events:
+        style = "bold red" if event.state.value == "firing" else "green"
+        console.print(
+            f"[{style}]{event.state.value.upper()}[/] {escape(event.model)} "
+            f"{escape(event.rule)} ({event.severity.value}): {escape(event.message)}"
+        )
+    for failed in (d for d in outcome.deliveries if not d.delivered):
+        err_console.print(
+            f"[yellow]webhook {escape(failed.webhook)} failed after "
+            f"{failed.attempts} attempt(s): {escape(failed.error)}[/]"
+        )
+    console.print(
+        f"{escape(monitor.model)}: {len(windows)} new window(s), {len(outcome.events)} event(s)"
+    )
 
 
 @app.command("events")

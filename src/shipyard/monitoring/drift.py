@@ -20,7 +20,8 @@ binary       ``proportion`` (two-proportion z)  ``jensen_shannon``              
 ``psi`` (threshold 0.1, the conventional "moderate shift") can be chosen per column. The
 reference may also be a stored :class:`~shipyard.entities.data.DatasetProfile`: then the tests
 run on its decile bins and top values (``chi2``; ``wasserstein`` approximated from its
-quantiles) and every result says ``from_profile=True``. See ``docs/monitoring.md``.
+quantiles) and every result says ``from_profile=True``. To compare many tables (windows) with
+one reference, :func:`prepare_reference` reads and sorts it once. See ``docs/monitoring.md``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ __all__ = [
     "MULTIVARIATE_AUC_THRESHOLD",
     "MULTIVARIATE_SAMPLE_ROWS",
     "TESTS",
+    "PreparedReference",
     "compare",
+    "prepare_reference",
 ]
 
 KINDS = ("numeric", "categorical", "binary")
@@ -169,8 +172,102 @@ class _Table:
             return relation.to_arrow_table().column(0)
 
 
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A reference column as the tests use it: sorted finite numbers, or category counts,
+    each with the number of values left out."""
+
+    numbers: tuple[FloatArray, int] | None = None
+    categories: tuple[dict[str, int], int] | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedReference:
+    """A raw reference read, converted and sorted once, to compare many tables against it.
+
+    Made by :func:`prepare_reference`; :func:`compare` takes it wherever it takes the table,
+    with the same results.
+    """
+
+    label: str
+    """How reports name the reference."""
+    rows: int
+    kinds: dict[str, str]
+    """The prepared columns and how each was prepared: ``numeric`` (sorted numbers) or
+    ``categorical`` / ``binary`` (category counts)."""
+    _table: _Table = field(repr=False)
+    _ready: dict[str, _Ready] = field(repr=False)
+
+    def _column(self, name: str, kind: str) -> _Ready | None:
+        """The column prepared for a test of ``kind``, or None when it must be read as is."""
+        ready = self._ready.get(name)
+        if ready is None:
+            return None
+        wanted = ready.numbers if kind == "numeric" else ready.categories
+        return ready if wanted is not None else None
+
+
+def prepare_reference(
+    reference: TableSource,
+    *,
+    columns: Iterable[str] | None = None,
+    column_kinds: Mapping[str, str] | None = None,
+    workers: int | None = None,
+) -> PreparedReference:
+    """Read a reference once for many :func:`compare` calls: each numeric column converted
+    and sorted, each other column's categories counted.
+
+    A column that a comparison tests differently from how it was prepared (the current
+    side's type or ``column_kinds`` say otherwise) is read again as it is, so results never
+    depend on the preparation.
+
+    Args:
+        reference: a CSV or Parquet file or folder, a pandas DataFrame or a pyarrow Table.
+        columns: the columns to prepare (default every column of a supported type); those of
+            an unsupported type are left as they are.
+        column_kinds: ``numeric``, ``categorical`` or ``binary`` for columns whose type says
+            otherwise; pass the same as to :func:`compare`.
+        workers: threads preparing columns in parallel (default: the number of CPUs).
+
+    Example:
+        >>> ready = prepare_reference(train, columns=["age", "plan"])  # doctest: +SKIP
+        >>> reports = [compare(ready, window) for window in windows]  # doctest: +SKIP
+
+    Raises:
+        InvalidArgumentError: an unknown column kind, or a table that cannot be read.
+        NotFoundError: a named column the reference does not have, or a missing path.
+    """
+    _check_choices(column_kinds, None)
+    table = _Table(reference)
+    if isinstance(columns, str):
+        raise InvalidArgumentError("columns must be a list of names, not one string")
+    if columns is None:
+        names = [c.name for c in table.columns.values() if c.kind != "other"]
+    else:
+        names = list(dict.fromkeys(columns))
+        for name in names:
+            if name not in table.columns:
+                raise NotFoundError(f"the reference data has no column {name!r}")
+        # Left to compare, which reads them as they are (and says why it cannot compare them).
+        names = [n for n in names if table.columns[n].kind != "other" or n in (column_kinds or {})]
+    kinds = {n: _plan(n, table.columns[n], column_kinds or {}, {}, None).kind for n in names}
+
+    def prepare(name: str) -> tuple[str, _Ready]:
+        values = table.load(name)
+        if kinds[name] == "numeric":
+            numbers, left_out = _numbers(values)
+            numbers.flags.writeable = False  # shared by the threads of every comparison
+            return name, _Ready(numbers=(numbers, left_out))
+        return name, _Ready(categories=_category_counts(values))
+
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(names) or 1))
+    with ThreadPoolExecutor(n_workers, thread_name_prefix="shipyard-drift") as pool:
+        ready = dict(pool.map(prepare, names))
+    return PreparedReference(table.label, table.rows, kinds, table, ready)
+
+
 def compare(
-    reference: TableSource | DatasetProfile,
+    reference: TableSource | DatasetProfile | PreparedReference,
     current: TableSource,
     *,
     columns: Iterable[str] | None = None,
@@ -194,7 +291,8 @@ def compare(
     Args:
         reference: the data to compare against: a CSV or Parquet file or folder, a pandas
             DataFrame, a pyarrow Table, or a stored :class:`DatasetProfile` (no raw data: tests
-            run on its bins and top values, ``ks`` is not available).
+            run on its bins and top values, ``ks`` is not available); or a table read once
+            by :func:`prepare_reference`, for comparing many tables with it.
         current: the data to check, in any of the table forms above.
         columns: the columns to compare; default every column present on both sides except
             ``prediction_column`` (columns of unsupported types, e.g. lists, are left out).
@@ -231,11 +329,12 @@ def compare(
     _check_options(alpha, correction, share_threshold, thresholds, column_kinds, tests)
     profile: DatasetProfile | None = None
     ref_table: _Table | None = None
+    prepared = reference if isinstance(reference, PreparedReference) else None
     if isinstance(reference, DatasetProfile):
         profile = reference
         ref_names, ref_rows = [c.name for c in profile.columns], profile.rows
     else:
-        ref_table = _Table(reference)
+        ref_table = prepared._table if prepared is not None else _Table(reference)
         ref_names = list(ref_table.columns)
     cur_table = _Table(current)
     names = _select_columns(columns, ref_names, cur_table, prediction_column)
@@ -246,13 +345,19 @@ def compare(
     samples = _sample_rows(ref_table, cur_table) if multivariate and ref_table else None
 
     def measure(m: _Measured) -> _Measured:
-        ref_side: ColumnProfile | pa.ChunkedArray
-        if ref_table is not None:
-            ref_side = ref_table.load(m.column)
-        else:
+        ref_side: ColumnProfile | pa.ChunkedArray | _Ready | None = None
+        current = cur_table.load(m.column)
+        if ref_table is None:
             ref_side = profile.column(m.column)  # type: ignore[union-attr]
-        take = samples if m.column != prediction_column else None
-        return _measure(m, ref_side, cur_table.load(m.column), take)
+        elif prepared is not None:
+            ref_side = prepared._column(m.column, m.kind)
+        if samples is not None and ref_table is not None and m.column != prediction_column:
+            raw = ref_table.load(m.column)
+            m.sample = (raw.take(samples[0]), current.take(samples[1]))
+            ref_side = ref_side if ref_side is not None else raw
+        if ref_side is None:
+            ref_side = ref_table.load(m.column)  # type: ignore[union-attr]
+        return _measure(m, ref_side, current)
 
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(plans) or 1))
     with ThreadPoolExecutor(n_workers, thread_name_prefix="shipyard-drift") as pool:
@@ -310,6 +415,10 @@ def _check_options(
     for name, value in (thresholds or {}).items():
         if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
             raise InvalidArgumentError(f"threshold for {name!r} must be a number >= 0: {value!r}")
+    _check_choices(column_kinds, tests)
+
+
+def _check_choices(column_kinds: Mapping[str, str] | None, tests: Mapping[str, str] | None) -> None:
     for what, chosen, allowed in (
         ("kind", column_kinds, KINDS),
         ("test", tests, TESTS + DISTANCES),
@@ -395,14 +504,9 @@ def _adjust(p_values: list[float | None], correction: str) -> list[float | None]
 
 
 def _measure(
-    m: _Measured,
-    reference: ColumnProfile | pa.ChunkedArray,
-    current: pa.ChunkedArray,
-    samples: tuple[Any, Any] | None,
+    m: _Measured, reference: ColumnProfile | pa.ChunkedArray | _Ready, current: pa.ChunkedArray
 ) -> _Measured:
     """Run the planned test and distance on one column (in a worker thread)."""
-    if samples is not None and not isinstance(reference, ColumnProfile):
-        m.sample = (reference.take(samples[0]), current.take(samples[1]))
     if m.kind == "numeric":
         _measure_numeric(m, reference, current)
     else:
@@ -449,7 +553,7 @@ def _category_counts(values: pa.ChunkedArray) -> tuple[dict[str, int], int]:
 
 
 def _measure_numeric(
-    m: _Measured, reference: ColumnProfile | pa.ChunkedArray, current: pa.ChunkedArray
+    m: _Measured, reference: ColumnProfile | pa.ChunkedArray | _Ready, current: pa.ChunkedArray
 ) -> None:
     import numpy as np
 
@@ -458,7 +562,10 @@ def _measure_numeric(
     if isinstance(reference, ColumnProfile):
         _numeric_from_profile(m, reference, cur)
         return
-    ref, ref_nulls = _numbers(reference)
+    if isinstance(reference, _Ready) and reference.numbers is not None:
+        ref, ref_nulls = reference.numbers
+    else:
+        ref, ref_nulls = _numbers(reference)
     m.reference_count, m.scores["reference_nulls"] = ref.size, float(ref_nulls)
     if _empty(m):
         return
@@ -594,7 +701,7 @@ def _numeric_from_profile(m: _Measured, profile: ColumnProfile, cur: FloatArray)
 
 
 def _measure_categories(
-    m: _Measured, reference: ColumnProfile | pa.ChunkedArray, current: pa.ChunkedArray
+    m: _Measured, reference: ColumnProfile | pa.ChunkedArray | _Ready, current: pa.ChunkedArray
 ) -> None:
     cur, cur_nulls = _category_counts(current)
     m.current_count, m.scores["current_nulls"] = sum(cur.values()), float(cur_nulls)
@@ -610,7 +717,10 @@ def _measure_categories(
         other = reference.other_count or 0
         other_known = other == 0  # else a value outside top_values may be one of the "other"
     else:
-        ref, ref_nulls = _category_counts(reference)
+        if isinstance(reference, _Ready) and reference.categories is not None:
+            ref, ref_nulls = reference.categories
+        else:
+            ref, ref_nulls = _category_counts(reference)
         m.reference_count, m.scores["reference_nulls"] = sum(ref.values()), float(ref_nulls)
         other = 0
     if _empty(m):

@@ -1,7 +1,10 @@
 """Service health per time window, from the prediction log: requests, errors, latency.
 
-Everything is one SQL aggregate: requests are grouped by ``request_id`` (a request of many rows
-counts once, with its one latency), then by window. No row reaches Python.
+Everything is one SQL aggregate: rows are grouped into requests by ``request_id`` and
+``timestamp`` (a request of many rows counts once, with its one latency), then by window. No row
+reaches Python. The timestamp is part of a request's identity because clients may set
+``x-request-id`` and reuse it (a retry, a fixed id): the server stamps every row of a request
+with the time that request arrived, so two requests sharing an id stay two.
 """
 
 from __future__ import annotations
@@ -24,11 +27,10 @@ _SQL = """
         SELECT unnest($index) AS i, unnest($starts) AS ws, unnest($ends) AS we
     ),
     r AS (
-        SELECT request_id, min("timestamp") AS ts, max(status) AS status,
-            max(latency_ms) AS latency_ms
+        SELECT "timestamp" AS ts, max(status) AS status, max(latency_ms) AS latency_ms
         FROM read_parquet($files, union_by_name = true)
         WHERE "timestamp" >= $lo AND "timestamp" < $hi
-        GROUP BY request_id
+        GROUP BY request_id, "timestamp"
     )
     SELECT w.i, count(*), count(*) FILTER (WHERE r.status >= $error),
         quantile_cont(r.latency_ms, 0.5), quantile_cont(r.latency_ms, 0.95),
@@ -48,8 +50,9 @@ def health_by_window(
 ) -> list[ServiceHealth]:
     """The service health of each ``(start, end)`` window (end excluded), in one query.
 
-    A request belongs to the window its first row's timestamp falls in. The latency
-    percentiles are over requests, not rows.
+    A request is the rows of one ``request_id`` and arrival ``timestamp``: a client that
+    reuses an id makes one request per arrival. It belongs to the window its arrival falls
+    in. The latency percentiles are over requests, not rows.
 
     Raises:
         NotFoundError: the model has no prediction log.

@@ -37,6 +37,7 @@ __all__ = [
     "LOG_COLUMNS",
     "LogSpan",
     "input_table",
+    "join_labels",
     "log_connection",
     "log_root",
     "log_schema",
@@ -44,6 +45,7 @@ __all__ = [
     "logged_inputs",
     "model_segments",
     "prediction_classes",
+    "read_labels",
     "read_predictions",
     "segment_files",
     "utc",
@@ -66,8 +68,11 @@ LABEL_COLUMNS = ("label", "label_timestamp", "label_delay_seconds")
 INPUTS_METADATA_KEY = b"shipyard.inputs"
 """Schema metadata of a table from :func:`read_predictions`: its input columns (JSON list)."""
 LATE_WRITE_SLACK = timedelta(hours=1)
-"""A segment lands in the folder of the hour it was written, a little after its requests
-arrived: reading up to ``end`` also opens the folders of the hour after it."""
+"""How far past ``end`` the ``hour=`` folders are opened. The model server files each row under
+the hour its request arrived (``shipyard.serving.predlog`` groups each flush by that hour), so
+the folders up to ``end`` already hold every row in range. The extra hour is a safety margin for
+a segment filed by the time it was written instead, a little after its requests arrived; it
+costs reading the footers of segments whose rows the time filter then skips."""
 _REQUIRED = ("request_id", "row", "timestamp", "version", "status", "latency_ms")
 
 
@@ -268,6 +273,7 @@ def read_predictions(
     columns: Sequence[str] | None = None,
     labels: bool = True,
     sample: int | None = None,
+    successful: bool = False,
     memory_limit: str = "2GB",
 ) -> pa.Table:
     """The rows a model predicted between ``start`` (included) and ``end`` (excluded).
@@ -282,7 +288,9 @@ def read_predictions(
         columns: the input columns to read (None: every input column the segments have).
         labels: join the labels that arrived (``label``, ``label_timestamp``,
             ``label_delay_seconds``).
-        sample: read at most this many rows, a uniform sample (reservoir, repeatable).
+        sample: read at most this many rows, a uniform sample (reservoir, repeatable) of the
+            rows in range (and, with ``successful``, answered).
+        successful: only the rows of answered requests (HTTP status below 400).
         memory_limit: DuckDB's memory limit; larger reads spill to a temporary folder.
 
     Returns:
@@ -291,9 +299,10 @@ def read_predictions(
         schema metadata ``shipyard.inputs`` lists them and :func:`input_table` takes them
         out), then ``prediction``, ``proba``, ``status``, ``latency_ms``, ``version``,
         ``timestamp``, ``request_id``, ``row`` and with ``labels`` the label columns. A label
-        given for a request (``row`` null) applies to each of its rows; a label for the row
-        itself wins over it; of several, the latest wins. The classes of ``proba`` are in
-        the schema metadata under ``shipyard.classes`` when the segments name them.
+        given for a request (``row`` null) applies to each of its rows; of the labels that
+        apply to a row, its own and its request's, the latest wins (at the same time, the
+        row's own). The classes of ``proba`` are in the schema metadata under
+        ``shipyard.classes`` when the segments name them.
 
     Raises:
         NotFoundError: the model has no prediction log under the folder.
@@ -316,18 +325,20 @@ def read_predictions(
         wanted = logged if columns is None else [c for c in columns if c in logged]
         select, outputs = _select(schema, wanted)
         where, params = _range(start, end)
+        if successful:
+            where = f"{where} AND status < 400" if where else "status < 400"
         # Composed from quoted column names; paths, times and the sample size are parameters.
         sql = f"SELECT {', '.join(select)} FROM read_parquet($files, union_by_name = true)"  # noqa: S608
         sql += f" WHERE {where}" if where else ""
         if sample is not None:
             if sample < 1:
                 raise InvalidArgumentError(f"sample must be a positive number of rows: {sample}")
-            sql += f" USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (42)"
+            # DuckDB samples a FROM before its WHERE: sample the filtered rows instead.
+            sample_sql = f"USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (42)"
+            sql = f"SELECT * FROM ({sql}) {sample_sql}"  # noqa: S608
         params["files"] = files
-        feedback = segment_files(
-            folder, FEEDBACK_AREA, first_hour=hour_partition(start) if start else None
-        )
-        if labels and feedback:
+        feedback = _feedback_files(folder, start) if labels else []
+        if feedback:
             sql = _with_labels(sql)
             params["feedback"] = feedback
         else:
@@ -368,29 +379,145 @@ def _range(start: datetime | None, end: datetime | None) -> tuple[str, dict[str,
     return " AND ".join(where), params
 
 
+def _feedback_files(folder: Path, start: datetime | None) -> list[str]:
+    """Feedback segments that may label a request of ``start`` or later: a label is filed under
+    the hour it arrived, never before its request."""
+    return segment_files(folder, FEEDBACK_AREA, first_hour=hour_partition(start) if start else None)
+
+
+# The latest label of each row of ``p`` (the row's own before its request's at the same time).
+_LATEST_LABELS = """
+    f AS (
+        SELECT request_id, "row", "timestamp", label
+        FROM read_parquet($feedback, union_by_name = true)
+        WHERE request_id IN (SELECT request_id FROM p)
+    ),
+    l AS (
+        SELECT p."timestamp", p.request_id, p."row", f.label, f."timestamp" AS label_timestamp
+        FROM p JOIN f
+            ON f.request_id = p.request_id AND (f."row" = p."row" OR f."row" IS NULL)
+        QUALIFY row_number() OVER (
+            PARTITION BY p."timestamp", p.request_id, p."row"
+            ORDER BY f."timestamp" DESC, f."row" IS NULL
+        ) = 1
+    )
+"""
+
+
 def _with_labels(predictions: str) -> str:
-    """Join the latest label of each predicted row (row-specific before request-wide)."""
+    """Join the latest label of each predicted row."""
     return f"""
         WITH p AS MATERIALIZED ({predictions}),
-        f AS (
-            SELECT request_id, "row", "timestamp", label
-            FROM read_parquet($feedback, union_by_name = true)
-            WHERE request_id IN (SELECT request_id FROM p)
-        ),
-        l AS (
-            SELECT p.request_id, p."row", f.label, f."timestamp" AS label_timestamp
-            FROM p JOIN f
-                ON f.request_id = p.request_id AND (f."row" = p."row" OR f."row" IS NULL)
-            QUALIFY row_number() OVER (
-                PARTITION BY p.request_id, p."row"
-                ORDER BY f."timestamp" DESC, f."row" IS NULL
-            ) = 1
-        )
+        {_LATEST_LABELS}
         SELECT p.*, l.label, l.label_timestamp,
             epoch(l.label_timestamp) - epoch(p."timestamp") AS label_delay_seconds
-        FROM p LEFT JOIN l ON l.request_id = p.request_id AND l."row" = p."row"
+        FROM p LEFT JOIN l
+            ON l."timestamp" = p."timestamp" AND l.request_id = p.request_id AND l."row" = p."row"
         ORDER BY p."timestamp", p.request_id, p."row"
     """  # noqa: S608 - composed from our own SQL; values are bound parameters
+
+
+def read_labels(
+    model: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    root: str | os.PathLike[str] | None = None,
+    home: str | os.PathLike[str] | None = None,
+    memory_limit: str = "2GB",
+) -> pa.Table:
+    """The latest label of each row predicted in ``[start, end)`` that has one, in time order.
+
+    One scan of the period's feedback, for :func:`join_labels` to attach window by window
+    (reading each window with its labels would scan all later feedback once per window).
+
+    Returns:
+        ``timestamp``, ``request_id``, ``row`` of the predicted row, ``label`` (JSON text)
+        and ``label_timestamp``; labels pick as in :func:`read_predictions`.
+
+    Raises:
+        NotFoundError: the model has no prediction log under the folder.
+        InvalidArgumentError: a segment cannot be read or misses a column of the contract.
+    """
+
+    start = utc(start) if start is not None else None
+    end = utc(end) if end is not None else None
+    folder, files = model_segments(model, start=start, end=end, root=root, home=home)
+    feedback = _feedback_files(folder, start)
+    if not files or not feedback:
+        return _labels_schema().empty_table()
+    from shipyard.data.tables import read_errors
+
+    where, params = _range(start, end)
+    keys = 'SELECT "timestamp", request_id, "row" FROM read_parquet($files, union_by_name = true)'
+    keys += f" WHERE {where}" if where else ""
+    sql = f"""
+        WITH p AS MATERIALIZED ({keys}),
+        {_LATEST_LABELS}
+        SELECT "timestamp", request_id, "row", label, label_timestamp FROM l
+        ORDER BY "timestamp", request_id, "row"
+    """  # noqa: S608 - composed from our own SQL; values are bound parameters
+    with log_connection(memory_limit) as con, read_errors(folder / PREDICTIONS_AREA):
+        log_schema(con, files, folder)
+        table = con.sql(sql, params={**params, "files": files, "feedback": feedback})
+        found = table.to_arrow_table()
+    return found.cast(_labels_schema())
+
+
+def _labels_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    stamp = pa.timestamp("us", tz="UTC")
+    return pa.schema(
+        [
+            ("timestamp", stamp),
+            ("request_id", pa.string()),
+            ("row", pa.int32()),
+            ("label", pa.string()),
+            ("label_timestamp", stamp),
+        ]
+    )
+
+
+def join_labels(table: pa.Table, labels: pa.Table) -> pa.Table:
+    """A table from :func:`read_predictions` (``labels=False``) with its rows' labels from
+    :func:`read_labels`, as ``read_predictions`` with ``labels=True`` would return it.
+
+    Only the labels of the table's time span are looked at, so joining window after window
+    costs each window its own rows.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = table.num_rows
+    if n and labels.num_rows:
+        times = table.column("timestamp")
+        stamps = labels.column("timestamp").cast(pa.int64()).to_numpy()
+        lo, hi = pc.min_max(times.cast(pa.int64())).values()
+        first = int(np.searchsorted(stamps, lo.as_py(), "left"))
+        last = int(np.searchsorted(stamps, hi.as_py(), "right"))
+        keys = table.select(["timestamp", "request_id", "row"])
+        keys = keys.append_column("position", pa.array(np.arange(n, dtype=np.int64)))
+        found = keys.join(
+            labels.slice(first, last - first), ["timestamp", "request_id", "row"]
+        ).sort_by("position")
+        label, label_timestamp = found.column("label"), found.column("label_timestamp")
+        delay = pc.divide(
+            pc.subtract(label_timestamp.cast(pa.int64()), times.cast(pa.int64())).cast(
+                pa.float64()
+            ),
+            1e6,
+        )
+    else:
+        label = pa.nulls(n, pa.string())
+        label_timestamp = pa.nulls(n, pa.timestamp("us", tz="UTC"))
+        delay = pa.nulls(n, pa.float64())
+    joined = table.append_column("label", label)
+    joined = joined.append_column("label_timestamp", label_timestamp)
+    joined = joined.append_column("label_delay_seconds", delay)
+    joined = _decoded_labels(joined)
+    return joined.replace_schema_metadata(table.schema.metadata)
 
 
 def _decode(text: str | None) -> Any:

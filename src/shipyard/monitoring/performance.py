@@ -6,6 +6,12 @@ probabilities are calibrated still says how often it expects to be right: confid
 performance estimation (CBPE, as NannyML describes it) turns each row's probabilities into an
 expected confusion matrix and computes the metrics from it. It is an estimate, valid while
 ``P(y | x)`` stays what the model learned (no concept drift).
+
+The model's probabilities must already be calibrated: they are used exactly as the model gave
+them, with no calibration step (NannyML first calibrates them on labelled reference data;
+Shipyard does not). Over-confident scores, as boosted trees and SVMs often give, make the
+estimate too optimistic; calibrate such a model before serving it (e.g. scikit-learn's
+``CalibratedClassifierCV``).
 """
 
 from __future__ import annotations
@@ -78,15 +84,50 @@ def _classes(table: pa.Table) -> list[Any] | None:
 
 
 def _aligned(*columns: Sequence[Any]) -> list[np.ndarray[Any, Any]]:
-    """The columns as arrays of one type: numbers when all are numbers, text otherwise."""
+    """The columns as float arrays when all are numbers, text arrays otherwise (regression)."""
     import numpy as np
 
-    try:
-        if all(not isinstance(v, str | bytes) for c in columns for v in c):
-            return [np.asarray(c, dtype=float) for c in columns]
-    except (TypeError, ValueError):
-        pass
-    return [np.asarray([str(v) for v in c], dtype=object) for c in columns]
+    common, numeric = _common(*columns)
+    if numeric:
+        return [np.asarray(c, dtype=float) for c in common]
+    return [np.asarray(c, dtype=object) for c in common]
+
+
+def _classes_aligned(*columns: Sequence[Any]) -> list[np.ndarray[Any, Any]]:
+    """The columns as arrays of class labels of one type (see :func:`_common`)."""
+    import numpy as np
+
+    common, numeric = _common(*columns)
+    return [np.asarray(c) if numeric else np.asarray(c, dtype=object) for c in common]
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as its Python value; a bool or a whole float as the int it stands for."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _common(*columns: Sequence[Any]) -> tuple[list[list[Any]], bool]:
+    """The columns' values in one type, so that equal labels compare equal, and whether it
+    is numbers.
+
+    Labels arrive as JSON (``1``, ``true``) while the log keeps the model's type (``1.0``, a
+    bool as int64): when every value is a number or a bool they become numbers (bools 0/1,
+    whole floats ints); only when numbers and text truly mix does everything become text.
+    Nulls stay null.
+    """
+    plain = [[_plain(v) for v in c] for c in columns]
+    numeric = all(isinstance(v, int | float) for c in plain for v in c if v is not None)
+    if numeric:
+        return plain, True
+    return [[None if v is None else str(v) for v in c] for c in plain], False
 
 
 def _probabilities(values: Sequence[Any], n_classes: int) -> np.ndarray[Any, Any] | None:
@@ -126,11 +167,17 @@ def measured_performance(table: pa.Table) -> MeasuredPerformance:
     task = detect_task(pd.Series(labels), has_proba=has_proba or classes is not None)
     if classes is None and any(isinstance(v, float) and not v.is_integer() for v in predicted):
         task = "regression"  # a few integer labels look like classes; the answers do not
+    elif task == "regression" and any(isinstance(v, str) for v in predicted):
+        task = "binary"  # text answers are classes (float labels look like a regression)
     if task == "regression":
         y, pred = _aligned(labels, predicted)
         return MeasuredPerformance(_finite(compute_metrics(task, y, pred)), n, delays, task)
-    known = classes if classes is not None else sorted({*map(str, labels), *map(str, predicted)})
-    y, pred, order = _aligned(labels, predicted, known)
+    if classes is None:
+        (named_labels, named_predictions), _ = _common(labels, predicted)
+        known = sorted({*named_labels, *named_predictions})
+    else:
+        known = classes
+    y, pred, order = _classes_aligned(labels, predicted, known)
     proba = _probabilities(probabilities, len(order)) if classes is not None else None
     if proba is not None and not set(y.tolist()) <= set(order.tolist()):
         log.debug("labels outside the model's classes: no ROC AUC or log loss")
@@ -172,6 +219,9 @@ def estimate_performance(
 ) -> dict[str, float | None]:
     """Confidence-based performance estimation (CBPE) from calibrated class probabilities.
 
+    ``proba`` must be calibrated: it is taken as the true chance of each class, with no
+    calibration step, so over-confident scores overstate every metric.
+
     Each row is right with the probability its model gave the predicted class, so the
     expected confusion matrix of class ``k`` sums, over the rows predicted ``k``, ``p_k``
     into true and ``1 - p_k`` into false positives, and over the other rows ``p_k`` into false
@@ -197,8 +247,9 @@ def estimate_performance(
     rows = np.arange(p.shape[0])
     chosen = p.argmax(axis=1)
     if predicted is not None:
-        index = {str(c): i for i, c in enumerate(classes)}
-        logged = np.array([index.get(str(v), -1) for v in predicted])
+        (named, given), _ = _common(classes, predicted)
+        index = {c: i for i, c in enumerate(named)}
+        logged = np.array([index.get(v, -1) if v is not None else -1 for v in given])
         chosen = np.where(logged >= 0, logged, chosen)
     accuracy = float(p[rows, chosen].mean())
     scores = []
@@ -255,7 +306,9 @@ def estimated_performance(
     """The CBPE estimate for the answered rows of a table from ``read_predictions``.
 
     Probabilities come from the log's ``proba`` column; where a row has none, from the logged
-    model version's ``predict_proba`` on the logged inputs (``versions`` loads them).
+    model version's ``predict_proba`` on the logged inputs (``versions`` loads them). They are
+    used as they are, not calibrated: the estimate holds only for a model whose probabilities
+    are calibrated.
 
     Returns:
         The estimate (see :func:`estimate_performance`) with ``rows``, the number of rows it

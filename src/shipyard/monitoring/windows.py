@@ -6,7 +6,10 @@ quality of the inputs against the reference's profile, measured performance wher
 arrived, estimated performance (CBPE) where the model gives probabilities, and service health;
 and one drift report over the whole period, from a uniform sample of its rows.
 
-Windows are read one at a time, so memory grows with the busiest window, not the period.
+Windows are read one at a time, so memory grows with the busiest window, not the period. The
+reference is read and sorted once (:func:`~shipyard.monitoring.drift.prepare_reference`) and the
+labels of the period are looked up once (:func:`~shipyard.monitoring.logs.read_labels`), so each
+window costs its own rows.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from shipyard.entities.monitoring import DriftReport, WindowResult
 from shipyard.errors import InvalidArgumentError, NotFoundError, ShipyardError
 from shipyard.monitoring.logs import (
     input_table,
+    join_labels,
     log_root,
     log_span,
     logged_inputs,
+    read_labels,
     read_predictions,
     utc,
 )
@@ -49,6 +54,7 @@ __all__ = [
     "PERIOD_SAMPLE_ROWS",
     "DeploymentMonitoring",
     "Reference",
+    "floor_window",
     "monitor_deployment",
     "parse_window",
     "resolve_reference",
@@ -92,6 +98,13 @@ def parse_window(window: str | timedelta) -> timedelta:
     if width <= timedelta(0):
         raise InvalidArgumentError(f"window must be longer than zero, not {window!r}")
     return width
+
+
+def floor_window(ts: datetime, width: timedelta | str) -> datetime:
+    """The start of the window of length ``width`` that holds ``ts`` (UTC; windows are
+    aligned to multiples of their length, weeks starting on Mondays)."""
+    size = parse_window(width)
+    return _ORIGIN + ((utc(ts) - _ORIGIN) // size) * size
 
 
 def _floor(ts: datetime, width: timedelta) -> datetime:
@@ -343,9 +356,10 @@ def monitor_deployment(
 
     Raises:
         NotFoundError: the model has no prediction log, or the reference does not exist.
-        InvalidArgumentError: a bad window, period or option.
+        InvalidArgumentError: a bad window, period or option, or a reference that has none of
+            the input columns to check.
     """
-    from shipyard.monitoring.drift import compare
+    from shipyard.monitoring.drift import compare, prepare_reference
     from shipyard.monitoring.health import health_by_window
     from shipyard.monitoring.quality import check_inputs
 
@@ -364,6 +378,7 @@ def monitor_deployment(
     if columns is not None and (unknown := sorted(set(columns) - set(logged))):
         raise NotFoundError(f"the log of {model!r} has no input columns {', '.join(unknown)}")
     ref = resolve_reference(reference, home=home, inputs=logged)
+    _check_overlap(model, ref, checked, explicit=columns is not None)
     notes: list[tuple[datetime | None, str]] = []
     versions = LoggedVersions(model, home)
     period = read_predictions(
@@ -373,16 +388,24 @@ def monitor_deployment(
         root=folder,
         labels=False,
         sample=sample_rows,
+        successful=True,
         memory_limit=memory_limit,
     )
     baseline = _drift_baseline(ref, logged, period, versions, prediction_drift, notes)
     in_baseline = _names(baseline)
     options = dict(drift_options or {})
+    compared = [c for c in [*checked, PREDICTION_COLUMN] if c in in_baseline]
+    # No traffic in the period: no column to compare, and no window will ask for drift.
+    prepared = (
+        baseline
+        if isinstance(baseline, DatasetProfile) or not compared
+        else prepare_reference(baseline, columns=compared, column_kinds=options.get("column_kinds"))
+    )
 
     def drift(current: pa.Table, label: str, w_start: datetime, w_end: datetime) -> DriftReport:
         predicted = PREDICTION_COLUMN if PREDICTION_COLUMN in in_baseline else None
         report = compare(
-            baseline,
+            prepared,
             current,
             columns=[c for c in checked if c in in_baseline and c in current.column_names],
             prediction_column=predicted,
@@ -393,6 +416,7 @@ def monitor_deployment(
         return replace(report, window_start=w_start, window_end=w_end)
 
     healths = health_by_window(model, bounds, root=folder, memory_limit=memory_limit)
+    labels = read_labels(model, start=start, end=end, root=folder, memory_limit=memory_limit)
     results = []
     unestimated = 0
     for (w_start, w_end), health in zip(bounds, healths, strict=True):
@@ -403,8 +427,10 @@ def monitor_deployment(
             end=w_end,
             root=folder,
             columns=None if estimate else checked,
+            labels=False,
             memory_limit=memory_limit,
         )
+        table = join_labels(table, labels)
         inputs = input_table(table)
         inputs = inputs.select([c for c in checked if c in inputs.column_names])
         current = _with_predictions(inputs, table)
@@ -460,6 +486,24 @@ def monitor_deployment(
         windows=tuple(results),
         drift=overall,
         notes=tuple(notes),
+    )
+
+
+def _check_overlap(model: str, ref: Reference, checked: list[str], *, explicit: bool) -> None:
+    """Refuse a reference that has none of the inputs to check: nothing could be compared."""
+    if ref.data is not None:
+        data = ref.data
+        columns = list(data.column_names if hasattr(data, "column_names") else data.columns)
+    else:
+        columns = _names(ref.profile)
+    if not checked or set(checked) & set(columns):
+        return
+    what = "the columns to check" if explicit else f"the inputs logged for {model!r}"
+    shown = ", ".join(map(str, columns[:20])) + (", ..." if len(columns) > 20 else "")
+    raise InvalidArgumentError(
+        f"the reference ({ref.label}) has none of {what} ({', '.join(checked)}); its columns are "
+        f"{shown or 'none'}: compare against the table the model was trained on, whose columns "
+        "are named like the model's inputs"
     )
 
 
