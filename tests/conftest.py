@@ -11,8 +11,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from shipyard.store.sql import SqlBackend
 
 PG_ENV = "SHIPYARD_TEST_POSTGRES_URL"
 PG_SKIP = (
@@ -76,3 +80,15 @@ def _fresh_tracking_state() -> Iterator[None]:
         with contextlib.suppress(Exception):
             ws.close()
     workspace._open.clear()
+
+
+@pytest.fixture
+def backend(store_url: str) -> Iterator[SqlBackend]:
+    """The SQL backend of an empty store (both kinds), closed afterwards."""
+    from shipyard.store import open_backend
+    from shipyard.store.sql import SqlBackend
+
+    opened = open_backend(store_url)
+    assert isinstance(opened, SqlBackend)
+    yield opened
+    opened.close()

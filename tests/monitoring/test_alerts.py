@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +26,6 @@ from shipyard.monitoring.alerts import (
     parse_monitors,
     run_monitor,
 )
-from shipyard.store import open_backend
 from shipyard.store.backend import AlertProgress
 from shipyard.store.sql import SqlBackend
 from tests._cli import ROOT
@@ -424,14 +422,6 @@ def test_evaluating_in_pieces_equals_evaluating_at_once(
 
 
 # runs against the store ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def backend(store_url: str) -> Iterator[SqlBackend]:
-    opened = open_backend(store_url)
-    assert isinstance(opened, SqlBackend)
-    yield opened
-    opened.close()
 
 
 def _config() -> MonitorConfig:

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 from shipyard.entities import AlertEvent, AlertState, ServiceHealth, Severity, WindowResult
 from shipyard.monitoring.alerts import parse_monitors, run_monitor
 from shipyard.monitoring.webhooks import PAYLOAD_SCHEMA, Webhook, deliver, deliver_all, payload
-from shipyard.store import open_backend
 from shipyard.store.sql import SqlBackend
 
 pytestmark = pytest.mark.integration
@@ -134,14 +133,6 @@ def test_payload_is_strict_json_with_the_event_and_its_window() -> None:
         "end": "2026-12-01T00:00:00+00:00",
     }
     assert body["text"].startswith("[FIRING] churn errors (error): health.error_rate")
-
-
-@pytest.fixture
-def backend(store_url: str) -> Iterator[SqlBackend]:
-    opened = open_backend(store_url)
-    assert isinstance(opened, SqlBackend)
-    yield opened
-    opened.close()
 
 
 def test_firing_and_resolving_events_arrive_with_bodies_and_headers(

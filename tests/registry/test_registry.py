@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import sqlalchemy as sa
 
@@ -15,13 +13,6 @@ from shipyard.store.sql import SqlBackend
 pytestmark = pytest.mark.integration
 
 DIGEST = "ab" * 32
-
-
-@pytest.fixture
-def backend(store_url: str) -> Iterator[SqlBackend]:
-    opened = SqlBackend(store_url)
-    yield opened
-    opened.close()
 
 
 def as_user(backend: SqlBackend, name: str) -> Registry:

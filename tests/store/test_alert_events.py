@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +12,6 @@ from alembic.config import Config
 
 from shipyard.entities import AlertEvent, AlertState, Severity
 from shipyard.errors import InvalidArgumentError, NotFoundError
-from shipyard.store import open_backend
 from shipyard.store.backend import AlertProgress
 from shipyard.store.sql import SqlBackend
 from shipyard.store.sql.migrate import HEAD_REVISION, MIGRATIONS_DIR, current_revision
@@ -21,14 +19,6 @@ from shipyard.store.sql.migrate import HEAD_REVISION, MIGRATIONS_DIR, current_re
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-def backend(store_url: str) -> Iterator[SqlBackend]:
-    opened = open_backend(store_url)
-    assert isinstance(opened, SqlBackend)
-    yield opened
-    opened.close()
 
 
 def _event(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -16,18 +15,10 @@ from shipyard.errors import (
     NotFoundError,
     ParamConflictError,
 )
-from shipyard.store import Backend, open_backend
+from shipyard.store import Backend
 from shipyard.store.sql import SqlBackend
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def backend(store_url: str) -> Iterator[SqlBackend]:
-    opened = open_backend(store_url)
-    assert isinstance(opened, SqlBackend)
-    yield opened
-    opened.close()
 
 
 def _run(backend: SqlBackend, experiment: str = "churn", **kwargs: object) -> str:
