@@ -41,11 +41,13 @@ imports: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration and not e2e"
 
-## bench: side by side with MLflow (tracking) and DVC (data), each in its own venv; hashing
+## bench: side by side with MLflow, DVC, MLServer and Evidently, each in its own venv; hashing
 bench: $(STAMP)
 	$(BIN)/python bench/tracking_vs_mlflow.py
 	$(BIN)/python bench/hashing.py
 	$(BIN)/python bench/data_vs_dvc.py
+	$(BIN)/python bench/serving_vs_mlserver.py --batch
+	$(BIN)/python bench/drift_vs_evidently.py
 
 ## lock: refresh constraints.txt from the current environment
 lock:
