@@ -11,7 +11,14 @@ import pytest
 
 from shipyard.entities.models import ColumnSpec, ModelSignature
 from shipyard.errors import InvalidArgumentError
-from shipyard.models import InputMismatchError, LoadedModel, infer_signature, load_model, save_model
+from shipyard.models import (
+    InputMismatchError,
+    LoadedModel,
+    enforce_signature,
+    infer_signature,
+    load_model,
+    save_model,
+)
 from tests.models.conftest import Trained
 
 
@@ -188,3 +195,30 @@ def test_example_that_predict_rejects_is_refused_at_save(
     with pytest.raises(InvalidArgumentError, match="calling predict on the input example"):
         save_model(diabetes_ridge.model, tmp_path / "m", input_example=np.zeros((2, 3)))
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    ("column_type", "values"),
+    [
+        ("int64", pd.Series([2**64 - 1], dtype=np.uint64)),
+        ("int64", pd.Series([2**70], dtype=object)),
+        ("int8", pd.Series([300])),
+        ("uint8", pd.Series([-1])),
+        ("float32", pd.Series([1e300])),
+        ("float64", pd.Series([10**400], dtype=object)),
+    ],
+)
+def test_values_out_of_a_columns_range_are_refused(column_type: str, values: Any) -> None:
+    signature = ModelSignature(inputs=(ColumnSpec("n", column_type), ColumnSpec("x", "float64")))
+    frame = pd.DataFrame({"n": values, "x": [1.0]})
+    with pytest.raises(InputMismatchError, match="out of its range") as caught:
+        enforce_signature(frame, signature)
+    assert caught.value.field == "n"
+
+
+def test_values_in_a_columns_range_are_cast() -> None:
+    signature = ModelSignature(inputs=(ColumnSpec("n", "int8"), ColumnSpec("x", "float32")))
+    frame = pd.DataFrame({"n": [-128, 127], "x": [1e30, np.inf]})
+    checked = enforce_signature(frame, signature)
+    assert checked["n"].dtype == np.int8 and checked["n"].tolist() == [-128, 127]
+    assert checked["x"].dtype == np.float32 and np.isinf(checked["x"][1])

@@ -50,3 +50,31 @@ def test_columns_of_different_types_go_through_enforce_signature() -> None:
 def test_no_signature_passes_input_through() -> None:
     data = np.zeros((2, 3))
     assert InputPlan.of(None).check(data) is data
+
+
+@pytest.mark.parametrize(
+    ("column_type", "data", "field"),
+    [
+        ("int64", np.array([[5, 2**64 - 1]], dtype=np.uint64), "b"),  # would wrap to -1
+        ("int8", np.array([[300, 1]]), "a"),  # would wrap to 44
+        ("float32", np.array([[1.0, 1e300]]), "b"),  # would become inf
+        ("float16", np.array([[100_000, 1]]), "a"),
+    ],
+)
+def test_values_out_of_the_columns_range_are_refused(
+    column_type: str, data: object, field: str
+) -> None:
+    signature = ModelSignature(inputs=(ColumnSpec("a", column_type), ColumnSpec("b", column_type)))
+    with pytest.raises(InputMismatchError, match="out of its range") as caught:
+        InputPlan.of(signature).check(data)
+    assert caught.value.field == field
+
+
+def test_values_in_range_are_cast_and_big_ints_into_floats_are_kept() -> None:
+    small = ModelSignature(inputs=(ColumnSpec("a", "int8"), ColumnSpec("b", "int8")))
+    checked = InputPlan.of(small).check(np.array([[-128, 127]]))
+    assert checked.dtype == np.int8 and checked.tolist() == [[-128, 127]]
+    floats = InputPlan.of(FLOATS).check(np.array([[2**53 + 1, np.iinfo(np.int64).max]]))
+    assert floats.dtype == np.float64  # rounded, as documented
+    inf = InputPlan.of(ModelSignature(inputs=(ColumnSpec("a", "float32"),)))
+    assert np.isinf(inf.check(np.array([[np.inf]]))).all()  # given as inf, kept as inf

@@ -199,12 +199,20 @@ def test_concurrent_single_rows_are_scored_in_batches(trained: Trained) -> None:
 
 
 def test_a_bad_request_in_a_batch_fails_alone(trained: Trained) -> None:
-    client = serve(refs=["cancer@champion"], max_batch_wait_ms=20)
+    client = serve(refs=["cancer@champion"], max_batch_wait_ms=50)
     try:
-        good = _v2(trained.x.head(1))
-        bad = _v2(trained.x.iloc[:, :29].head(1))
-        responses = client.post_many("/v2/models/cancer/infer", [good, bad, good])
+        x = trained.x.iloc[[0, 1]]
+        good = [{"dataframe_records": x.iloc[[i]].to_dict("records")} for i in (0, 1)]
+        bad = {"dataframe_records": x.iloc[[0]].to_dict("records")}
+        bad["dataframe_records"][0]["mean radius"] = None  # passes the signature, not the model
+        responses = client.post_many("/invocations", [good[0], bad, good[1]])
         assert [r.status_code for r in responses] == [200, 400, 200]
+        assert "rejected the input" in responses[1].json()["error"]
+        assert [responses[i].json()["predictions"] for i in (0, 2)] == [
+            [p] for p in trained.clf.predict(x).tolist()
+        ]
+        # the three shared one model call, which failed, before each was scored alone
+        assert 'shipyard_batch_size_count{model="cancer"} 1.0' in client.get("/metrics").text
     finally:
         client.close()
 

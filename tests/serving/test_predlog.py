@@ -94,3 +94,66 @@ def test_a_request_that_asked_only_for_probabilities_has_no_prediction(tmp_path:
     assert rows["prediction"].tolist()[0] == 1 and rows["prediction"][1:].isna().all()
     assert rows["proba"][0] is None or rows["proba"].isna()[0]
     assert list(rows["proba"][2]) == [0.5, 0.5]
+
+
+def test_a_record_that_cannot_be_logged_loses_only_itself(tmp_path: Path) -> None:
+    dropped: list[int] = []
+    errors: list[None] = []
+    log = PredictionLog(tmp_path, on_drop=dropped.append, on_error=lambda: errors.append(None))
+    for i in range(20):
+        _log(log, f"good{i:02}", np.zeros((1, 1)), np.zeros(1), columns=("x",))
+    _log(log, "bad", np.zeros((3, 1)), np.zeros(2), columns=("x",))  # 2 predictions, 3 rows
+    log.log_feedback(request_id="f1", label=1)
+    log.log_feedback(request_id="f2", label=1, row=2**40)  # beyond int32
+    log.close()
+    assert list(_read(tmp_path)["request_id"]) == [f"good{i:02}" for i in range(20)]
+    feedback = pq.read_table(list((tmp_path / "feedback").rglob("part-*.parquet")))
+    assert feedback["request_id"].to_pylist() == ["f1"]
+    assert sorted(dropped) == [1, 3] and log.dropped == 4 and len(errors) == 2
+
+
+def test_mixed_values_in_an_object_column_are_logged_as_text(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path)
+    _log(log, "a", pd.DataFrame({"tag": ["x"]}, dtype=object), np.array([1]))
+    _log(log, "b", pd.DataFrame({"tag": [5]}, dtype=object), np.array([1]))
+    log.close()
+    assert list(_read(tmp_path)["input.tag"]) == ["x", "5"]
+
+
+def test_failed_writes_are_counted_as_lost_rows(tmp_path: Path) -> None:
+    dropped: list[int] = []
+    errors: list[None] = []
+    (tmp_path / "predictions").write_text("a file where the folder should be")
+    log = PredictionLog(tmp_path, on_drop=dropped.append, on_error=lambda: errors.append(None))
+    _log(log, "a", np.zeros((3, 1)), np.zeros(3), columns=("x",))
+    log.close()
+    assert dropped == [3] and log.dropped == 3 and len(errors) == 1
+
+
+def test_input_columns_keep_the_signatures_types_whichever_way_they_came(
+    tmp_path: Path,
+) -> None:
+    names, types = ("flag", "small", "f32", "city"), ("bool", "int8", "float32", "string")
+    frame = pd.DataFrame(
+        {
+            "flag": np.array([True]),
+            "small": np.array([3], dtype=np.int8),
+            "f32": np.array([1.5], dtype=np.float32),
+            "city": pd.Series(["Oslo"], dtype="str"),
+        }
+    )
+    log = PredictionLog(tmp_path)
+    _log(log, "frame", frame, np.array([1]), columns=names, types=types)
+    log.close()
+    uniform = ("a", "b"), ("int8", "int8")
+    array_log = PredictionLog(tmp_path / "array")
+    _log(array_log, "x", np.array([[1, 2]], dtype=np.int8), np.array([1]), columns=uniform[0],
+         types=uniform[1])  # fmt: skip
+    array_log.close()
+    (part,) = (tmp_path / "predictions").rglob("part-*.parquet")
+    schema = pq.read_schema(part)
+    assert [str(schema.field(f"input.{n}").type) for n in names] == [
+        "bool", "int8", "float", "string"
+    ]  # fmt: skip
+    (part,) = (tmp_path / "array").rglob("part-*.parquet")
+    assert str(pq.read_schema(part).field("input.a").type) == "int8"

@@ -222,3 +222,52 @@ def test_hot_swap_over_a_socket_loses_no_request(trained: Trained) -> None:
     workspace = shipyard.open_workspace()
     champion = Registry(workspace.backend, workspace.settings.user).resolve("cancer@champion")
     assert champion.version == 2
+
+
+def test_sigterm_ends_despite_a_half_sent_request_and_flushes_the_log(trained: Trained) -> None:
+    server = RunningServer(body_timeout_seconds=2)
+    try:
+        response = httpx.post(f"{server.base}/v2/models/cancer/infer", json=_v2_body(trained.x))
+        assert response.status_code == 200
+        with socket.create_connection(("127.0.0.1", server.port)) as slow:
+            slow.sendall(
+                b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 100000\r\n\r\n{"instances":'
+            )
+            time.sleep(0.3)
+            server.process.send_signal(signal.SIGTERM)
+            server.process.communicate(timeout=15)  # not held up by the request
+            assert slow.recv(4096).startswith(b"HTTP/1.1 408")
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.communicate()
+    assert response.headers["x-request-id"] in _logged_ids(trained.home)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_stop_when_the_supervisor_is_killed(trained: Trained) -> None:
+    server = RunningServer(workers=2)
+    supervisor = server.process.pid
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    workers = [int(pid) for pid in children]
+    environ = Path(f"/proc/{workers[0]}/environ").read_bytes().split(b"\0")
+    (settings,) = [e for e in environ if e.startswith(b"SHIPYARD_SERVE_SETTINGS=")]
+    metrics = Path(json.loads(settings.partition(b"=")[2])["metrics_dir"])
+    assert len(workers) == 2 and metrics.is_dir()
+    server.process.kill()
+    server.process.communicate()
+    deadline = time.monotonic() + 60
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", server.port))  # the port is free again
+    assert not metrics.exists()

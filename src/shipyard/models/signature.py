@@ -181,15 +181,47 @@ def _coerce_column(name: str, values: pd.Series, spec: ColumnSpec) -> pd.Series:
             f"column {name!r} expects {spec.type} values, got {_describe(values, got)}",
         )
     if want in ("float", "integer", "bool", "complex"):
+        target = np.dtype(spec.type)
         try:
-            return values.astype(np.dtype(spec.type))
+            with np.errstate(over="ignore"):  # overflow is looked for below
+                coerced = values.astype(target)
+        except OverflowError:  # a Python int beyond int64/uint64
+            coerced = None
         except (TypeError, ValueError) as exc:  # missing values in an int column, say
             raise InputMismatchError(
                 name,
                 f"column {name!r} expects {spec.type} values and cannot hold what it got "
                 f"(missing values?): {exc}",
             ) from exc
+        if coerced is None or (
+            not _safe_cast(values.dtype, target) and _overflows(values, coerced, target)
+        ):
+            raise InputMismatchError(
+                name, f"column {name!r} expects {spec.type} values; some are out of its range"
+            )
+        return coerced
     return values
+
+
+def _safe_cast(dtype: Any, target: np.dtype[Any]) -> bool:
+    import numpy as np
+
+    return isinstance(dtype, np.dtype) and bool(np.can_cast(dtype, target, "safe"))
+
+
+def _overflows(values: pd.Series, coerced: pd.Series, target: np.dtype[Any]) -> bool:
+    """Whether casting ``values`` to ``target`` wrapped an integer or made a number infinite
+    (300 into int8, 2**64-1 into int64, 1e300 into float32)."""
+    import numpy as np
+
+    if target.kind in "iu":
+        info = np.iinfo(target)
+        source = values.dropna()
+        return bool(source.size) and (source.min() < info.min or source.max() > info.max)
+    if target.kind in "fc":
+        was = values.astype(np.float64 if values.dtype.kind != "c" else np.complex128)
+        return bool((np.isinf(coerced.to_numpy()) & np.isfinite(was.to_numpy())).any())
+    return False
 
 
 def _describe(values: Any, kind: str) -> str:

@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import InvalidArgumentError
-from shipyard.serving.asgi import ServingApp
+from shipyard.serving.asgi import ClientDisconnected, ServingApp, read_body
 from shipyard.serving.batching import Batcher
 from shipyard.serving.metrics import ServerMetrics
 from shipyard.serving.models import ModelHolder, ServedModel, registry_loader
 from shipyard.serving.predlog import PredictionLog
-from shipyard.serving.protocols import RequestError
+from shipyard.serving.protocols import RequestError, read_json
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
@@ -56,6 +56,9 @@ class ServeSettings:
         log_queue_size: prediction log rows held before new ones are dropped.
         log_flush_seconds: how often the prediction log is written.
         model_threads: model calls that may run at once (each in its own thread).
+        max_body_bytes: the largest request body taken (a larger one is answered 413).
+        body_timeout_seconds: how long a request body may take to arrive (then 408), so a
+            slow or half-sent request cannot hold the server up, nor its shutdown.
         metrics_dir: where worker processes share their metrics (set by
             :func:`~shipyard.serving.run_server` for several workers; None: this process only).
         trusted_pickle: allow pickled models (whose digest matches).
@@ -71,6 +74,8 @@ class ServeSettings:
     log_queue_size: int = 100_000
     log_flush_seconds: float = 1.0
     model_threads: int = 2
+    max_body_bytes: int = 32 * 2**20
+    body_timeout_seconds: float = 30.0
     metrics_dir: str | None = None
     trusted_pickle: bool = False
     trusted_code: bool = False
@@ -119,6 +124,7 @@ class ModelServer:
                 flush_seconds=settings.log_flush_seconds,
                 on_drop=self.metrics.log_dropped.inc,
                 on_write=self.metrics.log_written.inc,
+                on_error=self.metrics.log_write_errors.inc,
             )
             if settings.log_predictions
             else None
@@ -197,11 +203,26 @@ class ModelServer:
 
         Returns the checked input and output name -> values.
         """
-        data = served.plan.check(data)
+        return await self.score(served, self.prepare(served, data, outputs), outputs)
+
+    def prepare(self, served: ServedModel, data: Any, outputs: tuple[str, ...]) -> Any:
+        """``data`` checked against the signature (no event loop needed: large input is
+        checked in a thread).
+
+        Raises:
+            InputMismatchError: the input does not fit the signature.
+            RequestError: the model has no ``predict_proba`` and it was asked for.
+        """
         if "predict_proba" in outputs and not served.model.has_predict_proba:
             raise RequestError(
                 "outputs", f"model {served.name!r} has no predict_proba output", status=400
             )
+        return served.plan.check(data)
+
+    async def score(
+        self, served: ServedModel, data: Any, outputs: tuple[str, ...] = ("predict",)
+    ) -> tuple[Any, dict[str, Any]]:
+        """Score input checked by :meth:`prepare` (batched); ``data`` and name -> values."""
         names = tuple(dict.fromkeys(outputs))
         if len(names) == 1:
             return data, {names[0]: await self.batcher.predict(served, names[0], data)}
@@ -229,6 +250,7 @@ class ModelServer:
                 protocol=protocol,
                 inputs=data,
                 columns=served.plan.columns,
+                types=served.plan.types,
                 prediction=results.get("predict"),
                 proba=proba,
                 classes=served.classes if proba is not None else None,
@@ -255,6 +277,19 @@ class ModelServer:
                 status=status,
                 latency_ms=seconds * 1000,
             )
+
+
+_MAX_ROW = 2**31 - 1
+"""Rows are int32 in the log."""
+
+
+def _finite(label: Any) -> bool:
+    """Whether a JSON label holds no NaN or Infinity (which JSON itself cannot hold)."""
+    try:
+        json.dumps(label, allow_nan=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _datatype(type_name: str) -> str:
@@ -347,10 +382,13 @@ def create_app(settings: ServeSettings) -> ServingApp:
 
     async def feedback(request: Request) -> Response:
         try:
-            try:
-                body = json.loads(await request.body())
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise RequestError("body", f"the request body is not valid JSON: {exc}") from exc
+            raw = await read_body(
+                request.receive,
+                dict(request.scope["headers"]),
+                settings.max_body_bytes,
+                settings.body_timeout_seconds,
+            )
+            body = read_json(raw)
             items = body if isinstance(body, list) else [body]
             if not items:
                 raise RequestError("body", 'give at least one {"request_id", "label"}')
@@ -363,8 +401,19 @@ def create_app(settings: ServeSettings) -> ServingApp:
                 if "label" not in item:
                     raise RequestError(f"{where}label", f"item{where} needs a 'label'")
                 row = item.get("row")
-                if row is not None and (not isinstance(row, int) or isinstance(row, bool)):
-                    raise RequestError(f"{where}row", f"item{where}: 'row' must be an integer")
+                if row is not None and (
+                    not isinstance(row, int) or isinstance(row, bool) or not 0 <= row <= _MAX_ROW
+                ):
+                    raise RequestError(
+                        f"{where}row", f"item{where}: 'row' must be an integer 0..{_MAX_ROW}"
+                    )
+                if not _finite(item["label"]):
+                    raise RequestError(
+                        f"{where}label",
+                        f"item{where}: 'label' must be JSON without NaN or Infinity",
+                    )
+        except ClientDisconnected:
+            return error(400, "the client went away")
         except RequestError as exc:
             return error(exc.status, str(exc))
         if server.log is None:

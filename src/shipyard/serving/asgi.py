@@ -15,6 +15,7 @@ path (POST)                                protocol     model
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -30,6 +31,7 @@ from shipyard.serving.protocols import (
     parse_kserve_v1,
     parse_mlflow,
     parse_v2,
+    read_json,
     v2_output,
 )
 
@@ -37,7 +39,7 @@ if TYPE_CHECKING:
     from shipyard.serving.app import ModelServer
     from shipyard.serving.models import ServedModel
 
-__all__ = ["MODEL_QUERY", "REQUEST_ID_HEADER", "ServingApp"]
+__all__ = ["MODEL_QUERY", "REQUEST_ID_HEADER", "ClientDisconnected", "ServingApp", "read_body"]
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +47,18 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Handler = Callable[
-    ["ModelServer", "ServedModel", bytes, dict[bytes, bytes], str],
-    Awaitable[tuple[Any, dict[str, Any], Any]],
-]
+Parsed = tuple[Any, tuple[str, ...], str | None]
+"""A request read: its input, the outputs asked for and the id it gave (OIP v2)."""
+Parser = Callable[["ServedModel", bytes, dict[bytes, bytes]], Parsed]
 
 REQUEST_ID_HEADER = "x-request-id"
 MODEL_QUERY = "model"
 """``/invocations?model=NAME`` picks one of several served models."""
+INLINE_BODY_BYTES = 64 * 1024
+"""Larger bodies are parsed and checked in a thread, so the event loop keeps answering."""
 
 
-class _Disconnected(Exception):
+class ClientDisconnected(Exception):
     """The client went away before its request body arrived."""
 
 
@@ -74,13 +77,6 @@ def _route(path: str) -> tuple[str, str | None, str | None] | None:
     return None
 
 
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestError("body", f"the request body is not valid JSON: {exc}") from exc
-
-
 def _listed(values: Any) -> Any:
     """Predictions as JSON-ready lists (arrays, Series, DataFrames of a pyfunc model)."""
     to_dict = getattr(values, "to_dict", None)
@@ -90,59 +86,97 @@ def _listed(values: Any) -> Any:
     return tolist() if callable(tolist) else list(values)
 
 
-async def _v2(
-    server: ModelServer, served: ServedModel, body: bytes, headers: dict[bytes, bytes], rid: str
-) -> tuple[Any, dict[str, Any], Any]:
-    parsed = parse_v2(_json(body), served.model.signature)
-    data, results = await server.predict(served, parsed.data, parsed.outputs)
-    reply = {
+def _parse_v2(served: ServedModel, body: bytes, headers: dict[bytes, bytes]) -> Parsed:
+    parsed = parse_v2(read_json(body), served.model.signature)
+    return parsed.data, parsed.outputs, parsed.id
+
+
+def _parse_mlflow(served: ServedModel, body: bytes, headers: dict[bytes, bytes]) -> Parsed:
+    content_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip()
+    content_type = content_type.lower()
+    if content_type == b"text/csv":
+        return parse_csv(body), ("predict",), None
+    if content_type in (b"application/json", b""):
+        uniform = served.plan.dtype is not None
+        return parse_mlflow(read_json(body), served.model.signature, uniform), ("predict",), None
+    raise RequestError(
+        "content-type",
+        f"content type {content_type.decode('latin-1')!r} is not supported: "
+        "use application/json or text/csv",
+        status=415,
+    )
+
+
+def _parse_kserve(served: ServedModel, body: bytes, headers: dict[bytes, bytes]) -> Parsed:
+    uniform = served.plan.dtype is not None
+    data = parse_kserve_v1(read_json(body), served.model.signature, uniform)
+    return data, ("predict",), None
+
+
+_PARSERS: dict[str, Parser] = {"v2": _parse_v2, "mlflow": _parse_mlflow, "kserve-v1": _parse_kserve}
+
+
+def _prepare(
+    server: ModelServer,
+    served: ServedModel,
+    parse: Parser,
+    body: bytes,
+    headers: dict[bytes, bytes],
+) -> Parsed:
+    """Parse a body and check it against the model (on the event loop, or in a thread)."""
+    data, outputs, given_id = parse(served, body, headers)
+    return server.prepare(served, data, outputs), outputs, given_id
+
+
+def _reply(protocol: str, served: ServedModel, results: dict[str, Any], reply_id: str) -> Any:
+    if protocol != "v2":
+        return {"predictions": _listed(results["predict"])}
+    return {
         "model_name": served.name,
         "model_version": served.version,
-        "id": parsed.id or rid,
+        "id": reply_id,
         "outputs": [v2_output(name, values) for name, values in results.items()],
     }
-    return data, results, reply
 
 
-async def _mlflow(
-    server: ModelServer, served: ServedModel, body: bytes, headers: dict[bytes, bytes], rid: str
-) -> tuple[Any, dict[str, Any], Any]:
-    content_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip()
-    if content_type == b"text/csv":
-        data = parse_csv(body)
-    elif content_type in (b"application/json", b""):
-        data = parse_mlflow(_json(body), served.model.signature, served.plan.dtype is not None)
-    else:
-        raise RequestError(
-            "content-type",
-            f"content type {content_type.decode('latin-1')!r} is not supported: "
-            "use application/json or text/csv",
-            status=415,
-        )
-    data, results = await server.predict(served, data)
-    return data, results, {"predictions": _listed(results["predict"])}
+async def read_body(
+    receive: Receive, headers: dict[bytes, bytes], limit: int, timeout: float
+) -> bytes:
+    """The whole request body, refused when it is larger than ``limit`` bytes (413) or has not
+    arrived within ``timeout`` seconds (408).
 
-
-async def _kserve(
-    server: ModelServer, served: ServedModel, body: bytes, headers: dict[bytes, bytes], rid: str
-) -> tuple[Any, dict[str, Any], Any]:
-    data = parse_kserve_v1(_json(body), served.model.signature, served.plan.dtype is not None)
-    data, results = await server.predict(served, data)
-    return data, results, {"predictions": _listed(results["predict"])}
-
-
-_HANDLERS: dict[str, Handler] = {"v2": _v2, "mlflow": _mlflow, "kserve-v1": _kserve}
-
-
-async def _read_body(receive: Receive) -> bytes:
+    Raises:
+        RequestError: 413 or 408.
+        ClientDisconnected: the client went away first.
+    """
+    length = headers.get(b"content-length", b"")
+    if length.isdigit() and int(length) > limit:
+        raise _too_large(limit)
     chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Disconnected
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    size = 0
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnected
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    except TimeoutError:
+        raise RequestError(
+            "body", f"the request body did not arrive within {timeout:g} s", status=408
+        ) from None
+
+
+def _too_large(limit: int) -> RequestError:
+    return RequestError(
+        "body", f"the request body is larger than the server takes ({limit} bytes)", status=413
+    )
 
 
 async def _send(send: Send, status: int, payload: bytes, request_id: str | None = None) -> None:
@@ -152,12 +186,22 @@ async def _send(send: Send, status: int, payload: bytes, request_id: str | None 
     ]
     if request_id is not None:
         headers.append((REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
+    if status in (408, 413):  # the rest of the body may still be on its way: do not wait for it
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
+def dump_json(value: Any) -> bytes:
+    """``value`` as UTF-8 JSON; text that is not valid Unicode (from a model) is escaped."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, allow_nan=False).encode()
+
+
 def _error(message: str) -> bytes:
-    return json.dumps({"error": message}, ensure_ascii=False).encode()
+    return dump_json({"error": message})
 
 
 class ServingApp:
@@ -196,6 +240,7 @@ class ServingApp:
         started = time.perf_counter()
         arrived = time.time()
         server = self.server
+        settings = server.settings
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id")
         request_id = given.decode("latin-1") if given else uuid.uuid4().hex
@@ -203,16 +248,26 @@ class ServingApp:
         status = 200
         server.metrics.in_flight.inc()
         try:
-            body = await _read_body(receive)
+            body = await read_body(
+                receive, headers, settings.max_body_bytes, settings.body_timeout_seconds
+            )
             if protocol == "mlflow" and scope.get("query_string"):
-                chosen = parse_qs(scope["query_string"].decode("latin-1")).get(MODEL_QUERY)
+                query = parse_qs(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+                chosen = query.get(MODEL_QUERY)
+                if chosen is not None and not chosen[-1]:
+                    raise RequestError(MODEL_QUERY, "?model= names no model: give its name")
                 name = chosen[-1] if chosen else None
             served = server.model(name, version)
-            data, results, reply = await _HANDLERS[protocol](
-                server, served, body, headers, request_id
-            )
-            payload = json.dumps(reply, ensure_ascii=False, allow_nan=False).encode()
-        except _Disconnected:
+            parse = _PARSERS[protocol]
+            if len(body) > INLINE_BODY_BYTES:
+                data, outputs, given_id = await asyncio.to_thread(
+                    _prepare, server, served, parse, body, headers
+                )
+            else:
+                data, outputs, given_id = _prepare(server, served, parse, body, headers)
+            data, results = await server.score(served, data, outputs)
+            payload = dump_json(_reply(protocol, served, results, given_id or request_id))
+        except ClientDisconnected:
             return
         except RequestError as exc:
             status = exc.status

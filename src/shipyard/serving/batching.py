@@ -93,7 +93,8 @@ class Batcher:
         max_wait: seconds the first request of a batch waits for company.
         threads: model calls that may run at once (each in its own thread).
         on_batch: called with ``(model name, rows)`` for each model call.
-        on_queue: called with ``(model name, waiting requests)`` when that changes.
+        on_queue: called with ``(model name, requests waiting in its open batches)`` when that
+            changes.
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class Batcher:
         self._on_batch = on_batch
         self._on_queue = on_queue
         self._open: dict[tuple[Any, ...], _Batch] = {}
+        self._waiting: dict[str, int] = {}  # model name -> requests in its open batches
         self._pool: ThreadPoolExecutor | None = None
 
     def close(self) -> None:
@@ -144,11 +146,15 @@ class Batcher:
         batch.data.append(data)
         batch.futures.append(future)
         batch.rows += rows
+        self._queued(served.name, 1)
         if batch.rows >= self.max_batch_size:
             self._close(key)
-        elif self._on_queue is not None:
-            self._on_queue(served.name, len(batch.futures))
         return await future
+
+    def _queued(self, name: str, change: int) -> None:
+        waiting = self._waiting[name] = self._waiting.get(name, 0) + change
+        if self._on_queue is not None:
+            self._on_queue(name, waiting)
 
     def _close(self, key: tuple[Any, ...]) -> None:
         batch = self._open.pop(key, None)
@@ -156,8 +162,7 @@ class Batcher:
             return
         if batch.timer is not None:
             batch.timer.cancel()
-        if self._on_queue is not None:
-            self._on_queue(batch.served.name, 0)
+        self._queued(batch.served.name, -len(batch.futures))
         self._submit(batch)
 
 

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["InputPlan"]
 
-# which array kinds a column of each kind accepts without losing anything (as enforce_signature)
+# which array kinds a column of each kind accepts (as enforce_signature); values must also fit
 _ACCEPTS = {"f": "fiu", "i": "iu", "u": "u", "b": "b", "c": "cfiu"}
 
 
@@ -32,6 +32,7 @@ class InputPlan:
     Attributes:
         signature: the model's signature (None: input is passed as it comes).
         columns: the signature's column names in order (None for a tensor or no signature).
+        types: the signature's column types in order (None as for ``columns``).
         dtype: the numpy dtype shared by every column, when all are numeric and alike: a 2-D
             array of that width is then accepted as it is.
     """
@@ -39,19 +40,20 @@ class InputPlan:
     signature: ModelSignature | None
     columns: tuple[str, ...] | None = None
     dtype: Any = None
+    types: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, signature: ModelSignature | None) -> InputPlan:
         if signature is None or not signature.inputs or signature.is_tensor:
             return cls(signature)
         columns = tuple(spec.name for spec in signature.inputs)
-        types = {spec.type for spec in signature.inputs}
+        types = tuple(spec.type for spec in signature.inputs)
         dtype = None
-        if len(types) == 1 and (name := types.pop()) in _NUMERIC:
+        if len(set(types)) == 1 and types[0] in _NUMERIC:
             import numpy as np
 
-            dtype = np.dtype(name)
-        return cls(signature, columns, dtype)
+            dtype = np.dtype(types[0])
+        return cls(signature, columns, dtype, types)
 
     def accepts_array(self, data: Any) -> bool:
         """Whether ``data`` can stay a plain array (numeric, 2-D, signature width)."""
@@ -74,12 +76,39 @@ class InputPlan:
             InputMismatchError: the input does not fit the signature (the field is named).
         """
         if self.accepts_array(data):
-            return data.astype(self.dtype, copy=False)
+            return self._cast(data)
         if self.signature is None:
             return data
         from shipyard.models import enforce_signature
 
         return enforce_signature(data, self.signature)
+
+    def _cast(self, data: Any) -> Any:
+        """A 2-D array in the signature's dtype, refused when a value does not fit it (300 in an
+        int8 column, 2**64-1 in an int64 one, 1e300 in a float32 one) rather than wrapped."""
+        import numpy as np
+
+        from shipyard.errors import InputMismatchError
+
+        dtype = self.dtype
+        if np.can_cast(data.dtype, dtype, "safe"):
+            return data.astype(dtype, copy=False)
+        if dtype.kind in "iu":
+            info = np.iinfo(dtype)
+            bad = (data < info.min) | (data > info.max)
+            cast = None
+        else:  # float or complex: what overflows becomes inf
+            with np.errstate(over="ignore"):
+                cast = data.astype(dtype)
+            bad = np.isinf(cast) & np.isfinite(data)
+        if bad.any():
+            row, column = (int(i) for i in np.argwhere(bad)[0])
+            name = (self.columns or ("input",))[column]
+            value = data[row, column].item()
+            raise InputMismatchError(
+                name, f"column {name!r} expects {dtype} values; {value!r} is out of its range"
+            )
+        return cast if cast is not None else data.astype(dtype)
 
     def model_input(self, data: Any) -> Any:
         """What the model is called with for checked ``data`` (arrays get their column names)."""

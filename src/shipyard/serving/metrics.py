@@ -87,7 +87,12 @@ class ServerMetrics:
         )
         self.log_dropped = Counter(
             "shipyard_prediction_log_dropped",
-            "Prediction log rows dropped because the writer's buffer was full.",
+            "Prediction log rows lost: the writer's buffer was full, or a write failed.",
+            registry=r,
+        )
+        self.log_write_errors = Counter(
+            "shipyard_prediction_log_write_errors",
+            "Prediction log writes that failed (full or read-only disk, unloggable records).",
             registry=r,
         )
         self.log_written = Counter(

@@ -53,6 +53,7 @@ class _Prediction:
     latency_ms: float
     inputs: Any = None  # what the model was given: a 2-D array, a DataFrame, a tensor
     columns: tuple[str, ...] | None = None  # the names of a 2-D array's columns
+    types: tuple[str, ...] | None = None  # the signature's types of those columns
     prediction: Any = None
     proba: Any = None
     classes: tuple[Any, ...] | None = None
@@ -78,8 +79,10 @@ class PredictionLog:
         max_queue: rows held at most before new ones are dropped.
         flush_seconds: how often the writer writes what it holds.
         flush_rows: write early when this many rows are waiting.
-        on_drop: called with the number of rows dropped (the server counts them in a metric).
+        on_drop: called with the number of rows lost, because the buffer was full or their
+            write failed (the server counts them in a metric).
         on_write: called with the number of rows written.
+        on_error: called once for each write that failed.
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class PredictionLog:
         flush_rows: int = 20_000,
         on_drop: Callable[[int], None] | None = None,
         on_write: Callable[[int], None] | None = None,
+        on_error: Callable[[], None] | None = None,
     ) -> None:
         self.root = Path(root)
         self.max_queue = max_queue
@@ -99,6 +103,7 @@ class PredictionLog:
         self.dropped = 0
         self._on_drop = on_drop
         self._on_write = on_write
+        self._on_error = on_error
         self._lock = threading.Lock()
         self._items: list[_Prediction | _Feedback] = []
         self._rows = 0
@@ -123,10 +128,13 @@ class PredictionLog:
                 if self._rows >= self.flush_rows:
                     self._wake.set()
         if not accepted:
-            self.dropped += rows
-            if self._on_drop is not None:
-                self._on_drop(rows)
+            self._lose(rows)
         return accepted
+
+    def _lose(self, rows: int) -> None:
+        self.dropped += rows
+        if self._on_drop is not None:
+            self._on_drop(rows)
 
     def log_prediction(
         self,
@@ -140,6 +148,7 @@ class PredictionLog:
         prediction: Any,
         latency_ms: float,
         columns: tuple[str, ...] | None = None,
+        types: tuple[str, ...] | None = None,
         proba: Any = None,
         classes: tuple[Any, ...] | None = None,
     ) -> bool:
@@ -151,12 +160,14 @@ class PredictionLog:
                 not change it afterwards.
             prediction: the ``predict`` output, one value per row.
             columns: the column names of a 2-D array ``inputs``.
+            types: the signature's types of ``columns``: each input column is logged as its
+                type, whichever way the request came (``string`` for text and ``object``).
             proba: the ``predict_proba`` output, when the request asked for it.
             classes: the class labels in ``proba`` column order.
         """
         record = _Prediction(
             request_id, timestamp, model, version, protocol, 200, latency_ms,
-            inputs, columns, prediction, proba, classes,
+            inputs, columns, types, prediction, proba, classes,
         )  # fmt: skip
         return self._put(record, record.rows)
 
@@ -221,18 +232,45 @@ class PredictionLog:
             folder = segment_folder(
                 self.root, area, model, datetime.fromtimestamp(hour * 3600, UTC)
             )
+            self._write_group(folder, area, records)
+
+    def _write_group(self, folder: Path, area: str, records: list[Any]) -> None:
+        """Write the records of one model and hour. Records that cannot be made a table are
+        split in halves until only the bad ones are left out; a failed write (a full or
+        read-only disk) loses its rows. Lost rows are counted and logged, never raised."""
+        try:
+            tables = (
+                _prediction_tables(records)
+                if area == PREDICTIONS_AREA
+                else [_feedback_table(records)]
+            )
+        except Exception:
+            if len(records) > 1:
+                half = len(records) // 2
+                self._write_group(folder, area, records[:half])
+                self._write_group(folder, area, records[half:])
+                return
+            rows = records[0].rows if isinstance(records[0], _Prediction) else 1
+            log.exception(
+                "could not log request %s (%d rows are lost)", records[0].request_id, rows
+            )
+            self._failed(rows)
+            return
+        for table in tables:
             try:
-                tables = (
-                    _prediction_tables(records)
-                    if area == PREDICTIONS_AREA
-                    else [_feedback_table(records)]
-                )
-                for table in tables:
-                    _write_segment(folder, table)
-                    if self._on_write is not None:
-                        self._on_write(table.num_rows)
-            except Exception:  # a full disk must not kill the writer; the records are lost
-                log.exception("could not write %d log records to %s", len(records), folder)
+                _write_segment(folder, table)
+            except Exception:  # a full disk must not kill the writer
+                log.exception("could not write %d log rows to %s; they are lost", table.num_rows,
+                              folder)  # fmt: skip
+                self._failed(table.num_rows)
+            else:
+                if self._on_write is not None:
+                    self._on_write(table.num_rows)
+
+    def _failed(self, rows: int) -> None:
+        self._lose(rows)
+        if self._on_error is not None:
+            self._on_error()
 
 
 # --- Arrow columns ----------------------------------------------------------------------------
@@ -242,6 +280,8 @@ def _input_key(record: _Prediction) -> tuple[Any, ...]:
     import numpy as np
 
     data = record.inputs
+    if record.types is not None:  # every input column is logged as its signature's type
+        return ("typed", record.columns, record.types)
     if isinstance(data, np.ndarray):
         return ("array", record.columns, data.shape[1:], data.dtype.str)
     return ("frame", tuple((str(c), str(t)) for c, t in data.dtypes.items()))
@@ -351,18 +391,77 @@ def _input_columns(records: list[_Prediction]) -> dict[str, pa.Array]:
     import numpy as np
     import pyarrow as pa
 
-    first = records[0].inputs
-    if not isinstance(first, np.ndarray):
+    first = records[0]
+    if first.types is not None and first.columns is not None:
+        return {
+            INPUT_PREFIX + name: pa.concat_arrays(
+                [_typed(_column(r.inputs, j, name), kind) for r in records]
+            )
+            for j, (name, kind) in enumerate(zip(first.columns, first.types, strict=True))
+        }
+    if not isinstance(first.inputs, np.ndarray):
         import pandas as pd
 
         frame = pd.concat([r.inputs for r in records], ignore_index=True)
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        return {INPUT_PREFIX + str(n): c for n, c in zip(table.column_names, table.columns)}  # noqa: B905
+        return {INPUT_PREFIX + str(n): _frame_column(frame[n]) for n in frame.columns}
     data = np.concatenate([r.inputs for r in records])
-    names = records[0].columns
+    names = first.columns
     if names is not None and data.ndim == 2:
         return {INPUT_PREFIX + n: _values(data[:, j]) for j, n in enumerate(names)}
     return {INPUT_PREFIX + "input": _values(data)}
+
+
+def _column(inputs: Any, index: int, name: str) -> Any:
+    """Column ``index`` (named ``name``) of a checked 2-D array or DataFrame."""
+    import numpy as np
+
+    if isinstance(inputs, np.ndarray):
+        return inputs[:, index]
+    return inputs[name]
+
+
+_TEXT_TYPES = ("string", "object", "category")
+
+
+def _typed(values: Any, type_name: str) -> pa.Array:
+    """``values`` as an Arrow column of a signature type: numbers and booleans as that numpy
+    type, datetimes as timestamps, anything else as ``string`` (values that are not text as
+    their ``str``)."""
+    import numpy as np
+    import pyarrow as pa
+
+    try:
+        dtype = None if type_name in _TEXT_TYPES else np.dtype(type_name)
+    except TypeError:  # a pandas type such as datetime64[ns, UTC]
+        return pa.array(values, from_pandas=True)
+    if dtype is None or dtype.kind == "c":  # Arrow has no complex numbers
+        return _text(values)
+    return pa.array(np.asarray(values).astype(dtype, copy=False))
+
+
+def _text(values: Any) -> pa.Array:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    values = np.asarray(values, dtype=object)
+    try:
+        return pa.array(values, pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        missing = pd.isna(values)
+        return pa.array(
+            [None if gone else str(v) for v, gone in zip(values, missing, strict=True)],
+            pa.string(),
+        )
+
+
+def _frame_column(values: Any) -> pa.Array:
+    """A column of a frame logged without a signature: text (and mixed values) as string."""
+    import pyarrow as pa
+
+    if values.dtype.kind in "OSU" or str(values.dtype) in ("str", "string", "category"):
+        return _text(values.to_numpy())
+    return pa.array(values, from_pandas=True)
 
 
 def _join_outputs(parts: list[Any]) -> Any:

@@ -15,7 +15,9 @@ a 400 with ``{"error": ...}``, so a wrong feature count, column, type or shape i
 from __future__ import annotations
 
 import io
+import json
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +36,7 @@ __all__ = [
     "parse_kserve_v1",
     "parse_mlflow",
     "parse_v2",
+    "read_json",
     "v2_output",
 ]
 
@@ -79,6 +82,64 @@ class V2Request:
     outputs: tuple[str, ...] = ("predict",)
     id: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+"""A JSON escape of a UTF-16 surrogate: the only way a parsed body can hold text that is not
+valid Unicode (raw bytes that are not UTF-8 fail to decode)."""
+
+
+def read_json(body: bytes) -> Any:
+    """A JSON request body, parsed; every string in it (keys too) encodable as UTF-8.
+
+    Raises:
+        RequestError: the body is not JSON, is nested too deeply, has an integer of more digits
+            than Python converts (``sys.get_int_max_str_digits()``), or holds a lone surrogate
+            such as ``"\\ud800"`` (the field is named).
+    """
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RequestError("body", f"the request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise RequestError("body", "the request body is nested too deeply") from exc
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise RequestError("body", f"the request body has a number too long: {exc}") from exc
+    if _SURROGATE_ESCAPE.search(body) is not None:
+        where = _lone_surrogate(value)
+        if where is not None:
+            raise RequestError(
+                where,
+                f"{where} holds text that is not valid Unicode (a lone surrogate escape such "
+                "as \\ud800)",
+            )
+    return value
+
+
+def _lone_surrogate(value: Any) -> str | None:
+    """Where in a parsed body a string (or key) cannot be encoded as UTF-8, else None."""
+    stack: list[tuple[str, Any]] = [("body", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                return where
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not _encodable(key):
+                    return f"{where} key {key!a}"
+                stack.append((key if where == "body" else f"{where}.{key}", child))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", child) for i, child in enumerate(item))
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _columns(signature: ModelSignature | None) -> list[str] | None:
@@ -152,6 +213,10 @@ def _tensor(spec: Any, index: int) -> tuple[str, np.ndarray[Any, Any]]:
             name, f"input {name!r}: 'shape' must be a list of sizes >= 0, got {shape!r}"
         )
     datatype = spec["datatype"]
+    if not isinstance(datatype, str):
+        raise RequestError(
+            name, f"input {name!r}: 'datatype' must be a string such as \"FP64\", got {datatype!r}"
+        )
     if datatype not in V2_DATATYPES:
         raise RequestError(
             name,
@@ -169,8 +234,9 @@ def _tensor(spec: Any, index: int) -> tuple[str, np.ndarray[Any, Any]]:
     if not (datatype in _NUMBERS and all(type(v) in _NUMBER_TYPES for v in values)):
         _check_values(values, datatype, name)
     try:
-        array = np.array(values, dtype=V2_DATATYPES[datatype]).reshape(shape)
-    except (OverflowError, ValueError) as exc:
+        with np.errstate(over="raise"):  # 1e300 as FP32 would silently become inf
+            array = np.array(values, dtype=V2_DATATYPES[datatype]).reshape(shape)
+    except (OverflowError, ValueError, FloatingPointError) as exc:
         raise RequestError(name, f"input {name!r}: values do not fit {datatype}: {exc}") from exc
     return name, array
 
@@ -193,6 +259,8 @@ def parse_v2(body: Any, signature: ModelSignature | None) -> V2Request:
     tensors = [_tensor(spec, i) for i, spec in enumerate(inputs)]
     outputs = _requested_outputs(body.get("outputs"))
     request_id = body.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise RequestError("id", f"'id' must be a string, got {request_id!r}")
     parameters = body.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise RequestError("parameters", "'parameters' must be an object")
@@ -218,7 +286,7 @@ def parse_v2(body: Any, signature: ModelSignature | None) -> V2Request:
     return V2Request(
         data=data,
         outputs=outputs,
-        id=str(request_id) if request_id is not None else None,
+        id=request_id,
         parameters=parameters,
     )
 

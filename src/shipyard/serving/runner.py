@@ -5,8 +5,10 @@ binds the port with ``SO_REUSEPORT`` (the kernel spreads connections over the wo
 where one shared socket lets whichever worker wakes first take a burst of them) and has its
 own batching and its own prediction-log segments. Their metrics meet in one folder, so
 ``GET /metrics`` on any worker counts them all. The parent only watches: it restarts a
-worker that dies, and on SIGTERM or SIGINT stops every worker gracefully (requests in flight
-answered, prediction logs written).
+worker that dies (retrying with a growing pause while it cannot start, the others serving on),
+and on SIGTERM or SIGINT stops every worker gracefully (requests in flight answered, prediction
+logs written). On Linux a worker gets SIGTERM when the supervisor dies, even by SIGKILL, so no
+worker outlives it holding the port.
 """
 
 from __future__ import annotations
@@ -35,6 +37,15 @@ __all__ = ["run_server"]
 log = logging.getLogger(__name__)
 
 _STOP_TIMEOUT = 60.0
+GRACEFUL_SHUTDOWN_SECONDS = 20.0
+"""After SIGTERM, requests still running this long are cancelled, so shutdown always ends."""
+_RESTART_PAUSE = (1.0, 60.0)
+"""The pause before restarting a dead worker: doubled after each failed start, up to the max."""
+
+
+def _pause(failures: int) -> float:
+    low, high = _RESTART_PAUSE
+    return float(min(high, low * 2.0**failures))
 
 
 def _listen(host: str, port: int, *, shared: bool) -> socket.socket:
@@ -65,7 +76,13 @@ def _uvicorn_server(app: ServingApp) -> Any:
     gc.collect()
     gc.freeze()
 
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_keep_alive=30)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        lifespan="on",
+        timeout_keep_alive=30,
+        timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS),
+    )
     return uvicorn.Server(config)
 
 
@@ -108,6 +125,8 @@ def run_server(
 
 
 _READY_FD_ENV = "SHIPYARD_SERVE_READY_FD"
+_SUPERVISOR_ENV = "SHIPYARD_SERVE_SUPERVISOR"
+"""``<pid> <metrics folder to remove, or nothing>``: who started the worker."""
 _WORKER = "from shipyard.serving.runner import worker_main; worker_main()"
 
 
@@ -123,6 +142,8 @@ def worker_main() -> None:
 
     host, port = sys.argv[1], int(sys.argv[2])
     ready = int(os.environ.pop(_READY_FD_ENV))
+    supervisor, _, own_folder = os.environ.pop(_SUPERVISOR_ENV, "").partition(" ")
+    _die_with_parent(int(supervisor or 0))
     try:
         app = create_app_from_env()
         sock = _listen(host, port, shared=True)
@@ -131,10 +152,43 @@ def worker_main() -> None:
         raise
     os.write(ready, f"{os.getpid()} ready\n".encode())
     os.close(ready)
+
+    def orphaned_cleanup() -> None:
+        if own_folder and os.getppid() != int(supervisor or 0):
+            # the supervisor was killed and cannot remove the metrics folder it made: the
+            # workers, all stopping with it, do (removing files others have open is harmless)
+            shutil.rmtree(own_folder, ignore_errors=True)
+
+    def stopped_by(signum: int, frame: Any) -> None:
+        # uvicorn re-raises the signal that stopped it once it has shut down gracefully
+        orphaned_cleanup()
+        signal.signal(signum, signal.SIG_DFL)
+        signal.raise_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stopped_by)
     try:
         _uvicorn_server(app).run(sockets=[sock])
     finally:
         sock.close()
+    orphaned_cleanup()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when its parent dies (Linux); exit at once when
+    it already has (it may die before the request is made)."""
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no prctl in this libc
+        log.warning("cannot ask to be stopped with the supervisor (no prctl)")
+    if os.getppid() != parent:
+        sys.exit("the supervisor is gone")
 
 
 class _Supervisor:
@@ -157,11 +211,14 @@ class _Supervisor:
         env = dict(os.environ)
         env[SETTINGS_ENV] = self.settings.to_json()
         env[_READY_FD_ENV] = str(self.ready_write)
+        owned = self.settings.metrics_dir if self.own_folder else ""
+        env[_SUPERVISOR_ENV] = f"{os.getpid()} {owned}"
         return subprocess.Popen(  # noqa: S603 - this interpreter, our own code
-            [sys.executable, "-c", _WORKER, self.host, str(self.port)],
-            env=env,
-            pass_fds=(self.ready_write,),
+            self._command(), env=env, pass_fds=(self.ready_write,)
         )
+
+    def _command(self) -> list[str]:
+        return [sys.executable, "-c", _WORKER, self.host, str(self.port)]
 
     def _wait_ready(self, processes: list[subprocess.Popen[bytes]]) -> None:
         waiting = {process.pid for process in processes}
@@ -202,19 +259,61 @@ class _Supervisor:
                 shutil.rmtree(self.settings.metrics_dir or "", ignore_errors=True)
 
     def _watch(self) -> None:
+        """Restart workers that die, without stopping the others while one cannot start.
+
+        A worker that cannot start (the registry unreachable for a moment, say) is retried
+        after a pause that doubles with each failure; the healthy workers serve meanwhile.
+        """
         from prometheus_client.multiprocess import mark_process_dead
 
-        while not self.stop.wait(0.5):
-            for i, process in enumerate(self.processes):
-                if process.poll() is None or self.stop.is_set():
-                    continue
-                log.warning(
-                    "worker %s exited (%s); starting another", process.pid, process.returncode
-                )
-                mark_process_dead(process.pid, self.settings.metrics_dir)  # type: ignore[no-untyped-call]
-                time.sleep(1.0)  # a worker that keeps dying must not spin
-                self.processes[i] = self._start_one()
-                self._wait_ready([self.processes[i]])
+        slots: list[subprocess.Popen[bytes] | None] = list(self.processes)
+        failures = [0] * len(slots)
+        retry_at = [0.0] * len(slots)
+        starting: set[int] = set()
+        lines = b""
+        while not self.stop.is_set():
+            readable, _, _ = select.select([self.ready_read], [], [], 0.5)
+            if readable:
+                lines += os.read(self.ready_read, 4096)
+                *done, lines = lines.split(b"\n")
+                for line in done:
+                    pid, _, status = line.decode(errors="replace").partition(" ")
+                    if status == "ready":
+                        starting.discard(int(pid))
+                        for i, process in enumerate(slots):
+                            if process is not None and process.pid == int(pid):
+                                failures[i] = 0
+                    else:
+                        log.warning("a worker (pid %s) could not start: %s", pid, status)
+            if self.stop.is_set():
+                break
+            now = time.monotonic()
+            for i, process in enumerate(slots):
+                if process is not None and process.poll() is not None:
+                    mark_process_dead(process.pid, self.settings.metrics_dir)  # type: ignore[no-untyped-call]
+                    if process.pid in starting:
+                        starting.discard(process.pid)
+                        failures[i] += 1
+                    pause = _pause(failures[i])
+                    log.warning(
+                        "worker %s exited (%s)%s; starting another in %g s",
+                        process.pid,
+                        process.returncode,
+                        f" after {failures[i]} failed start(s)" if failures[i] else "",
+                        pause,
+                    )
+                    slots[i] = None
+                    retry_at[i] = now + pause
+                elif process is None and now >= retry_at[i]:
+                    try:
+                        process = slots[i] = self._start_one()
+                    except OSError:
+                        failures[i] += 1
+                        retry_at[i] = now + _pause(failures[i])
+                        log.exception("could not start a worker")
+                        continue
+                    starting.add(process.pid)
+            self.processes = [p for p in slots if p is not None]
 
     def _stop_all(self) -> None:
         for process in self.processes:
