@@ -222,3 +222,19 @@ def test_values_in_a_columns_range_are_cast() -> None:
     checked = enforce_signature(frame, signature)
     assert checked["n"].dtype == np.int8 and checked["n"].tolist() == [-128, 127]
     assert checked["x"].dtype == np.float32 and np.isinf(checked["x"][1])
+
+
+def test_tensor_values_out_of_the_dtypes_range_are_refused() -> None:
+    import numpy as np
+
+    from shipyard.errors import InputMismatchError
+    from shipyard.models.signature import enforce_signature
+
+    signature = ModelSignature(inputs=(ColumnSpec("x", "int64", shape=(-1, 2)),))
+    fits = enforce_signature(np.array([[1, 2]], dtype=np.uint64), signature)
+    assert fits.dtype == np.int64 and fits.tolist() == [[1, 2]]
+    with pytest.raises(InputMismatchError, match="out of its range"):
+        enforce_signature(np.array([[2**64 - 1, 2**63]], dtype=np.uint64), signature)
+    small = ModelSignature(inputs=(ColumnSpec("x", "float32", shape=(-1, 1)),))
+    with pytest.raises(InputMismatchError, match="out of its range"):
+        enforce_signature(np.array([[1e300]]), small)

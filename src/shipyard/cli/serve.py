@@ -41,6 +41,9 @@ def serve(
     trusted_code: Annotated[
         bool, typer.Option("--trust-code", help="Allow models that import their own code.")
     ] = False,
+    max_body_mb: Annotated[
+        float, typer.Option("--max-body-mb", min=0.001, help="Largest request body taken (MiB).")
+    ] = 32.0,
 ) -> None:
     """Serve models over HTTP until stopped (Ctrl-C or SIGTERM flushes the prediction log)."""
     try:
@@ -61,6 +64,7 @@ def serve(
         log_predictions=log_predictions,
         trusted_pickle=trusted_pickle,
         trusted_code=trusted_code,
+        max_body_bytes=int(max_body_mb * 2**20),
     )
     app = create_app(settings)  # loads every model now: a bad reference fails before listening
     names = ", ".join(

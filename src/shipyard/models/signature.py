@@ -341,7 +341,17 @@ def _enforce_tensor(data: Any, spec: ColumnSpec) -> np.ndarray[Any, Any]:
             raise InputMismatchError(
                 name, f"tensor {name!r} expects {spec.type} values, got {array.dtype}"
             )
-        return array.astype(spec.type, copy=False)
+        target = np.dtype(spec.type)
+        if _safe_cast(array.dtype, target):
+            return array.astype(target, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cast = array.astype(target)
+        flat = pd.Series(array.ravel())
+        if _overflows(flat, pd.Series(cast.ravel()), target):
+            raise InputMismatchError(
+                name, f"tensor {name!r} expects {spec.type} values; some are out of its range"
+            )
+        return cast
     return array
 
 
