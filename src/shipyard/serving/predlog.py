@@ -389,14 +389,28 @@ def _failed_table(records: list[_Prediction]) -> pa.Table:
 
 def _input_columns(records: list[_Prediction]) -> dict[str, pa.Array]:
     import numpy as np
-    import pyarrow as pa
 
     first = records[0]
     if first.types is not None and first.columns is not None:
-        return {
-            INPUT_PREFIX + name: pa.concat_arrays(
-                [_typed(_column(r.inputs, j, name), kind) for r in records]
+        # Join the records first and convert each column once: one Arrow array per column
+        # per flush, not one per column per request (that cost the server half its speed).
+        joined: Any
+        if all(isinstance(r.inputs, np.ndarray) for r in records):
+            joined = np.concatenate([r.inputs for r in records])
+        else:
+            import pandas as pd
+
+            joined = pd.concat(
+                [
+                    r.inputs
+                    if isinstance(r.inputs, pd.DataFrame)
+                    else pd.DataFrame(r.inputs, columns=list(first.columns))
+                    for r in records
+                ],
+                ignore_index=True,
             )
+        return {
+            INPUT_PREFIX + name: _typed(_column(joined, j, name), kind)
             for j, (name, kind) in enumerate(zip(first.columns, first.types, strict=True))
         }
     if not isinstance(first.inputs, np.ndarray):
