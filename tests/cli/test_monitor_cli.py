@@ -168,7 +168,8 @@ def test_drift_and_report_of_a_deployment(home: Path, tmp_path: Path) -> None:
     page = out.read_text()
     assert page.count("data:image/png;base64,") >= 4 and "age" in page
     content = json.loads((tmp_path / "churn.json").read_text())
-    assert content and "drift" in json.dumps(content)
+    assert [w["rows"] for w in content["windows"]] == [300, 300]
+    assert content["windows"][1]["drift"]["drifted_columns"] == ["age"]
 
 
 def test_alert_rules_fire_once_and_events_are_listed(home: Path, tmp_path: Path) -> None:

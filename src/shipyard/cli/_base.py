@@ -23,6 +23,7 @@ __all__ = [
     "err_console",
     "format_duration",
     "format_time",
+    "home_from",
     "print_json",
     "workspace_from",
 ]
@@ -45,11 +46,15 @@ class ShipyardGroup(TyperGroup):
             raise typer.Exit(code=1) from exc
 
 
+def home_from(ctx: typer.Context) -> Any:
+    """The ``--home`` given to the root command (None: ``SHIPYARD_HOME`` or the nearest
+    ``.shipyard`` decides)."""
+    return (ctx.find_root().obj or {}).get("home")
+
+
 def workspace_from(ctx: typer.Context) -> Workspace:
     """The workspace chosen by ``--home`` / ``SHIPYARD_HOME`` / the nearest ``.shipyard``."""
-    root = ctx.find_root()
-    home = (root.obj or {}).get("home")
-    return open_workspace(home)
+    return open_workspace(home_from(ctx))
 
 
 def _jsonable(value: Any) -> Any:

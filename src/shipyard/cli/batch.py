@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import (
@@ -15,16 +15,12 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from shipyard.cli._base import console, print_json
+from shipyard.cli._base import console, home_from, print_json
 from shipyard.errors import InvalidArgumentError
 
 __all__ = ["export", "predict"]
 
 _JSON = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def _home(ctx: typer.Context) -> Any:
-    return (ctx.find_root().obj or {}).get("home")
 
 
 def predict(
@@ -84,7 +80,7 @@ def predict(
             executor=executor,
             proba=proba,
             trusted_code=trusted_code,
-            home=_home(ctx),
+            home=home_from(ctx),
             progress=progress,
         )
     if as_json:
@@ -146,7 +142,7 @@ def export(
             quantize=quantize,
             sample=sample,
             trusted_code=trusted_code,
-            home=_home(ctx),
+            home=home_from(ctx),
         )
     if as_json:
         print_json({"path": str(result.path), "source": result.source, "parity": result.parity})

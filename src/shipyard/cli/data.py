@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from shipyard.cli._base import console, format_time, print_json
+from shipyard.cli._base import console, format_time, home_from, print_json
 from shipyard.entities import DatasetVersion, Finding, Severity
 
 __all__ = ["app"]
@@ -20,10 +20,6 @@ app = typer.Typer(help="Version, inspect, move and check datasets.", no_args_is_
 
 _JSON = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 _SHOWN_FILES = 20
-
-
-def _home(ctx: typer.Context) -> Any:
-    return (ctx.find_root().obj or {}).get("home")
 
 
 def _size(n: int) -> str:
@@ -75,7 +71,7 @@ def add(
             bar.update(task, completed=done, total=total)
 
         result = add_version(
-            path, name, link=link, profile=not no_profile, home=_home(ctx), progress=progress
+            path, name, link=link, profile=not no_profile, home=home_from(ctx), progress=progress
         )
     version = result.version
     if as_json:
@@ -111,7 +107,7 @@ def list_datasets(ctx: typer.Context, as_json: _JSON = False) -> None:
     """List datasets with their latest version."""
     from shipyard.data.versions import workspace
 
-    backend = workspace(_home(ctx)).backend
+    backend = workspace(home_from(ctx)).backend
     rows = []
     for dataset in backend.list_datasets():
         versions = backend.list_dataset_versions(dataset.name)
@@ -154,7 +150,7 @@ def show(
     """Show a version: files, size, schema and profile."""
     from shipyard.data import resolve
 
-    version = resolve(ref, home=_home(ctx))
+    version = resolve(ref, home=home_from(ctx))
     if as_json:
         print_json(_version_dict(version, profile=True))
         return
@@ -170,7 +166,7 @@ def show(
     if version.kind == "dir" and not as_json:
         from shipyard.data.versions import workspace
 
-        entries = workspace(_home(ctx)).artifacts.read_manifest(version.digest).entries
+        entries = workspace(home_from(ctx)).artifacts.read_manifest(version.digest).entries
         files = Table(title="Files", title_justify="left", box=None, show_header=False)
         files.add_column()
         files.add_column(justify="right")
@@ -215,7 +211,7 @@ def versions(ctx: typer.Context, name: str, as_json: _JSON = False) -> None:
     from shipyard.data.refs import validate_dataset_name
     from shipyard.data.versions import workspace
 
-    found = workspace(_home(ctx)).backend.list_dataset_versions(validate_dataset_name(name))
+    found = workspace(home_from(ctx)).backend.list_dataset_versions(validate_dataset_name(name))
     if as_json:
         print_json([_version_dict(v) for v in found])
         return
@@ -247,7 +243,7 @@ def get(
     """Materialise a version into a folder (reflinks where possible, copies otherwise)."""
     from shipyard.data import get as get_version
 
-    written = get_version(ref, out, link=link, home=_home(ctx))
+    written = get_version(ref, out, link=link, home=home_from(ctx))
     console.print(Text(f"{ref} -> {written}"))
 
 
@@ -264,7 +260,7 @@ def status(
     from shipyard.data import PathState
     from shipyard.data import status as data_status
 
-    results = data_status(list(paths) if paths else None, home=_home(ctx))
+    results = data_status(list(paths) if paths else None, home=home_from(ctx))
     if as_json:
         print_json(
             [
@@ -313,7 +309,7 @@ def checkout(
     from shipyard.data import checkout as data_checkout
 
     restored = data_checkout(
-        list(paths) if paths else None, link=link, force=force, home=_home(ctx)
+        list(paths) if paths else None, link=link, force=force, home=home_from(ctx)
     )
     for r in restored:
         console.print(Text(f"restored {r.path} ({r.pointer.ref})"))
@@ -339,7 +335,7 @@ def _transfer(ctx: typer.Context, push: bool, remote: str, refs: list[str] | Non
             bar.update(task, completed=done, total=total)
 
         run = data_push if push else data_pull
-        result = run(remote, refs or None, home=_home(ctx), progress=progress)
+        result = run(remote, refs or None, home=home_from(ctx), progress=progress)
     console.print(
         f"{'Pushed' if push else 'Pulled'} {result.copied} object(s), {_size(result.bytes)}; "
         f"{result.skipped} already there"
@@ -371,7 +367,7 @@ def diff(ctx: typer.Context, old: str, new: str, as_json: _JSON = False) -> None
     """What changed between two versions: files, rows, columns, statistics."""
     from shipyard.data import diff as data_diff
 
-    result = data_diff(old, new, home=_home(ctx))
+    result = data_diff(old, new, home=home_from(ctx))
     if as_json:
         print_json(result.to_dict())
         return
@@ -408,7 +404,7 @@ def lineage(ctx: typer.Context, ref: str, as_json: _JSON = False) -> None:
     """Runs that produced or read a version, and the versions derived from it."""
     from shipyard.data import lineage as data_lineage
 
-    found = data_lineage(ref, home=_home(ctx))
+    found = data_lineage(ref, home=home_from(ctx))
     if as_json:
         print_json(
             {
@@ -440,7 +436,7 @@ def check(
     """Check a table against a version's profile; exit 1 on an error-level finding."""
     from shipyard.data import check as data_check
 
-    findings = data_check(path, against, home=_home(ctx))
+    findings = data_check(path, against, home=home_from(ctx))
     if as_json:
         print_json([f.to_dict() for f in findings])
     else:

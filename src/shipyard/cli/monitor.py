@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cli._base import console, err_console, print_json
+from shipyard.cli._base import console, err_console, home_from, print_json
 from shipyard.errors import InvalidArgumentError, ShipyardError
 
 if TYPE_CHECKING:
@@ -56,25 +56,14 @@ _CONFIG = Annotated[
 ]
 
 
-def _home(ctx: typer.Context) -> Any:
-    return (ctx.find_root().obj or {}).get("home")
-
-
-_TABLE_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".csv.gz")
-
-
 def _deployment(current: str) -> str | None:
     """The deployment ``current`` names, or None when it names a table (a path, even a
     mistyped one, or a dataset version)."""
+    from shipyard.data.tables import table_format
+
     if current.startswith("deployment:"):
         return current.removeprefix("deployment:")
-    if (
-        "@" in current
-        or ":" in current
-        or "/" in current
-        or current.lower().endswith(_TABLE_SUFFIXES)
-        or Path(current).exists()
-    ):
+    if any(c in current for c in "@:/") or table_format(current) or Path(current).exists():
         return None
     return current
 
@@ -201,7 +190,7 @@ def _monitor_deployment(
             window=window,
             start=since,
             end=until,
-            home=_home(ctx),
+            home=home_from(ctx),
             columns=columns,
             drift_options=options,
         )
@@ -218,8 +207,8 @@ def _compare_tables(
     from shipyard.monitoring.drift import compare
     from shipyard.monitoring.windows import resolve_reference
 
-    ref = resolve_reference(reference, home=_home(ctx), load=not profile_only)
-    cur = resolve_reference(current, home=_home(ctx))
+    ref = resolve_reference(reference, home=home_from(ctx), load=not profile_only)
+    cur = resolve_reference(current, home=home_from(ctx))
     if cur.data is None:  # pragma: no cover - a named table always has rows
         raise InvalidArgumentError(f"{current} has no rows to compare")
     with console.status("Comparing distributions ..."):
@@ -369,7 +358,7 @@ def report(
         result = _monitor_deployment(ctx, model, reference, window, since, until, options)
         drift_report, windows = result.drift, result.windows
         events = sorted(
-            list_events(open_workspace(_home(ctx)).backend, model=model, limit=1000),
+            list_events(open_workspace(home_from(ctx)).backend, model=model, limit=1000),
             key=lambda e: e.at,
         )
     else:
@@ -404,7 +393,7 @@ def _complete_windows(
         elif since is not None:
             start = floor_window(since, monitor.window)
         else:
-            first = floor_window(log_span(monitor.model, home=_home(ctx)).first, monitor.window)
+            first = floor_window(log_span(monitor.model, home=home_from(ctx)).first, monitor.window)
             start = max(first, end - backfill * monitor.window)
         if end <= start:
             return ()
@@ -414,7 +403,7 @@ def _complete_windows(
             window=monitor.window,
             start=start,
             end=end,
-            home=_home(ctx),
+            home=home_from(ctx),
         ).windows
     except NotFoundError as exc:
         if "prediction log" not in str(exc):
@@ -450,7 +439,7 @@ def run(
     from shipyard.tracking import open_workspace
 
     settings = load_monitors(config)
-    backend = open_workspace(_home(ctx)).backend
+    backend = open_workspace(home_from(ctx)).backend
     stop = threading.Event()
     if loop:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -521,7 +510,7 @@ def events(
     from shipyard.tracking import open_workspace
 
     found = list_events(
-        open_workspace(_home(ctx)).backend,
+        open_workspace(home_from(ctx)).backend,
         model=model,
         rule=rule,
         state=state,
@@ -564,7 +553,7 @@ def exporter(
     from shipyard.tracking import open_workspace
 
     settings = load_monitors(config)
-    backend = open_workspace(_home(ctx)).backend
+    backend = open_workspace(home_from(ctx)).backend
     metrics = MonitoringMetrics()
 
     def update() -> None:

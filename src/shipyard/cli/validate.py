@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cli._base import console, err_console, print_json
+from shipyard.cli._base import console, err_console, home_from, print_json
 from shipyard.errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
@@ -20,10 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["validate"]
 
 _TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
-
-
-def _home(ctx: typer.Context) -> Any:
-    return (ctx.find_root().obj or {}).get("home")
 
 
 def _read_table(data: str, home: Any) -> pd.DataFrame:
@@ -151,7 +147,7 @@ def validate(
     """Evaluate a model on unseen data, write a JSON and HTML report, and apply a gate policy."""
     from shipyard.validation import apply_policy, evaluate, load_policy, report_json, write_report
 
-    home = _home(ctx)
+    home = home_from(ctx)
     gate_policy = load_policy(policy) if policy is not None else None
     _require_unseen(ref, data, home)
     table = _read_table(data, home)

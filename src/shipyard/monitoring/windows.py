@@ -107,10 +107,6 @@ def floor_window(ts: datetime, width: timedelta | str) -> datetime:
     return _ORIGIN + ((utc(ts) - _ORIGIN) // size) * size
 
 
-def _floor(ts: datetime, width: timedelta) -> datetime:
-    return _ORIGIN + ((ts - _ORIGIN) // width) * width
-
-
 def split_windows(
     start: datetime, end: datetime, width: timedelta
 ) -> list[tuple[datetime, datetime]]:
@@ -369,8 +365,8 @@ def monitor_deployment(
     folder = log_root(log_folder, home=home)
     if start is None or end is None:
         span = log_span(model, root=folder, memory_limit=memory_limit)
-        start = start if start is not None else _floor(span.first, width)
-        end = end if end is not None else _floor(span.last, width) + width
+        start = start if start is not None else floor_window(span.first, width)
+        end = end if end is not None else floor_window(span.last, width) + width
     start, end = utc(start), utc(end)
     bounds = split_windows(start, end, width)
     logged = logged_inputs(model, start=start, end=end, root=folder)
