@@ -72,6 +72,7 @@ def _fresh_tracking_state() -> Iterator[None]:
     yield
     from shipyard.tracking import fluent, workspace
 
+    fluent._env_run_used = False
     while fluent._stack:
         run = fluent._stack.pop()
         with contextlib.suppress(Exception):

@@ -13,6 +13,12 @@ Inside it, ``config.toml`` may set the store URLs; environment variables overrid
 ``SHIPYARD_METRIC_FLUSH_INTERVAL`` / ``SHIPYARD_METRIC_BUFFER_SIZE``
     seconds between background metric flushes (default 2) and buffered metrics that force a
     flush (default 10000).
+``SHIPYARD_HEARTBEAT_INTERVAL`` / ``SHIPYARD_HEARTBEAT_TIMEOUT``
+    seconds between a running process's heartbeats (default 5), and the silence after which a
+    run owned by a process on *another* host counts as crashed (default 60).
+``SHIPYARD_SYNC``
+    ``1`` to ``fsync`` each metric batch (journal segment and SQLite commit), so that a power
+    loss cannot undo a batch; off by default (a ``kill -9`` loses nothing either way).
 """
 
 from __future__ import annotations
@@ -54,6 +60,13 @@ class Settings:
     """Seconds between background flushes of buffered metrics."""
     metric_buffer_size: int = 10_000
     """Buffered metrics that trigger an immediate flush."""
+    heartbeat_interval: float = 5.0
+    """Seconds between the heartbeats of a process that owns runs."""
+    heartbeat_timeout: float = 60.0
+    """Seconds without a heartbeat after which a run owned on another host counts as
+    crashed (on this host the operating system says whether the owner is alive)."""
+    sync: bool = False
+    """``fsync`` each metric batch so that it survives a power loss, not only a crash."""
 
 
 def find_workspace(start: Path | None = None) -> Path | None:
@@ -138,7 +151,19 @@ def load_settings(
         user=environ.get("SHIPYARD_USER") or _os_user(),
         metric_flush_interval=_number(environ, "SHIPYARD_METRIC_FLUSH_INTERVAL", 2.0),
         metric_buffer_size=int(_number(environ, "SHIPYARD_METRIC_BUFFER_SIZE", 10_000)),
+        heartbeat_interval=_number(environ, "SHIPYARD_HEARTBEAT_INTERVAL", 5.0),
+        heartbeat_timeout=_number(environ, "SHIPYARD_HEARTBEAT_TIMEOUT", 60.0),
+        sync=_flag(environ, "SHIPYARD_SYNC"),
     )
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    text = environ.get(name, "").strip().lower()
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    if text in ("1", "true", "yes", "on"):
+        return True
+    raise InvalidArgumentError(f"{name} must be 1 or 0, not {text!r}")
 
 
 def _number(environ: Mapping[str, str], name: str, default: float) -> float:

@@ -9,19 +9,28 @@ from enum import StrEnum
 __all__ = [
     "ArtifactRecord",
     "Experiment",
+    "JournalSegment",
     "Metric",
     "Run",
+    "RunOwner",
     "RunStatus",
 ]
 
 
 class RunStatus(StrEnum):
-    """Where a run is in its life. Only ``RUNNING`` is not terminal."""
+    """Where a run is in its life. Only ``RUNNING`` is not terminal.
+
+    ``CRASHED`` means the process that owned the run died without ending it (seen from a
+    dead pid on this machine, or a heartbeat that stopped); the run's end time is its last
+    sign of life. A crashed run whose process turns out to be alive after all (it was
+    suspended) is ``RUNNING`` again at its next heartbeat.
+    """
 
     RUNNING = "RUNNING"
     FINISHED = "FINISHED"
     FAILED = "FAILED"
     KILLED = "KILLED"
+    CRASHED = "CRASHED"
 
     @property
     def is_terminal(self) -> bool:
@@ -58,6 +67,36 @@ class Metric:
 
 
 @dataclass(frozen=True, slots=True)
+class RunOwner:
+    """The process logging to a run: where it runs and which process it is.
+
+    ``process_start`` tells a process from a later one that reuses its pid (on Linux, the
+    start time in clock ticks since boot; empty where the system does not say).
+    """
+
+    host: str
+    pid: int
+    process_start: str = ""
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on {self.host}"
+
+
+@dataclass(frozen=True, slots=True)
+class JournalSegment:
+    """Metrics from one segment of one process's write-ahead journal for a run.
+
+    The store applies a segment at most once: it remembers, per journal, the highest segment
+    applied, in the same transaction as the metrics.
+    """
+
+    journal_id: str
+    run_id: str
+    segment: int
+    metrics: tuple[Metric, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ArtifactRecord:
     """A file or folder logged to a run: its path in the run and its digest in the store."""
 
@@ -87,6 +126,10 @@ class Run:
     params: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    owner: RunOwner | None = None
+    """The process that logs to the run, when it was started by ``start_run``."""
+    heartbeat: int | None = None
+    """When the owner last said it was alive (ms since the epoch)."""
 
     @property
     def duration_ms(self) -> int | None:

@@ -10,8 +10,12 @@ from shipyard.store.backend import Backend
 __all__ = ["Backend", "open_backend"]
 
 
-def open_backend(url: str) -> Backend:
-    """Open the metadata store at ``url`` (SQLAlchemy URL), applying pending migrations."""
+def open_backend(url: str, *, sync: bool = False) -> Backend:
+    """Open the metadata store at ``url`` (SQLAlchemy URL), applying pending migrations.
+
+    ``sync`` makes every SQLite commit wait for the disk (``synchronous=FULL``), so that a
+    power loss cannot undo it; PostgreSQL commits are durable either way.
+    """
     from shipyard.store.sql import SqlBackend
 
-    return SqlBackend(url)
+    return SqlBackend(url, sync=sync)

@@ -22,12 +22,14 @@ from shipyard.entities import (
     DatasetProfile,
     DatasetVersion,
     Experiment,
+    JournalSegment,
     Metric,
     ModelVersion,
     RegisteredModel,
     ReviewState,
     Role,
     Run,
+    RunOwner,
     RunStatus,
     User,
 )
@@ -84,10 +86,44 @@ class Backend(Protocol):
         start_time: int,
         parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None,
-    ) -> Run: ...
-    def end_run(self, run_id: str, status: RunStatus, end_time: int) -> None: ...
-    def reopen_run(self, run_id: str) -> Run:
-        """Mark an ended run RUNNING again (end time cleared) and return it."""
+        owner: RunOwner | None = None,
+    ) -> Run:
+        """Create a RUNNING run; with an ``owner`` it is watched (heartbeat = start time)."""
+        ...
+
+    def end_run(
+        self, run_id: str, status: RunStatus, end_time: int, *, only_active: bool = False
+    ) -> None:
+        """Record a run's final status. With ``only_active``, a run that is neither RUNNING
+        nor CRASHED is refused (InvalidArgumentError) and left as it was."""
+        ...
+
+    def reopen_run(
+        self, run_id: str, *, owner: RunOwner | None = None, now: int | None = None
+    ) -> Run:
+        """Mark an ended run RUNNING again (end time cleared), owned by ``owner``."""
+        ...
+
+    def log_journal(self, segments: Sequence[JournalSegment]) -> int:
+        """Write journal segments not yet applied (each at most once); return how many
+        metrics were new."""
+        ...
+
+    def applied_segment(self, journal_id: str) -> int:
+        """The highest segment of a journal already in the store (-1 for none)."""
+        ...
+
+    def heartbeat(self, run_ids: Sequence[str], owner: RunOwner, now: int) -> int:
+        """``owner`` is alive: refresh its runs' heartbeat; revive its CRASHED runs."""
+        ...
+
+    def watched_runs(self) -> list[tuple[str, RunOwner, int]]:
+        """``(run_id, owner, heartbeat)`` of every RUNNING run that has an owner."""
+        ...
+
+    def mark_run_crashed(self, run_id: str, *, heartbeat: int, now: int) -> int | None:
+        """Mark a RUNNING run CRASHED if its heartbeat is still ``heartbeat``; return the end
+        time recorded (its last sign of life) or None if it moved on."""
         ...
 
     def latest_steps(self, run_id: str) -> dict[str, int]:

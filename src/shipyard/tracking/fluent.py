@@ -30,6 +30,7 @@ from shipyard.entities import (
 )
 from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.tracking.code import capture_code_version, installed_packages, python_version
+from shipyard.tracking.liveness import owner_is_dead, this_process
 from shipyard.tracking.run import ActiveRun, now_ms
 from shipyard.tracking.validation import tag_value, validate_key, validate_name
 from shipyard.tracking.workspace import Workspace, open_workspace, open_workspaces
@@ -60,11 +61,14 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "default"
+RUN_ID_ENV = "SHIPYARD_RUN_ID"
+"""A run to resume at the first top-level ``start_run`` (set by ``shipyard runs resume``)."""
 
 _stack: list[ActiveRun] = []
 _stack_lock = threading.Lock()
 _exit_hooks_installed = False
 _uncaught_exception: RunStatus | None = None
+_env_run_used = False
 
 _ADJECTIVES = (
     "amber bold brave bright calm clever crisp eager gentle grand keen lively lucky mellow "
@@ -178,7 +182,10 @@ def start_run(
             ``"default"``). A child run belongs to its parent's experiment.
         name: a human name for the run (default: a generated one such as ``swift-keel-42``).
         nested: start a child run of the active run instead of failing when one is active.
-        run_id: resume an existing run (id or unique prefix) instead of starting a new one.
+        run_id: resume an existing run (id or unique prefix) instead of starting a new one;
+            default ``SHIPYARD_RUN_ID`` for the first top-level run of the process. A run
+            that crashed (or ended) is ``RUNNING`` again, owned by this process; a run still
+            owned by a live process is joined (logged to) without taking it over.
         tags: tags to set at start.
         home: workspace to use (default: ``SHIPYARD_HOME`` or the nearest ``.shipyard/``,
             created in the working directory when there is none).
@@ -188,8 +195,12 @@ def start_run(
     Returns:
         The active run; use it as a context manager.
     """
+    global _env_run_used
     with _stack_lock:
         parent = _stack[-1] if _stack else None
+    if run_id is None and parent is None and not _env_run_used:
+        run_id = os.environ.get(RUN_ID_ENV) or None
+        _env_run_used = True
     if parent is not None and nested and home is None:
         workspace = parent.workspace  # a child lives where its parent does
     else:
@@ -208,11 +219,10 @@ def start_run(
         validate_name("experiment", experiment)
     _install_exit_hooks()
     if run_id is not None:
-        stored = backend.reopen_run(backend.resolve_run_id(run_id))
-        run = ActiveRun(workspace, stored, on_end=_remove_from_stack)
-        run.continue_steps(backend.latest_steps(stored.run_id))
+        run = _resume(workspace, backend.resolve_run_id(run_id))
+        run.continue_steps(backend.latest_steps(run.run_id))
         if clean_tags:
-            backend.set_tags(stored.run_id, clean_tags)
+            backend.set_tags(run.run_id, clean_tags)
     else:
         if parent is not None:
             experiment_id = parent.experiment_id
@@ -236,8 +246,9 @@ def start_run(
             start_time=now_ms(),
             parent_run_id=parent.run_id if parent is not None else None,
             tags=clean_tags,
+            owner=this_process(),
         )
-        run = ActiveRun(workspace, stored, on_end=_remove_from_stack)
+        run = ActiveRun(workspace, stored, on_end=_remove_from_stack, owned=True)
         if log_code:
             try:
                 _record_code_and_environment(run)
@@ -247,6 +258,27 @@ def start_run(
     with _stack_lock:
         _stack.append(run)
     return run
+
+
+def _resume(workspace: Workspace, run_id: str) -> ActiveRun:
+    """Continue a stored run: take it over unless a live process still owns it."""
+    backend = workspace.backend
+    workspace.recover()  # a dead owner's journal first, so its steps count
+    stored = backend.get_run(run_id)
+    me = this_process()
+    now = now_ms()
+    if (
+        stored.status is RunStatus.RUNNING
+        and stored.owner is not None
+        and stored.owner != me
+        and not owner_is_dead(
+            stored.owner, stored.heartbeat or 0, now, workspace.settings.heartbeat_timeout
+        )
+    ):
+        log.info("run %s is still owned by %s: logging to it alongside", run_id, stored.owner)
+        return ActiveRun(workspace, stored, on_end=_remove_from_stack)
+    stored = backend.reopen_run(run_id, owner=me, now=now)
+    return ActiveRun(workspace, stored, on_end=_remove_from_stack, owned=True)
 
 
 def active_run() -> ActiveRun | None:
@@ -318,7 +350,13 @@ def flush() -> None:
 
 
 def _workspace(home: str | os.PathLike[str] | None) -> Workspace:
-    return open_workspace(home)
+    """The workspace, with crashed runs found and their journals replayed before a read."""
+    workspace = open_workspace(home)
+    try:
+        workspace.recover()
+    except Exception as exc:  # a read must not fail because a recovery could not finish
+        log.warning("could not recover crashed runs yet: %s", exc)
+    return workspace
 
 
 def get_run(run_id: str, *, home: str | os.PathLike[str] | None = None) -> Run:

@@ -42,8 +42,10 @@ class ActiveRun:
         ...     run.log_artifact("plot.png")
 
     Leaving the block normally marks the run FINISHED; an exception marks it FAILED, and
-    Ctrl-C marks it KILLED. Metrics are buffered and written in batches; params, tags and
-    artifacts are written when their call returns.
+    Ctrl-C marks it KILLED. Metrics are journaled on local disk when their call returns (they
+    survive ``kill -9``) and reach the store in batches; params, tags and artifacts are in
+    the store when their call returns. While the run is active, a heartbeat tells the store
+    that its process is alive; if the process dies, the run is shown ``CRASHED``.
     """
 
     def __init__(
@@ -52,12 +54,16 @@ class ActiveRun:
         run: Run,
         *,
         on_end: Callable[[ActiveRun], None] | None = None,
+        owned: bool = False,
     ) -> None:
         self._workspace = workspace
         self._run = run
         self._on_end = on_end
+        self._owned = owned
         self._next_step: dict[str, int] = {}
         self._ended = False
+        if owned:
+            workspace.heartbeat.watch(run.run_id)
 
     def __repr__(self) -> str:
         return f"ActiveRun(run_id={self.run_id!r}, name={self.name!r})"
@@ -126,7 +132,8 @@ class ActiveRun:
     def log_metric(
         self, key: str, value: float, step: int | None = None, timestamp: int | None = None
     ) -> None:
-        """Buffer one metric value (NaN and ±inf allowed).
+        """Journal and buffer one metric value (NaN and ±inf allowed); once this returns,
+        the value survives a crash of the process.
 
         Args:
             key: metric name.
@@ -155,10 +162,22 @@ class ActiveRun:
     def log_metrics(
         self, metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None
     ) -> None:
-        """Buffer several metrics at one step."""
-        stamp = now_ms() if timestamp is None else timestamp
+        """Journal and buffer several metrics at one step (one journal write)."""
+        stamp = now_ms() if timestamp is None else int64("timestamp", timestamp)
+        batch = []
         for key, value in metrics.items():
-            self.log_metric(key, value, step=step, timestamp=stamp)
+            if key not in self._next_step:
+                validate_key("metric", key)
+            if step is None:
+                at = self._next_step.get(key, 0)
+            elif type(step) is not int or not _STEP_MIN <= step <= _STEP_MAX:
+                at = int64(f"step of metric {key!r}", step)
+            else:
+                at = step
+            batch.append(Metric(key, metric_value(key, value), at, stamp, self.run_id))
+        for metric in batch:
+            self._next_step[metric.key] = metric.step + 1
+        self._workspace.metric_buffer.extend(batch)
 
     def flush(self) -> None:
         """Write buffered metrics now; when it returns they are in the store."""
@@ -237,8 +256,12 @@ class ActiveRun:
         finally:
             self._workspace.backend.end_run(self.run_id, final, now_ms())
             self._ended = True
+            if self._owned:
+                self._workspace.heartbeat.unwatch(self.run_id)
             if self._on_end is not None:
                 self._on_end(self)
+        # Every metric of the run is in the store: its journal is no longer needed.
+        self._workspace.metric_buffer.close_journal(self.run_id)
 
     def __enter__(self) -> ActiveRun:
         return self

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -11,12 +13,21 @@ from shipyard.artifacts import ArtifactStore
 from shipyard.config import Settings, load_settings
 from shipyard.store import Backend, open_backend
 from shipyard.tracking.buffer import MetricBuffer
+from shipyard.tracking.journal import JOURNAL_DIR
+from shipyard.tracking.liveness import Heartbeat, this_process
+from shipyard.tracking.recovery import Recovery, recover
 
 __all__ = ["Workspace", "open_workspace"]
 
+log = logging.getLogger(__name__)
+
 
 class Workspace:
-    """Where tracking data lives. Opening is cheap; the stores open on first use."""
+    """Where tracking data lives. Opening is cheap; the stores open on first use.
+
+    When the metadata store opens, the journals of processes that died are replayed and
+    their runs marked ``CRASHED`` (see :meth:`recover`).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -28,7 +39,12 @@ class Workspace:
     @cached_property
     def backend(self) -> Backend:
         with self._lock:
-            return open_backend(self.settings.store_url)
+            backend = open_backend(self.settings.store_url, sync=self.settings.sync)
+        try:
+            self._recover(backend)
+        except Exception as exc:  # recovery must never stop a command; the next open retries
+            log.warning("could not recover crashed runs yet: %s", exc)
+        return backend
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
@@ -37,9 +53,31 @@ class Workspace:
     @cached_property
     def metric_buffer(self) -> MetricBuffer:
         return MetricBuffer(
-            lambda batch: self.backend.log_metrics(batch),
+            lambda segments: self.backend.log_journal(segments),
+            journal_root=self.settings.home / JOURNAL_DIR,
+            owner=this_process(),
             max_size=self.settings.metric_buffer_size,
             interval=self.settings.metric_flush_interval,
+            sync=self.settings.sync,
+        )
+
+    @cached_property
+    def heartbeat(self) -> Heartbeat:
+        """The thread that keeps this process's runs marked alive."""
+
+        def beat(run_ids: Sequence[str], now: int) -> None:
+            if self.backend.heartbeat(run_ids, this_process(), now):
+                log.warning("runs of this process were shown CRASHED; they are RUNNING again")
+
+        return Heartbeat(beat, self.settings.heartbeat_interval)
+
+    def recover(self) -> Recovery:
+        """Replay the metric journals of dead processes and mark their runs ``CRASHED``."""
+        return self._recover(self.backend)
+
+    def _recover(self, backend: Backend) -> Recovery:
+        return recover(
+            backend, self.settings.home, heartbeat_timeout=self.settings.heartbeat_timeout
         )
 
     def flush(self) -> None:
@@ -48,7 +86,9 @@ class Workspace:
             self.metric_buffer.flush()
 
     def close(self) -> None:
-        """Flush, stop the flusher and release database connections."""
+        """Flush, stop the flusher and the heartbeat, release database connections."""
+        if "heartbeat" in self.__dict__:
+            self.heartbeat.close()
         if "metric_buffer" in self.__dict__:
             self.metric_buffer.close()
         if "backend" in self.__dict__:

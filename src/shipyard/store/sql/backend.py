@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from shipyard.config import redact_url
-from shipyard.entities import ArtifactRecord, Experiment, Metric, Run, RunStatus
+from shipyard.entities import ArtifactRecord, Experiment, Metric, Run, RunOwner, RunStatus
 from shipyard.errors import (
     AlreadyExistsError,
     InvalidArgumentError,
@@ -24,6 +24,7 @@ from shipyard.store.sql import migrate
 from shipyard.store.sql.alerts import AlertMethods
 from shipyard.store.sql.datasets import DatasetMethods
 from shipyard.store.sql.engine import make_engine, read, with_retries, write
+from shipyard.store.sql.liveness import LivenessMethods, insert_metrics
 from shipyard.store.sql.registry import RegistryMethods
 from shipyard.store.sql.schema import (
     artifacts,
@@ -50,6 +51,10 @@ _RUN_COLUMNS = (
     runs.c.end_time,
     runs.c.parent_run_id,
     runs.c.user,
+    runs.c.host,
+    runs.c.pid,
+    runs.c.process_start,
+    runs.c.heartbeat,
 )
 
 
@@ -62,23 +67,21 @@ def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]
         yield items[start : start + size]
 
 
-def _db_float(value: float) -> float | None:
-    return None if math.isnan(value) else value
-
-
 def _py_float(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods):
+class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods, LivenessMethods):
     """:class:`~shipyard.store.Backend` over a SQLAlchemy engine.
 
     Args:
         url: ``sqlite:///path/to/shipyard.db`` or ``postgresql+psycopg://user@host/db``.
+        sync: SQLite commits wait for the disk (``synchronous=FULL``) instead of surviving
+            only a crash of the process (``NORMAL``).
     """
 
-    def __init__(self, url: str) -> None:
-        self._engine = make_engine(url)
+    def __init__(self, url: str, *, sync: bool = False) -> None:
+        self._engine = make_engine(url, sync=sync)
         self._url = redact_url(url)
         try:
             with_retries(lambda: migrate.upgrade(self._engine), what="opening the store")
@@ -165,8 +168,10 @@ class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods):
         start_time: int,
         parent_run_id: str | None = None,
         tags: Mapping[str, str] | None = None,
+        owner: RunOwner | None = None,
     ) -> Run:
         run_id = uuid.uuid4().hex
+        heartbeat = start_time if owner is not None else None
         tag_rows = [{"run_id": run_id, "key": k, "value": v} for k, v in (tags or {}).items()]
 
         def op() -> None:
@@ -189,6 +194,8 @@ class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods):
                         start_time=start_time,
                         parent_run_id=parent_run_id,
                         user=user,
+                        heartbeat=heartbeat,
+                        **_owner_columns(owner),
                     )
                 )
                 if tag_rows:
@@ -204,29 +211,45 @@ class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods):
             parent_run_id=parent_run_id,
             user=user,
             tags=dict(tags or {}),
+            owner=owner,
+            heartbeat=heartbeat,
         )
 
-    def end_run(self, run_id: str, status: RunStatus, end_time: int) -> None:
+    def end_run(
+        self, run_id: str, status: RunStatus, end_time: int, *, only_active: bool = False
+    ) -> None:
         def op() -> None:
             with write(self._engine) as conn:
+                query = runs.update().where(runs.c.run_id == run_id)
+                if only_active:
+                    query = query.where(
+                        runs.c.status.in_([RunStatus.RUNNING.value, RunStatus.CRASHED.value])
+                    )
                 result = conn.execute(
-                    runs.update()
-                    .where(runs.c.run_id == run_id)
-                    .values(status=RunStatus(status).value, end_time=end_time)
+                    query.values(status=RunStatus(status).value, end_time=end_time)
                 )
                 if result.rowcount == 0:
-                    raise NotFoundError(f"no run {run_id}")
+                    found = conn.execute(
+                        sa.select(runs.c.status).where(runs.c.run_id == run_id)
+                    ).scalar()
+                    if found is None:
+                        raise NotFoundError(f"no run {run_id}")
+                    raise InvalidArgumentError(
+                        f"run {run_id} has already ended ({found}); nothing to do"
+                    )
 
         with_retries(op, what=f"ending run {run_id}")
 
-    def reopen_run(self, run_id: str) -> Run:
+    def reopen_run(
+        self, run_id: str, *, owner: RunOwner | None = None, now: int | None = None
+    ) -> Run:
+        values: dict[str, Any] = {"status": RunStatus.RUNNING.value, "end_time": None}
+        if owner is not None:
+            values |= _owner_columns(owner) | {"heartbeat": now if now is not None else _now_ms()}
+
         def op() -> None:
             with write(self._engine) as conn:
-                result = conn.execute(
-                    runs.update()
-                    .where(runs.c.run_id == run_id)
-                    .values(status=RunStatus.RUNNING.value, end_time=None)
-                )
+                result = conn.execute(runs.update().where(runs.c.run_id == run_id).values(values))
                 if result.rowcount == 0:
                     raise NotFoundError(f"no run {run_id}")
 
@@ -336,62 +359,12 @@ class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods):
     def log_metrics(self, metrics: Sequence[Metric]) -> None:
         if not metrics:
             return
-        rows: list[dict[str, Any]] = [
-            {
-                "run_id": m.run_id,
-                "key": m.key,
-                "value": _db_float(m.value),
-                "step": m.step,
-                "timestamp": m.timestamp,
-            }
-            for m in metrics
-        ]
-        latest: dict[tuple[str, str], dict[str, Any]] = {}
-        for row in rows:
-            ident = (row["run_id"], row["key"])
-            current = latest.get(ident)
-            if current is None or (row["step"], row["timestamp"]) >= (
-                current["step"],
-                current["timestamp"],
-            ):
-                latest[ident] = row
-        run_ids = sorted({m.run_id for m in metrics})
 
         def op() -> None:
             with write(self._engine) as conn:
-                known: set[str] = set()
-                for chunk in _chunks(run_ids):
-                    known.update(
-                        conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id.in_(chunk)))
-                        .scalars()
-                        .all()
-                    )
-                unknown = set(run_ids) - known
-                if unknown:
-                    raise NotFoundError(f"no run {sorted(unknown)[0]}")
-                conn.execute(metrics_table.insert(), rows)
-                stmt = self._insert(latest_metrics)
-                newer = sa.or_(
-                    stmt.excluded.step > latest_metrics.c.step,
-                    sa.and_(
-                        stmt.excluded.step == latest_metrics.c.step,
-                        stmt.excluded.timestamp >= latest_metrics.c.timestamp,
-                    ),
-                )
-                conn.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["run_id", "key"],
-                        set_={
-                            "value": stmt.excluded.value,
-                            "step": stmt.excluded.step,
-                            "timestamp": stmt.excluded.timestamp,
-                        },
-                        where=newer,
-                    ),
-                    list(latest.values()),
-                )
+                insert_metrics(conn, metrics)
 
-        with_retries(op, what=f"logging {len(rows)} metrics")
+        with_retries(op, what=f"logging {len(metrics)} metrics")
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         with read(self._engine) as conn:
@@ -495,6 +468,8 @@ class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods):
                 run_params[run_id],
                 run_metrics[run_id],
                 run_tags[run_id],
+                None if pid is None else RunOwner(host or "", pid, process_start or ""),
+                heartbeat,
             )
             for (
                 run_id,
@@ -505,6 +480,10 @@ class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods):
                 end_time,
                 parent_run_id,
                 user,
+                host,
+                pid,
+                process_start,
+                heartbeat,
             ) in rows
         ]
 
@@ -516,6 +495,12 @@ def _keyed_rows(conn: sa.Connection, table: sa.Table, run_ids: Sequence[str]) ->
         .order_by(table.c.run_id, table.c.key)
     )
     return list(conn.execute(query).all())
+
+
+def _owner_columns(owner: RunOwner | None) -> dict[str, Any]:
+    if owner is None:
+        return {}
+    return {"host": owner.host, "pid": owner.pid, "process_start": owner.process_start}
 
 
 def _experiment(row: sa.Row[Any]) -> Experiment:

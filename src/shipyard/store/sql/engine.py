@@ -60,8 +60,9 @@ if hasattr(os, "register_at_fork"):
 T = TypeVar("T")
 
 
-def make_engine(url: str) -> sa.Engine:
-    """Create an engine for ``url``. ``postgresql://`` means the psycopg 3 driver."""
+def make_engine(url: str, *, sync: bool = False) -> sa.Engine:
+    """Create an engine for ``url``. ``postgresql://`` means the psycopg 3 driver; ``sync``
+    makes SQLite commits wait for the disk."""
     try:
         parsed = make_url(url)
         _ = parsed.port  # a non-numeric port only fails when read
@@ -69,7 +70,7 @@ def make_engine(url: str) -> sa.Engine:
         raise InvalidArgumentError(f"not a database URL: {redact_url(url)}") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = _sqlite_engine(parsed)
+        engine = _sqlite_engine(parsed, sync=sync)
     elif backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
@@ -87,7 +88,7 @@ def make_engine(url: str) -> sa.Engine:
     return engine
 
 
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, *, sync: bool) -> sa.Engine:
     database = url.database or ""
     if database and database != ":memory:":
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -104,8 +105,8 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
         cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable against process crashes (kill -9) in WAL mode; only a power loss
-        # can undo the last transactions.
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # can undo the last transactions. FULL (SHIPYARD_SYNC=1) syncs every commit.
+        cursor.execute(f"PRAGMA synchronous={'FULL' if sync else 'NORMAL'}")
         cursor.execute("PRAGMA foreign_keys=ON")
         # LIKE is case-sensitive on PostgreSQL; make SQLite agree so a filter means the same
         # on both stores (ILIKE is the case-insensitive form).

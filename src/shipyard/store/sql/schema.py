@@ -22,6 +22,7 @@ __all__ = [
     "params",
     "registered_models",
     "run_datasets",
+    "run_journals",
     "runs",
     "tags",
     "users",
@@ -64,8 +65,26 @@ runs = sa.Table(
     sa.Column("end_time", sa.BigInteger, nullable=True),
     sa.Column("parent_run_id", sa.String(32), sa.ForeignKey("runs.run_id"), nullable=True),
     sa.Column("user", sa.String(256), nullable=False, server_default=""),
+    # The process that owns a RUNNING run and its last sign of life (NULL: not watched).
+    sa.Column("host", sa.String(256), nullable=True),
+    sa.Column("pid", sa.BigInteger, nullable=True),
+    sa.Column("process_start", sa.String(64), nullable=True),
+    sa.Column("heartbeat", sa.BigInteger, nullable=True),
     sa.Index("ix_runs_experiment_id_start_time", "experiment_id", "start_time"),
     sa.Index("ix_runs_parent_run_id", "parent_run_id"),
+    sa.Index("ix_runs_status", "status"),
+)
+
+# Per process and run, the highest segment of its metric journal already in ``metrics``:
+# a segment is applied at most once, whether by its writer or by a recovery after a crash.
+run_journals = sa.Table(
+    "run_journals",
+    metadata,
+    sa.Column("journal_id", sa.String(32), primary_key=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), nullable=False),
+    sa.Column("applied_segment", sa.BigInteger, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+    sa.Index("ix_run_journals_run_id", "run_id"),
 )
 
 params = sa.Table(

@@ -1,0 +1,285 @@
+"""The write-ahead journal of metrics: what ``log_metric`` has acknowledged survives ``kill -9``.
+
+Each process keeps one journal per run it logs to: a folder ``<home>/journal/<journal_id>/``
+of numbered *segments*. ``log_metric`` appends a small binary record to the open segment with
+one plain ``write()`` before it returns — the operating system keeps the bytes when the
+process dies, without an ``fsync`` per call. When the metric buffer flushes, it closes the
+segment and starts the next; the store applies the closed segment (remembering, in the same
+transaction, the highest segment applied per journal) and only then is its file deleted.
+After a crash, :mod:`shipyard.tracking.recovery` replays the segments the store has not
+applied, so every acknowledged metric lands exactly once.
+
+A segment file: the line ``SHIPYARD-JOURNAL 1``, a JSON line (run, journal, segment, owner),
+then records — ``K`` + u16 length + UTF-8 key (the next key index of this segment), or ``M``
++ u32 key index, f64 value, i64 step, i64 timestamp (little-endian). A record cut short at
+the end (a write interrupted by a power loss) ends the segment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import struct
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shipyard.entities import JournalSegment, Metric, RunOwner
+
+__all__ = ["JOURNAL_DIR", "JournalFile", "RunJournal", "journal_owner", "read_journal"]
+
+log = logging.getLogger(__name__)
+
+JOURNAL_DIR = "journal"
+"""The folder of a workspace that holds the journals."""
+_MAGIC = b"SHIPYARD-JOURNAL 1\n"
+_SUFFIX = ".seg"
+_METRIC = struct.Struct("<cIdqq")
+_KEY = struct.Struct("<cH")
+
+
+def _segment_name(segment: int) -> str:
+    return f"{segment:012d}{_SUFFIX}"
+
+
+class RunJournal:
+    """This process's journal for one run. Not thread-safe: the metric buffer serialises
+    every call under its lock.
+
+    Args:
+        root: the workspace's journal folder.
+        run_id: the run the metrics belong to.
+        owner: this process (written into each segment, so a recovery can tell whether the
+            writer is still alive).
+        sync: ``fsync`` each segment when it is closed (``SHIPYARD_SYNC=1``), so a power loss
+            cannot lose a batch that reached the store's commit.
+    """
+
+    def __init__(self, root: Path, run_id: str, owner: RunOwner, *, sync: bool = False) -> None:
+        self.journal_id = uuid.uuid4().hex
+        self.run_id = run_id
+        self.folder = root / self.journal_id
+        self.pending: list[Metric] = []
+        self._owner = owner
+        self._sync = sync
+        self._segment = 0
+        self._fd = -1
+        self._keys: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"RunJournal({str(self.folder)!r}, run_id={self.run_id!r})"
+
+    def append(self, metric: Metric) -> None:
+        """Write ``metric`` to the open segment (one ``write()``) and keep it pending."""
+        index = self._keys.get(metric.key)
+        if index is None:
+            record = self._new_key(metric.key)
+            index = self._keys[metric.key]
+            record += _METRIC.pack(b"M", index, metric.value, metric.step, metric.timestamp)
+        else:
+            record = _METRIC.pack(b"M", index, metric.value, metric.step, metric.timestamp)
+        os.write(self._fd, record)
+        self.pending.append(metric)
+
+    def extend(self, metrics: Sequence[Metric]) -> None:
+        """Write several metrics with one ``write()``."""
+        parts: list[bytes] = []
+        for metric in metrics:
+            index = self._keys.get(metric.key)
+            if index is None:
+                parts.append(self._new_key(metric.key))
+                index = self._keys[metric.key]
+            parts.append(_METRIC.pack(b"M", index, metric.value, metric.step, metric.timestamp))
+        if parts:
+            os.write(self._fd, b"".join(parts))
+            self.pending.extend(metrics)
+
+    def _new_key(self, key: str) -> bytes:
+        if self._fd < 0:
+            self._open_segment()
+        self._keys[key] = len(self._keys)
+        data = key.encode()
+        return _KEY.pack(b"K", len(data)) + data
+
+    def _open_segment(self) -> None:
+        path = self.folder / _segment_name(self._segment)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+        try:
+            fd = os.open(path, flags, 0o600)
+        except FileNotFoundError:  # first segment, or an idle empty folder tidied away
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, flags, 0o600)
+        header = {
+            "run_id": self.run_id,
+            "journal_id": self.journal_id,
+            "segment": self._segment,
+            "host": self._owner.host,
+            "pid": self._owner.pid,
+            "process_start": self._owner.process_start,
+        }
+        os.write(fd, _MAGIC + json.dumps(header).encode() + b"\n")
+        self._fd = fd
+
+    def take(self) -> JournalSegment | None:
+        """Close the open segment and return its metrics for the store (None if empty);
+        the next metric starts a new segment."""
+        if not self.pending:
+            return None
+        segment = JournalSegment(self.journal_id, self.run_id, self._segment, tuple(self.pending))
+        self.pending = []
+        self._close_fd()
+        self._segment += 1
+        self._keys = {}
+        return segment
+
+    def discard(self, segment: int) -> None:
+        """Delete a segment the store has applied."""
+        with contextlib.suppress(FileNotFoundError):
+            (self.folder / _segment_name(segment)).unlink()
+
+    def close(self) -> None:
+        """Forget the journal: call only once every segment is applied and discarded."""
+        self._close_fd()
+        for path in self.folder.glob(f"*{_SUFFIX}") if self.folder.exists() else ():
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError, OSError):
+            self.folder.rmdir()
+
+    def abandon(self) -> None:
+        """Drop the open file without deleting anything (a forked child's copy)."""
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = -1
+        self._keys = {}
+        self.pending = []
+
+    def _close_fd(self) -> None:
+        if self._fd < 0:
+            return
+        fd, self._fd = self._fd, -1
+        try:
+            if self._sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalFile:
+    """What a journal folder holds: whose it is and its segments still on disk."""
+
+    folder: Path
+    journal_id: str
+    run_id: str
+    owner: RunOwner
+    segments: tuple[JournalSegment, ...]
+
+    def delete(self) -> None:
+        """Remove the folder (its segments are in the store)."""
+        for path in self.folder.glob(f"*{_SUFFIX}"):
+            path.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError, OSError):
+            self.folder.rmdir()
+
+
+def journal_owner(folder: Path) -> tuple[str, RunOwner] | None:
+    """``(run_id, owner)`` of a journal from its first segment's header, without reading its
+    records; None if no segment has a readable header yet."""
+    for path in sorted(folder.glob(f"*{_SUFFIX}")):
+        try:
+            with path.open("rb") as segment:
+                head = segment.read(len(_MAGIC) + 4096)
+        except FileNotFoundError:
+            continue
+        end = head.find(b"\n", len(_MAGIC))
+        if not head.startswith(_MAGIC) or end < 0:
+            continue
+        try:
+            return _owner(json.loads(head[len(_MAGIC) : end]))
+        except (ValueError, KeyError):
+            continue
+    return None
+
+
+def _owner(header: dict[str, object]) -> tuple[str, RunOwner]:
+    owner = RunOwner(
+        str(header["host"]), int(str(header["pid"])), str(header.get("process_start", ""))
+    )
+    return str(header["run_id"]), owner
+
+
+def read_journal(folder: Path) -> JournalFile | None:
+    """Read every segment of a journal folder; None if it holds no readable segment."""
+    segments: list[JournalSegment] = []
+    header: dict[str, object] | None = None
+    for path in sorted(folder.glob(f"*{_SUFFIX}")):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # applied and deleted meanwhile
+            continue
+        parsed = _parse_segment(path, data)
+        if parsed is None:
+            continue
+        header, metrics = parsed
+        segments.append(
+            JournalSegment(
+                str(header["journal_id"]),
+                str(header["run_id"]),
+                int(str(header["segment"])),
+                tuple(metrics),
+            )
+        )
+    if header is None:
+        return None
+    run_id, owner = _owner(header)
+    return JournalFile(folder, str(header["journal_id"]), run_id, owner, tuple(segments))
+
+
+def _parse_segment(path: Path, data: bytes) -> tuple[dict[str, object], list[Metric]] | None:
+    if not data.startswith(_MAGIC):
+        if data:
+            log.warning("%s is not a Shipyard journal segment; left alone", path)
+        return None
+    end = data.find(b"\n", len(_MAGIC))
+    if end < 0:
+        return None  # the header itself was cut short: no metric was acknowledged
+    try:
+        header = json.loads(data[len(_MAGIC) : end])
+        run_id, _ = _owner(header)
+        int(str(header["segment"]))
+    except (ValueError, KeyError):
+        log.warning("%s has an unreadable header; left alone", path)
+        return None
+    return header, list(_records(path, memoryview(data)[end + 1 :], run_id))
+
+
+def _records(path: Path, view: memoryview, run_id: str) -> Iterator[Metric]:
+    keys: list[str] = []
+    offset, size = 0, len(view)
+    while offset < size:
+        kind = view[offset : offset + 1].tobytes()
+        if kind == b"M":
+            if offset + _METRIC.size > size:
+                return
+            _, index, value, step, timestamp = _METRIC.unpack_from(view, offset)
+            offset += _METRIC.size
+            if index >= len(keys):
+                log.warning("%s: a metric names an unknown key; the rest is skipped", path)
+                return
+            yield Metric(keys[index], value, step, timestamp, run_id)
+        elif kind == b"K":
+            if offset + _KEY.size > size:
+                return
+            _, length = _KEY.unpack_from(view, offset)
+            start = offset + _KEY.size
+            if start + length > size:
+                return
+            keys.append(view[start : start + length].tobytes().decode())
+            offset = start + length
+        else:
+            log.warning("%s: unreadable record at byte %d; the rest is skipped", path, offset)
+            return
