@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import shlex
+import subprocess
+import time
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -13,17 +18,32 @@ from rich.text import Text
 
 from shipyard.cli._base import (
     console,
+    err_console,
     format_duration,
     format_time,
     print_json,
     workspace_from,
 )
-from shipyard.entities import Run, format_metric
+from shipyard.entities import Run, RunStatus, format_metric
 from shipyard.errors import NotFoundError
+from shipyard.tracking.fluent import RUN_ID_ENV
+from shipyard.tracking.recovery import check_resumable, end_stored_run
 
-app = typer.Typer(help="List, inspect and compare runs.", no_args_is_help=True)
+app = typer.Typer(help="List, inspect, compare, end and resume runs.", no_args_is_help=True)
 
-_STATUS_STYLE = {"RUNNING": "cyan", "FINISHED": "green", "FAILED": "red", "KILLED": "yellow"}
+_STATUS_STYLE = {
+    "RUNNING": "cyan",
+    "FINISHED": "green",
+    "FAILED": "red",
+    "KILLED": "yellow",
+    "CRASHED": "magenta",
+}
+
+
+class EndStatus(StrEnum):
+    killed = "killed"
+    failed = "failed"
+    finished = "finished"
 
 
 _BARS = "▁▂▃▄▅▆▇█"
@@ -135,6 +155,15 @@ def show_run(
     )
     if run.parent_run_id:
         console.print(f"parent run {run.parent_run_id}")
+    if run.owner is not None and run.status in (RunStatus.RUNNING, RunStatus.CRASHED):
+        beat = f" · last heartbeat {format_time(run.heartbeat)}" if run.heartbeat else ""
+        console.print(f"owner {escape(str(run.owner))}{beat}")
+    if run.status is RunStatus.CRASHED:
+        console.print(
+            "[magenta]its process died without ending it[/]; the end time is its last sign "
+            f"of life. `shipyard runs resume {run.run_id[:8]}` continues it, "
+            f"`shipyard runs end {run.run_id[:8]}` closes it."
+        )
     for title, values in (("Params", run.params), ("Tags", run.tags)):
         if values:
             table = Table(title=title, title_justify="left", box=None, show_header=False)
@@ -194,3 +223,123 @@ def compare_runs(
             style = "bold yellow" if differs else ""
             table.add_row(Text(f"{section}.{key}"), *map(Text, cells), style=style)
     console.print(table)
+
+
+@app.command("end")
+def end_run(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id or its first 4+ characters.")],
+    status: Annotated[
+        EndStatus, typer.Option("--status", "-s", help="The final status to record.")
+    ] = EndStatus.killed,
+    force: Annotated[
+        bool, typer.Option("--force", help="End it even though its process is still alive.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """End a run whose process is gone (or stuck), by hand.
+
+    Its end time is its last sign of life (last heartbeat or logged metric), not now.
+    """
+    workspace = workspace_from(ctx)
+    backend = workspace.backend
+    run = end_stored_run(
+        backend,
+        backend.resolve_run_id(run_id),
+        status.value.upper(),
+        heartbeat_timeout=workspace.settings.heartbeat_timeout,
+        force=force,
+    )
+    if as_json:
+        print_json(run_as_dict(run))
+        return
+    console.print(
+        f"Ended run [bold]{escape(run.name)}[/] ({run.run_id[:8]}) as {_status(run)}, at "
+        f"{format_time(run.end_time)} (after {format_duration(run.duration_ms)})."
+    )
+
+
+@app.command("resume")
+def resume_run(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id or its first 4+ characters.")],
+    command: Annotated[
+        list[str] | None,
+        typer.Argument(help="After `--`: the training command to run, resuming the run."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Continue a crashed (or ended) run.
+
+    With a command (`shipyard runs resume RUN -- python train.py`), run it with
+    SHIPYARD_RUN_ID set: its first `shipyard.start_run()` continues the run, and metrics
+    logged without a step go on after the last stored step. Without one, print the
+    `export SHIPYARD_RUN_ID=...` line for your shell.
+    """
+    workspace = workspace_from(ctx)
+    backend = workspace.backend
+    run = check_resumable(
+        backend,
+        backend.resolve_run_id(run_id),
+        heartbeat_timeout=workspace.settings.heartbeat_timeout,
+    )
+    steps = backend.latest_steps(run.run_id)
+    if as_json and not command:
+        print_json({"run_id": run.run_id, "status": run.status.value, "latest_steps": steps})
+        return
+    after = ", ".join(f"{k} after step {v}" for k, v in sorted(steps.items())[:5])
+    summary = f"run {run.name} ({run.run_id[:8]}, {run.status.value})" + (
+        f": {after}" if after else ""
+    )
+    if not command:
+        typer.echo(f"export {RUN_ID_ENV}={run.run_id}")
+        err_console.print(
+            f"Resuming {escape(summary)}. Run your training with this variable set (or use "
+            f"`shipyard runs resume {run.run_id[:8]} -- COMMAND`)."
+        )
+        return
+    err_console.print(f"Resuming {escape(summary)}: {escape(shlex.join(command))}")
+    started = time.monotonic()
+    try:
+        done = subprocess.run(command, env={**os.environ, RUN_ID_ENV: run.run_id}, check=False)  # noqa: S603 - the user's own command
+    except FileNotFoundError as exc:
+        raise NotFoundError(f"cannot run {command[0]!r}: no such command") from exc
+    err_console.print(
+        f"{escape(shlex.join(command))} exited with {done.returncode} after "
+        f"{time.monotonic() - started:.1f} s"
+    )
+    raise typer.Exit(code=done.returncode)
+
+
+@app.command("recover")
+def recover_runs(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Replay the metric journals of processes that died and mark their runs CRASHED.
+
+    This also happens whenever a command opens the store; run it to see what it did.
+    """
+    workspace = workspace_from(ctx)
+    done = workspace.recover()
+    if as_json:
+        print_json(
+            {
+                "journals": done.journals,
+                "metrics": done.metrics,
+                "crashed": [{"run_id": r, "end_time": e} for r, e in done.crashed],
+                "problems": done.problems,
+            }
+        )
+        return
+    if not (done.journals or done.crashed or done.problems):
+        console.print("Nothing to recover: no journal of a dead process, no crashed run.")
+        return
+    if done.journals:
+        console.print(
+            f"Replayed {done.metrics:,} metrics from {done.journals} journal(s) of dead processes."
+        )
+    for run_id, end in done.crashed:
+        console.print(f"Run {run_id[:8]} crashed; marked CRASHED, ended {format_time(end)}.")
+    for problem in done.problems:
+        err_console.print(f"[yellow]warning:[/] {escape(problem)}")

@@ -121,7 +121,7 @@ class Backend(Protocol):
         """``(run_id, owner, heartbeat)`` of every RUNNING run that has an owner."""
         ...
 
-    def mark_run_crashed(self, run_id: str, *, heartbeat: int, now: int) -> int | None:
+    def mark_run_crashed(self, run_id: str, *, heartbeat: int | None, now: int) -> int | None:
         """Mark a RUNNING run CRASHED if its heartbeat is still ``heartbeat``; return the end
         time recorded (its last sign of life) or None if it moved on."""
         ...

@@ -1,4 +1,5 @@
-"""After a crash: replay the journals of dead processes, mark their runs ``CRASHED``.
+"""After a crash: replay the journals of dead processes, mark their runs ``CRASHED``; end or
+resume such a run by hand.
 
 Runs each time a workspace opens its store, before ``search_runs``/``get_run`` and on
 ``shipyard runs recover``. Cheap when there is nothing to do: one folder listing and one
@@ -15,12 +16,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipyard.errors import ShipyardError
+from shipyard.entities import Run, RunStatus
+from shipyard.errors import InvalidArgumentError, ShipyardError
 from shipyard.store import Backend
 from shipyard.tracking.journal import JOURNAL_DIR, journal_owner, read_journal
 from shipyard.tracking.liveness import owner_is_dead, this_process
 
-__all__ = ["Recovery", "recover"]
+__all__ = ["Recovery", "check_resumable", "end_stored_run", "owner_alive", "recover"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,15 @@ class Recovery:
     """``(run_id, end_time)`` of each run marked CRASHED."""
     problems: list[str] = field(default_factory=list)
     """Journals that could not be replayed, and why (left on disk)."""
+
+    def merge(self, other: Recovery) -> Recovery:
+        """Both recoveries' work as one report."""
+        return Recovery(
+            self.journals + other.journals,
+            self.metrics + other.metrics,
+            self.crashed + other.crashed,
+            self.problems + other.problems,
+        )
 
 
 def recover(backend: Backend, home: Path, *, heartbeat_timeout: float = 60.0) -> Recovery:
@@ -91,3 +102,86 @@ def _journal_folders(root: Path) -> list[Path]:
         return sorted(entry for entry in root.iterdir() if entry.is_dir())
     except FileNotFoundError:
         return []
+
+
+def owner_alive(run: Run, *, timeout_s: float, now: int | None = None) -> bool:
+    """Whether a RUNNING run's owning process can still log to it (False for a run with no
+    recorded owner, which nothing watches)."""
+    if run.status is not RunStatus.RUNNING or run.owner is None:
+        return False
+    now = time.time_ns() // 1_000_000 if now is None else now
+    return not owner_is_dead(run.owner, run.heartbeat or 0, now, timeout_s)
+
+
+def _describe_owner(run: Run, now: int) -> str:
+    if run.owner is None:
+        return "no owner recorded"
+    ago = (
+        ""
+        if run.heartbeat is None
+        else f", last heartbeat {(now - run.heartbeat) / 1000:.0f} s ago"
+    )
+    return f"{run.owner}{ago}"
+
+
+def end_stored_run(
+    backend: Backend,
+    run_id: str,
+    status: RunStatus | str = RunStatus.KILLED,
+    *,
+    heartbeat_timeout: float = 60.0,
+    force: bool = False,
+) -> Run:
+    """End a run from outside the process that ran it (``shipyard runs end``).
+
+    The end time is the run's last sign of life (its last heartbeat or logged metric), not
+    the time of this call — unless ``force`` ends a run whose process is still alive.
+
+    Raises:
+        InvalidArgumentError: the run has already ended, its process is alive (without
+            ``force``), or ``status`` is not a final status.
+    """
+    final = RunStatus(str(status).upper())
+    if final not in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED):
+        raise InvalidArgumentError(
+            f"a run can be ended as finished, failed or killed, not {str(status).lower()!r}"
+        )
+    run = backend.get_run(run_id)
+    now = time.time_ns() // 1_000_000
+    if run.status not in (RunStatus.RUNNING, RunStatus.CRASHED):
+        raise InvalidArgumentError(
+            f"run {run.run_id} has already ended ({run.status.value}); nothing to do"
+        )
+    end: int | None = run.end_time
+    if run.status is RunStatus.RUNNING:
+        if owner_alive(run, timeout_s=heartbeat_timeout, now=now):
+            if not force:
+                raise InvalidArgumentError(
+                    f"run {run.run_id} is still running ({_describe_owner(run, now)}); stop "
+                    "that process, or pass --force to end the run anyway"
+                )
+            end = now
+        else:
+            end = backend.mark_run_crashed(run.run_id, heartbeat=run.heartbeat, now=now)
+            if end is None:  # it moved on meanwhile (a heartbeat, another end): look again
+                return end_stored_run(
+                    backend, run_id, final, heartbeat_timeout=heartbeat_timeout, force=force
+                )
+    backend.end_run(run.run_id, final, end if end is not None else now, only_active=True)
+    return backend.get_run(run.run_id)
+
+
+def check_resumable(backend: Backend, run_id: str, *, heartbeat_timeout: float = 60.0) -> Run:
+    """The run ``shipyard runs resume`` would continue.
+
+    Raises:
+        InvalidArgumentError: a live process still owns the run.
+    """
+    run = backend.get_run(run_id)
+    now = time.time_ns() // 1_000_000
+    if owner_alive(run, timeout_s=heartbeat_timeout, now=now):
+        raise InvalidArgumentError(
+            f"run {run.run_id} is still running ({_describe_owner(run, now)}); there is "
+            "nothing to resume"
+        )
+    return run

@@ -32,6 +32,7 @@ class Workspace:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
+        self._unreported = Recovery()
 
     def __repr__(self) -> str:
         return f"Workspace(home={str(self.settings.home)!r})"
@@ -41,7 +42,7 @@ class Workspace:
         with self._lock:
             backend = open_backend(self.settings.store_url, sync=self.settings.sync)
         try:
-            self._recover(backend)
+            self._unreported = self._recover(backend)
         except Exception as exc:  # recovery must never stop a command; the next open retries
             log.warning("could not recover crashed runs yet: %s", exc)
         return backend
@@ -72,8 +73,11 @@ class Workspace:
         return Heartbeat(beat, self.settings.heartbeat_interval)
 
     def recover(self) -> Recovery:
-        """Replay the metric journals of dead processes and mark their runs ``CRASHED``."""
-        return self._recover(self.backend)
+        """Replay the metric journals of dead processes and mark their runs ``CRASHED``;
+        the report includes what the opening of the store did."""
+        fresh = self._recover(self.backend)
+        done, self._unreported = self._unreported.merge(fresh), Recovery()
+        return done
 
     def _recover(self, backend: Backend) -> Recovery:
         return recover(

@@ -69,16 +69,7 @@ def insert_metrics(conn: sa.Connection, metrics: Sequence[Metric]) -> None:
             current["timestamp"],
         ):
             latest[ident] = row
-    run_ids = sorted({m.run_id for m in metrics})
-    known: set[str] = set()
-    for start in range(0, len(run_ids), _CHUNK):
-        chunk = run_ids[start : start + _CHUNK]
-        known.update(
-            conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id.in_(chunk))).scalars().all()
-        )
-    unknown = set(run_ids) - known
-    if unknown:
-        raise NotFoundError(f"no run {sorted(unknown)[0]}")
+    require_runs(conn, {m.run_id for m in metrics})
     conn.execute(metrics_table.insert(), rows)
     stmt = _insert(conn, latest_metrics)
     newer = sa.or_(
@@ -100,6 +91,20 @@ def insert_metrics(conn: sa.Connection, metrics: Sequence[Metric]) -> None:
         ),
         list(latest.values()),
     )
+
+
+def require_runs(conn: sa.Connection, run_ids: set[str]) -> None:
+    """Raise NotFoundError naming the first of ``run_ids`` that is not in the store."""
+    wanted = sorted(run_ids)
+    known: set[str] = set()
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        known.update(
+            conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id.in_(chunk))).scalars().all()
+        )
+    unknown = run_ids - known
+    if unknown:
+        raise NotFoundError(f"no run {sorted(unknown)[0]}")
 
 
 def _owner_matches(owner: RunOwner) -> sa.ColumnElement[bool]:
@@ -132,6 +137,7 @@ class LivenessMethods:
             now = _now_ms()
             written = 0
             with write(self._engine) as conn:
+                require_runs(conn, {s.run_id for s in segments})
                 fresh: list[Metric] = []
                 marks: dict[str, int] = {}
                 # Sorted, so that two writers lock journal rows in the same order.
@@ -224,7 +230,7 @@ class LivenessMethods:
             for run_id, host, pid, process_start, heartbeat in rows
         ]
 
-    def mark_run_crashed(self, run_id: str, *, heartbeat: int, now: int) -> int | None:
+    def mark_run_crashed(self, run_id: str, *, heartbeat: int | None, now: int) -> int | None:
         """Mark a RUNNING run ``CRASHED`` if its heartbeat is still ``heartbeat`` (what the
         caller judged stale or dead); its end time is its last sign of life: the later of
         that heartbeat and its newest metric (timestamps after ``now`` ignored).
@@ -248,7 +254,7 @@ class LivenessMethods:
                         metrics_table.c.run_id == run_id, metrics_table.c.timestamp <= now
                     )
                 ).scalar()
-                end = max(heartbeat, int(row.start_time), int(newest or 0))
+                end = max(heartbeat or 0, int(row.start_time), int(newest or 0))
                 conn.execute(
                     runs.update()
                     .where(runs.c.run_id == run_id)
