@@ -17,7 +17,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from shipyard.entities import JournalSegment, Metric, RunOwner
+from shipyard.entities import JournalSegment, MetricRecord, RunOwner
 from shipyard.tracking.journal import RunJournal
 from shipyard.tracking.liveness import this_process
 
@@ -81,24 +81,20 @@ class MetricBuffer:
                 self._start_thread()
         return journal
 
-    def add(self, metric: Metric) -> None:
+    def add(self, run_id: str, key: str, value: float, step: int, timestamp: int) -> None:
         """Journal and buffer one metric; when this returns it survives ``kill -9``."""
         with self._lock:
-            journal = self._journals.get(metric.run_id) or self._journal(metric.run_id)
-            journal.append(metric)
+            journal = self._journals.get(run_id) or self._journal(run_id)
+            journal.append(key, value, step, timestamp)
             self._count += 1
             full = self._count >= self._max_size
         if full:
             self.flush()
 
-    def extend(self, metrics: Sequence[Metric]) -> None:
-        """Journal and buffer metrics (one write per run)."""
-        by_run: dict[str, list[Metric]] = {}
-        for metric in metrics:
-            by_run.setdefault(metric.run_id, []).append(metric)
+    def extend(self, run_id: str, metrics: Sequence[MetricRecord]) -> None:
+        """Journal and buffer several metrics of one run with one write."""
         with self._lock:
-            for run_id, part in by_run.items():
-                self._journal(run_id).extend(part)
+            self._journal(run_id).extend(metrics)
             self._count += len(metrics)
             full = self._count >= self._max_size
         if full:

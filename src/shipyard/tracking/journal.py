@@ -27,7 +27,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.entities import JournalSegment, Metric, RunOwner
+from shipyard.entities import JournalSegment, MetricRecord, RunOwner
 
 __all__ = ["JOURNAL_DIR", "JournalFile", "RunJournal", "journal_owner", "read_journal"]
 
@@ -38,6 +38,7 @@ JOURNAL_DIR = "journal"
 _MAGIC = b"SHIPYARD-JOURNAL 1\n"
 _SUFFIX = ".seg"
 _METRIC = struct.Struct("<cIdqq")
+_PACK = _METRIC.pack
 _KEY = struct.Struct("<cH")
 
 
@@ -62,7 +63,7 @@ class RunJournal:
         self.journal_id = uuid.uuid4().hex
         self.run_id = run_id
         self.folder = root / self.journal_id
-        self.pending: list[Metric] = []
+        self.pending: list[MetricRecord] = []
         self._owner = owner
         self._sync = sync
         self._segment = 0
@@ -72,27 +73,26 @@ class RunJournal:
     def __repr__(self) -> str:
         return f"RunJournal({str(self.folder)!r}, run_id={self.run_id!r})"
 
-    def append(self, metric: Metric) -> None:
-        """Write ``metric`` to the open segment (one ``write()``) and keep it pending."""
-        index = self._keys.get(metric.key)
+    def append(self, key: str, value: float, step: int, timestamp: int) -> None:
+        """Write one metric to the open segment (one ``write()``) and keep it pending."""
+        index = self._keys.get(key)
         if index is None:
-            record = self._new_key(metric.key)
-            index = self._keys[metric.key]
-            record += _METRIC.pack(b"M", index, metric.value, metric.step, metric.timestamp)
+            record = self._new_key(key)
+            record += _PACK(b"M", self._keys[key], value, step, timestamp)
         else:
-            record = _METRIC.pack(b"M", index, metric.value, metric.step, metric.timestamp)
+            record = _PACK(b"M", index, value, step, timestamp)
         os.write(self._fd, record)
-        self.pending.append(metric)
+        self.pending.append((key, value, step, timestamp))
 
-    def extend(self, metrics: Sequence[Metric]) -> None:
+    def extend(self, metrics: Sequence[MetricRecord]) -> None:
         """Write several metrics with one ``write()``."""
         parts: list[bytes] = []
-        for metric in metrics:
-            index = self._keys.get(metric.key)
+        for key, value, step, timestamp in metrics:
+            index = self._keys.get(key)
             if index is None:
-                parts.append(self._new_key(metric.key))
-                index = self._keys[metric.key]
-            parts.append(_METRIC.pack(b"M", index, metric.value, metric.step, metric.timestamp))
+                parts.append(self._new_key(key))
+                index = self._keys[key]
+            parts.append(_PACK(b"M", index, value, step, timestamp))
         if parts:
             os.write(self._fd, b"".join(parts))
             self.pending.extend(metrics)
@@ -239,7 +239,7 @@ def read_journal(folder: Path) -> JournalFile | None:
     return JournalFile(folder, str(header["journal_id"]), run_id, owner, tuple(segments))
 
 
-def _parse_segment(path: Path, data: bytes) -> tuple[dict[str, object], list[Metric]] | None:
+def _parse_segment(path: Path, data: bytes) -> tuple[dict[str, object], list[MetricRecord]] | None:
     if not data.startswith(_MAGIC):
         if data:
             log.warning("%s is not a Shipyard journal segment; left alone", path)
@@ -249,15 +249,15 @@ def _parse_segment(path: Path, data: bytes) -> tuple[dict[str, object], list[Met
         return None  # the header itself was cut short: no metric was acknowledged
     try:
         header = json.loads(data[len(_MAGIC) : end])
-        run_id, _ = _owner(header)
+        _owner(header)
         int(str(header["segment"]))
     except (ValueError, KeyError):
         log.warning("%s has an unreadable header; left alone", path)
         return None
-    return header, list(_records(path, memoryview(data)[end + 1 :], run_id))
+    return header, list(_records(path, memoryview(data)[end + 1 :]))
 
 
-def _records(path: Path, view: memoryview, run_id: str) -> Iterator[Metric]:
+def _records(path: Path, view: memoryview) -> Iterator[MetricRecord]:
     keys: list[str] = []
     offset, size = 0, len(view)
     while offset < size:
@@ -270,7 +270,7 @@ def _records(path: Path, view: memoryview, run_id: str) -> Iterator[Metric]:
             if index >= len(keys):
                 log.warning("%s: a metric names an unknown key; the rest is skipped", path)
                 return
-            yield Metric(keys[index], value, step, timestamp, run_id)
+            yield keys[index], value, step, timestamp
         elif kind == b"K":
             if offset + _KEY.size > size:
                 return

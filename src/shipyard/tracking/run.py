@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any
 
 from shipyard.artifacts import safe_relative_path
-from shipyard.entities import ArtifactRecord, Metric, ModelVersion, Run, RunStatus
+from shipyard.entities import ArtifactRecord, MetricRecord, ModelVersion, Run, RunStatus
 from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.tracking.validation import (
     int64,
@@ -150,13 +150,11 @@ class ActiveRun:
             step = int64(f"step of metric {key!r}", step)
         self._next_step[key] = step + 1
         self._workspace.metric_buffer.add(
-            Metric(
-                key,
-                metric_value(key, value),
-                step,
-                now_ms() if timestamp is None else int64(f"timestamp of {key!r}", timestamp),
-                self.run_id,
-            )
+            self._run.run_id,
+            key,
+            metric_value(key, value),
+            step,
+            now_ms() if timestamp is None else int64(f"timestamp of {key!r}", timestamp),
         )
 
     def log_metrics(
@@ -164,7 +162,7 @@ class ActiveRun:
     ) -> None:
         """Journal and buffer several metrics at one step (one journal write)."""
         stamp = now_ms() if timestamp is None else int64("timestamp", timestamp)
-        batch = []
+        batch: list[MetricRecord] = []
         for key, value in metrics.items():
             if key not in self._next_step:
                 validate_key("metric", key)
@@ -174,10 +172,10 @@ class ActiveRun:
                 at = int64(f"step of metric {key!r}", step)
             else:
                 at = step
-            batch.append(Metric(key, metric_value(key, value), at, stamp, self.run_id))
-        for metric in batch:
-            self._next_step[metric.key] = metric.step + 1
-        self._workspace.metric_buffer.extend(batch)
+            batch.append((key, metric_value(key, value), at, stamp))
+        for key, _, at, _ in batch:
+            self._next_step[key] = at + 1
+        self._workspace.metric_buffer.extend(self.run_id, batch)
 
     def flush(self) -> None:
         """Write buffered metrics now; when it returns they are in the store."""

@@ -43,23 +43,43 @@ def _insert(conn: sa.Connection, table: sa.Table) -> Any:
 
 
 def insert_metrics(conn: sa.Connection, metrics: Sequence[Metric]) -> None:
-    """Insert metric rows and move each key's latest value forward, in ``conn``'s transaction.
+    """Insert metrics and move each key's latest value forward, in ``conn``'s transaction.
 
     Raises:
         NotFoundError: a metric names a run that does not exist (nothing is written).
     """
-    if not metrics:
-        return
-    rows: list[dict[str, Any]] = [
+    _insert_rows(
+        conn,
+        [
+            {
+                "run_id": m.run_id,
+                "key": m.key,
+                "value": _db_float(m.value),
+                "step": m.step,
+                "timestamp": m.timestamp,
+            }
+            for m in metrics
+        ],
+    )
+
+
+def _segment_rows(segments: Sequence[JournalSegment]) -> list[dict[str, Any]]:
+    return [
         {
-            "run_id": m.run_id,
-            "key": m.key,
-            "value": _db_float(m.value),
-            "step": m.step,
-            "timestamp": m.timestamp,
+            "run_id": segment.run_id,
+            "key": key,
+            "value": None if value != value else value,  # NaN is stored as NULL
+            "step": step,
+            "timestamp": timestamp,
         }
-        for m in metrics
+        for segment in segments
+        for key, value, step, timestamp in segment.metrics
     ]
+
+
+def _insert_rows(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for row in rows:
         ident = (row["run_id"], row["key"])
@@ -69,7 +89,7 @@ def insert_metrics(conn: sa.Connection, metrics: Sequence[Metric]) -> None:
             current["timestamp"],
         ):
             latest[ident] = row
-    require_runs(conn, {m.run_id for m in metrics})
+    require_runs(conn, {row["run_id"] for row in rows})
     conn.execute(metrics_table.insert(), rows)
     stmt = _insert(conn, latest_metrics)
     newer = sa.or_(
@@ -138,7 +158,7 @@ class LivenessMethods:
             written = 0
             with write(self._engine) as conn:
                 require_runs(conn, {s.run_id for s in segments})
-                fresh: list[Metric] = []
+                fresh: list[JournalSegment] = []
                 marks: dict[str, int] = {}
                 # Sorted, so that two writers lock journal rows in the same order.
                 for journal_id in sorted(by_journal):
@@ -161,10 +181,10 @@ class LivenessMethods:
                     new = [p for p in parts if p.segment > applied]
                     if new:
                         marks[journal_id] = max(p.segment for p in new)
-                        for part in new:
-                            fresh.extend(part.metrics)
-                insert_metrics(conn, fresh)
-                written = len(fresh)
+                        fresh.extend(new)
+                rows = _segment_rows(fresh)
+                _insert_rows(conn, rows)
+                written = len(rows)
                 for journal_id, mark in marks.items():
                     conn.execute(
                         run_journals.update()
