@@ -1,0 +1,172 @@
+"""Who owns a run and whether it is alive: the store's side (both stores) and the OS's side."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import shipyard
+from shipyard.entities import JournalSegment, RunOwner, RunStatus
+from shipyard.errors import InvalidArgumentError
+from shipyard.store.sql import SqlBackend
+from shipyard.tracking.liveness import owner_is_dead, process_start, this_process
+from shipyard.tracking.recovery import check_resumable, end_stored_run, recover
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _run(backend: SqlBackend, owner: RunOwner | None, start: int = 1_000) -> str:
+    exp = backend.get_or_create_experiment("e").experiment_id
+    return backend.create_run(exp, name="r", user="u", start_time=start, owner=owner).run_id
+
+
+FAR = RunOwner("another-host", 12345, "1")
+
+
+# --- the operating system's side --------------------------------------------------------
+
+
+def test_this_process_is_alive_and_a_reused_pid_is_not() -> None:
+    me = this_process()
+    assert me.pid == os.getpid() and me.host
+    assert not owner_is_dead(me, 0, _now(), 60)
+    assert owner_is_dead(RunOwner(me.host, me.pid, "not-my-start"), 0, _now(), 60)
+
+
+def test_a_killed_child_is_dead_even_before_it_is_reaped() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        owner = RunOwner(this_process().host, child.pid, process_start(child.pid) or "")
+        assert not owner_is_dead(owner, 0, _now(), 60)
+        child.kill()
+        deadline = time.monotonic() + 10
+        while process_start(child.pid) is not None and time.monotonic() < deadline:
+            time.sleep(0.01)  # a zombie until waited for: still counts as dead
+        assert owner_is_dead(owner, 0, _now(), 60)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_on_another_host_only_the_heartbeat_tells() -> None:
+    now = _now()
+    assert not owner_is_dead(FAR, now - 5_000, now, 60)
+    assert owner_is_dead(FAR, now - 61_000, now, 60)
+
+
+# --- the store's side -------------------------------------------------------------------
+
+
+def test_a_journal_segment_is_applied_once_even_by_racing_writers(backend: SqlBackend) -> None:
+    run_id = _run(backend, None)
+    seg0 = JournalSegment("j1", run_id, 0, tuple(("m", float(i), i, 1) for i in range(100)))
+    seg1 = JournalSegment("j1", run_id, 1, (("m", 1.0, 100, 2),))
+    results: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(backend.log_journal([seg0])))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [0, 0, 0, 100]
+    assert backend.log_journal([seg0, seg1]) == 1  # only the new segment
+    assert backend.applied_segment("j1") == 1
+    assert len(backend.get_metric_history(run_id, "m")) == 101
+
+
+def test_a_journal_of_an_unknown_run_writes_nothing(backend: SqlBackend) -> None:
+    from shipyard.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="no run"):
+        backend.log_journal([JournalSegment("j2", "f" * 32, 0, (("m", 1.0, 0, 1),))])
+    assert backend.applied_segment("j2") == -1
+
+
+def test_crashed_runs_end_at_their_last_sign_of_life_and_revive_on_a_heartbeat(
+    backend: SqlBackend,
+) -> None:
+    run_id = _run(backend, FAR, start=1_000)
+    assert backend.get_run(run_id).heartbeat == 1_000
+    backend.log_journal([JournalSegment("j", run_id, 0, (("m", 1.0, 0, 5_000),))])
+    assert backend.mark_run_crashed(run_id, heartbeat=999, now=_now()) is None  # moved on
+    assert backend.mark_run_crashed(run_id, heartbeat=1_000, now=_now()) == 5_000
+    run = backend.get_run(run_id)
+    assert (run.status, run.end_time, run.owner) == (RunStatus.CRASHED, 5_000, FAR)
+    assert backend.heartbeat([run_id], RunOwner("someone-else", 1, ""), 9_000) == 0
+    assert backend.get_run(run_id).status is RunStatus.CRASHED
+    assert backend.heartbeat([run_id], FAR, 9_000) == 1
+    run = backend.get_run(run_id)
+    assert (run.status, run.end_time, run.heartbeat) == (RunStatus.RUNNING, None, 9_000)
+
+
+def test_recovery_marks_silent_remote_runs_and_leaves_live_ones(
+    backend: SqlBackend, tmp_path: Path
+) -> None:
+    silent = _run(backend, FAR, start=_now() - 120_000)
+    talking = _run(backend, FAR, start=_now())
+    unowned = _run(backend, None, start=1)  # created outside start_run: nothing watches it
+    done = recover(backend, tmp_path, heartbeat_timeout=60)
+    assert [r for r, _ in done.crashed] == [silent]
+    assert backend.get_run(silent).status is RunStatus.CRASHED
+    assert backend.get_run(talking).status is RunStatus.RUNNING
+    assert backend.get_run(unowned).status is RunStatus.RUNNING
+
+
+def test_ending_by_hand_uses_the_last_sign_of_life(backend: SqlBackend) -> None:
+    dead = _run(backend, RunOwner(this_process().host, 2**22 + 7, "x"), start=1_000)
+    backend.log_journal([JournalSegment("j", dead, 0, (("m", 1.0, 0, 4_000),))])
+    run = end_stored_run(backend, dead, "finished")
+    assert (run.status, run.end_time) == (RunStatus.FINISHED, 4_000)
+    with pytest.raises(InvalidArgumentError, match="already ended"):
+        end_stored_run(backend, dead)
+    with pytest.raises(InvalidArgumentError, match="finished, failed or killed"):
+        end_stored_run(backend, dead, "crashed")
+    alive = _run(backend, this_process(), start=_now())
+    with pytest.raises(InvalidArgumentError, match="still running .*--force"):
+        end_stored_run(backend, alive)
+    with pytest.raises(InvalidArgumentError, match="nothing to resume"):
+        check_resumable(backend, alive)
+    forced = end_stored_run(backend, alive, force=True)
+    assert forced.status is RunStatus.KILLED and forced.end_time is not None
+    assert forced.end_time >= _now() - 10_000
+
+
+def test_a_run_records_its_owner_and_heartbeats_while_active(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPYARD_HEARTBEAT_INTERVAL", "0.05")
+    with shipyard.start_run(experiment="beat", log_code=False) as run:
+        first = shipyard.get_run(run.run_id)
+        assert first.owner == this_process()
+        deadline = time.monotonic() + 10
+        while shipyard.get_run(run.run_id).heartbeat == first.heartbeat:
+            assert time.monotonic() < deadline, "no heartbeat within 10 s"
+            time.sleep(0.02)
+        assert shipyard.get_run(run.run_id).status is RunStatus.RUNNING  # not judged dead
+    ended = shipyard.get_run(run.run_id)
+    assert ended.status is RunStatus.FINISHED
+    assert not list((home / "journal").glob("*/*.seg"))
+
+
+def test_a_run_owned_by_a_live_process_is_joined_not_taken_over(home: Path) -> None:
+    backend = shipyard.open_workspace().backend
+    assert isinstance(backend, SqlBackend)
+    owner = RunOwner(this_process().host, os.getppid(), process_start(os.getppid()) or "")
+    run_id = _run(backend, owner, start=_now())
+    with shipyard.start_run(run_id=run_id, log_code=False) as joined:
+        joined.log_metric("m", 1.0)
+        assert shipyard.get_run(run_id).owner == owner
+    crashed = _run(backend, RunOwner(this_process().host, 2**22 + 9, "x"), start=_now())
+    with shipyard.start_run(run_id=crashed, log_code=False):
+        assert shipyard.get_run(crashed).owner == this_process()
+        assert shipyard.get_run(crashed).status is RunStatus.RUNNING
