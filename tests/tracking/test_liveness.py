@@ -132,7 +132,7 @@ def test_ending_by_hand_uses_the_last_sign_of_life(backend: SqlBackend) -> None:
     with pytest.raises(InvalidArgumentError, match="finished, failed or killed"):
         end_stored_run(backend, dead, "crashed")
     alive = _run(backend, this_process(), start=_now())
-    with pytest.raises(InvalidArgumentError, match="still running .*--force"):
+    with pytest.raises(InvalidArgumentError, match=r"still running .*--force"):
         end_stored_run(backend, alive)
     with pytest.raises(InvalidArgumentError, match="nothing to resume"):
         check_resumable(backend, alive)
