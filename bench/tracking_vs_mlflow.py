@@ -16,7 +16,12 @@ Migrations (first open of each database) happen in untimed setup. MLflow runs in
 (``bench/.venvs/mlflow``, created when missing); Shipyard runs with this interpreter and
 ``src/`` on the path. The driver runs this file again with ``--worker`` for each measurement.
 
-Run: ``.venv/bin/python bench/tracking_vs_mlflow.py [--quick] [--json PATH]``
+``log_metric_10k`` also reports Shipyard's cost per ``log_metric`` call alone (the 10,000 calls
+before ``end_run``). ``--baseline DIR`` measures that workload a second time with the Shipyard
+of another checkout (``DIR/src``, e.g. a ``git worktree`` of an earlier commit), so a change to
+the hot path is compared with what came before it on the same machine, side by side.
+
+Run: ``.venv/bin/python bench/tracking_vs_mlflow.py [--quick] [--json PATH] [--baseline DIR]``
 """
 
 from __future__ import annotations
@@ -157,14 +162,21 @@ def shipyard_worker(workload: str, tmp: Path, repeat: int) -> Result:
         warm.log_metric("warmup", 0.0)
 
     if workload == "log_metric_10k":
-        run_id = shipyard.start_run("exp", home=home, log_code=False).run_id
-        start = time.perf_counter()
-        for i in range(N_METRICS):
-            shipyard.log_metric("loss", 1.0 / (i + 1), step=i)
-        shipyard.end_run()
-        seconds = time.perf_counter() - start
-        assert len(shipyard.get_metric_history(run_id, "loss", home=home)) == N_METRICS
-        return {"seconds": seconds}
+        totals, calls = [], []
+        for _ in range(repeat):
+            run_id = shipyard.start_run("exp", home=home, log_code=False).run_id
+            start = time.perf_counter()
+            for i in range(N_METRICS):
+                shipyard.log_metric("loss", 1.0 / (i + 1), step=i)
+            calls.append(time.perf_counter() - start)
+            shipyard.end_run()
+            totals.append(time.perf_counter() - start)
+            assert len(shipyard.get_metric_history(run_id, "loss", home=home)) == N_METRICS
+        return {
+            "seconds": statistics.median(totals),
+            "times": totals,
+            "per_call_us": statistics.median(calls) / N_METRICS * 1e6,
+        }
     if workload == "log_batch_10k":
         with shipyard.start_run("exp", home=home, log_code=False) as run:
             stamp = int(time.time() * 1000)
@@ -236,14 +248,14 @@ def mlflow_python() -> Path:
     return python
 
 
-def tool_env(tool: str) -> dict[str, str]:
+def tool_env(tool: str, src: Path = ROOT / "src") -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "SHIPYARD_"))}
     env.pop("PYTHONPATH", None)
     env |= {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "PYTHONHASHSEED": "0"}
     if tool == "mlflow":
         env |= {"MLFLOW_ENABLE_ASYNC_LOGGING": "false", "GIT_PYTHON_REFRESH": "quiet"}
     else:
-        env["PYTHONPATH"] = str(ROOT / "src")
+        env["PYTHONPATH"] = str(src)
     return env
 
 
@@ -258,8 +270,10 @@ def run_python(python: Path, args: list[str], env: dict[str, str], cwd: Path) ->
     return result
 
 
-def measure(tool: str, python: Path, workload: str, repeat: int) -> Result:
-    env = tool_env(tool)
+def measure(
+    tool: str, python: Path, workload: str, repeat: int, src: Path = ROOT / "src"
+) -> Result:
+    env = tool_env(tool, src)
     with tempfile.TemporaryDirectory(prefix=f"bench-{tool}-") as tmp:
         if workload == "import":
             code = IMPORT_CODE.format(module=tool)
@@ -291,6 +305,12 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repeats (2 instead of 5)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also save results here")
     parser.add_argument("--only", nargs="+", choices=WORKLOADS, help="run only these")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="an earlier Shipyard checkout: measure log_metric_10k with it too",
+    )
     parser.add_argument("--worker", choices=["mlflow", "shipyard"], help=argparse.SUPPRESS)
     parser.add_argument("--workload", choices=WORKLOADS, help=argparse.SUPPRESS)
     parser.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
@@ -354,6 +374,22 @@ def main() -> int:
             f"start_run: median of {repeat}; Shipyard log_code=True {fmt(start['median'])}, "
             f"log_code=False {fmt(start['log_code_false']['median'])}"
         )
+    metric = results.get("log_metric_10k", {}).get("shipyard", {})
+    if "per_call_us" in metric:
+        per_call = metric["per_call_us"]
+        line = f"log_metric_10k: median of {repeat}; per log_metric call {per_call:.2f} µs"
+        if args.baseline:
+            base = measure(
+                "shipyard", pythons["shipyard"], "log_metric_10k", repeat, args.baseline / "src"
+            )
+            results["log_metric_10k"]["baseline"] = base
+            line += (
+                f" vs {base['per_call_us']:.2f} µs in {args.baseline} "
+                f"({metric['per_call_us'] / base['per_call_us']:.2f}x); until the run has "
+                f"ended {fmt(metric['seconds'])} vs {fmt(base['seconds'])} "
+                f"({metric['seconds'] / base['seconds']:.2f}x)"
+            )
+        print(line)
     if args.json:
         args.json.write_text(json.dumps({**info, "results": results}, indent=2) + "\n")
     return 1 if failed else 0

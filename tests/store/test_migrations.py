@@ -95,3 +95,46 @@ def test_upgrading_an_older_store_keeps_its_data(store_url: str) -> None:
         assert backend.list_datasets() == []
     finally:
         backend.close()
+
+
+def test_runs_of_an_older_store_are_kept_and_not_watched(store_url: str) -> None:
+    """A 0004 store gains owners and journals; its RUNNING runs have no owner, so nothing
+    marks them crashed; downgrading removes the new columns and table again."""
+    from pathlib import Path
+
+    import sqlalchemy as sa
+    from alembic import command
+
+    from shipyard.entities import RunStatus
+    from shipyard.store.sql.engine import make_engine
+    from shipyard.tracking.recovery import recover
+
+    engine = make_engine(store_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0004")
+        conn.exec_driver_sql(
+            "INSERT INTO experiments (name, description, created_at) VALUES ('old', '', 1)"
+        )
+        conn.exec_driver_sql(
+            'INSERT INTO runs (run_id, experiment_id, name, status, start_time, "user") '
+            "VALUES ('" + "a" * 32 + "', 1, 'r', 'RUNNING', 1, 'u')"
+        )
+    backend = SqlBackend(store_url)
+    try:
+        run = backend.get_run("a" * 32)
+        assert (run.status, run.owner, run.heartbeat) == (RunStatus.RUNNING, None, None)
+        assert backend.watched_runs() == []
+        assert recover(backend, Path("/nonexistent")).crashed == []
+    finally:
+        backend.close()
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0004")
+        assert current_revision(conn) == "0004"
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("runs")}
+        assert not columns & {"host", "pid", "process_start", "heartbeat"}
+        assert "run_journals" not in sa.inspect(conn).get_table_names()
+    engine.dispose()

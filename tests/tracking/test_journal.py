@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shipyard.entities import RunOwner
-from shipyard.tracking.journal import RunJournal, journal_owner, read_journal
+from shipyard.tracking.journal import RunJournal, journal_header, read_journal
 
 OWNER = RunOwner("host-a", 4242, "987654")
 
 
 def _journal(root: Path) -> RunJournal:
-    return RunJournal(root, "a" * 32, OWNER)
+    return RunJournal(root, "a" * 32, OWNER, store="sqlite:///x.db")
 
 
 def test_segments_round_trip_with_their_owner(tmp_path: Path) -> None:
@@ -32,7 +32,7 @@ def test_segments_round_trip_with_their_owner(tmp_path: Path) -> None:
     assert (first.segment, second.segment) == (0, 1)
     found = read_journal(journal.folder)
     assert found is not None
-    assert found.owner == OWNER and found.run_id == "a" * 32
+    assert found.header.owner == OWNER and found.header.run_id == "a" * 32
     assert [s.segment for s in found.segments] == [0, 1]
     values = found.segments[0].metrics
     assert [(k, s, t) for k, _, s, t in values] == [
@@ -44,7 +44,10 @@ def test_segments_round_trip_with_their_owner(tmp_path: Path) -> None:
     assert values[0][1] == 0.5 and math.isnan(values[1][1])
     assert values[2][1] == math.inf and values[3][1] == -math.inf
     assert found.segments[1].metrics == (("acc", 0.25, 7, 1003),)
-    assert journal_owner(journal.folder) == ("a" * 32, OWNER)
+    header = journal_header(journal.folder)
+    assert header is not None
+    assert (header.run_id, header.owner, header.store) == ("a" * 32, OWNER, "sqlite:///x.db")
+    assert header.journal_id == journal.journal_id and header.segment == 0
 
 
 def test_a_record_cut_short_ends_the_segment(tmp_path: Path) -> None:
@@ -79,7 +82,7 @@ def test_files_that_are_not_journals_are_left_alone(tmp_path: Path) -> None:
     folder.mkdir()
     (folder / "000000000000.seg").write_bytes(b"something else")
     assert read_journal(folder) is None
-    assert journal_owner(folder) is None
+    assert journal_header(folder) is None
     assert (folder / "000000000000.seg").exists()
 
 

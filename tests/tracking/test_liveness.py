@@ -122,6 +122,25 @@ def test_recovery_marks_silent_remote_runs_and_leaves_live_ones(
     assert backend.get_run(unowned).status is RunStatus.RUNNING
 
 
+def test_recovery_replays_only_journals_of_dead_writers_for_this_store(
+    backend: SqlBackend, tmp_path: Path
+) -> None:
+    from shipyard.tracking.journal import JOURNAL_DIR, RunJournal
+
+    run_id = _run(backend, None)
+    dead = RunOwner(this_process().host, 2**22 + 11, "x")
+    for owner, store, value in (
+        (dead, backend.url, 1.0),  # replayed
+        (dead, "sqlite:///some/other.db", 2.0),  # another store's: left alone
+        (this_process(), backend.url, 3.0),  # a live writer's: left alone
+    ):
+        RunJournal(tmp_path / JOURNAL_DIR, run_id, owner, store=store).append("m", value, 0, 1)
+    done = recover(backend, tmp_path)
+    assert (done.journals, done.metrics) == (1, 1)
+    assert [m.value for m in backend.get_metric_history(run_id, "m")] == [1.0]
+    assert len(list((tmp_path / JOURNAL_DIR).iterdir())) == 2
+
+
 def test_ending_by_hand_uses_the_last_sign_of_life(backend: SqlBackend) -> None:
     dead = _run(backend, RunOwner(this_process().host, 2**22 + 7, "x"), start=1_000)
     backend.log_journal([JournalSegment("j", dead, 0, (("m", 1.0, 0, 4_000),))])

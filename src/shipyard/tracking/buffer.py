@@ -36,6 +36,7 @@ class MetricBuffer:
             ``Backend.log_journal``); raises on failure.
         journal_root: the folder for this process's journals (``<home>/journal``).
         owner: this process, recorded in each journal segment.
+        store: the store the metrics are for (URL without password), recorded likewise.
         max_size: buffered metrics that trigger a flush in the caller's thread.
         interval: seconds between background flushes.
         sync: ``fsync`` each journal segment before its batch is written to the store.
@@ -47,6 +48,7 @@ class MetricBuffer:
         *,
         journal_root: Path,
         owner: RunOwner,
+        store: str = "",
         max_size: int = 10_000,
         interval: float = 2.0,
         sync: bool = False,
@@ -54,6 +56,7 @@ class MetricBuffer:
         self._sink = sink
         self._journal_root = journal_root
         self._owner = owner
+        self._store = store
         self._max_size = max_size
         self._interval = interval
         self._sync = sync
@@ -75,7 +78,7 @@ class MetricBuffer:
         journal = self._journals.get(run_id)
         if journal is None:
             journal = self._journals[run_id] = RunJournal(
-                self._journal_root, run_id, self._owner, sync=self._sync
+                self._journal_root, run_id, self._owner, store=self._store, sync=self._sync
             )
             if self._thread is None and not self._closed:
                 self._start_thread()

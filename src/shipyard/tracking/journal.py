@@ -9,7 +9,8 @@ transaction, the highest segment applied per journal) and only then is its file 
 After a crash, :mod:`shipyard.tracking.recovery` replays the segments the store has not
 applied, so every acknowledged metric lands exactly once.
 
-A segment file: the line ``SHIPYARD-JOURNAL 1``, a JSON line (run, journal, segment, owner),
+A segment file: the line ``SHIPYARD-JOURNAL 1``, a JSON line (run, journal, segment, owner,
+store),
 then records — ``K`` + u16 length + UTF-8 key (the next key index of this segment), or ``M``
 + u32 key index, f64 value, i64 step, i64 timestamp (little-endian). A record cut short at
 the end (a write interrupted by a power loss) ends the segment.
@@ -29,7 +30,14 @@ from pathlib import Path
 
 from shipyard.entities import JournalSegment, MetricRecord, RunOwner
 
-__all__ = ["JOURNAL_DIR", "JournalFile", "RunJournal", "journal_owner", "read_journal"]
+__all__ = [
+    "JOURNAL_DIR",
+    "JournalFile",
+    "JournalHeader",
+    "RunJournal",
+    "journal_header",
+    "read_journal",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +63,18 @@ class RunJournal:
         run_id: the run the metrics belong to.
         owner: this process (written into each segment, so a recovery can tell whether the
             writer is still alive).
+        store: the store the metrics are for (URL without password), so that a recovery
+            against another store leaves the journal alone.
         sync: ``fsync`` each segment when it is closed (``SHIPYARD_SYNC=1``), so a power loss
             cannot lose a batch that reached the store's commit.
     """
 
-    def __init__(self, root: Path, run_id: str, owner: RunOwner, *, sync: bool = False) -> None:
+    def __init__(
+        self, root: Path, run_id: str, owner: RunOwner, *, store: str = "", sync: bool = False
+    ) -> None:
         self.journal_id = uuid.uuid4().hex
         self.run_id = run_id
+        self.store = store
         self.folder = root / self.journal_id
         self.pending: list[MetricRecord] = []
         self._owner = owner
@@ -119,6 +132,7 @@ class RunJournal:
             "host": self._owner.host,
             "pid": self._owner.pid,
             "process_start": self._owner.process_start,
+            "store": self.store,
         }
         os.write(fd, _MAGIC + json.dumps(header).encode() + b"\n")
         self._fd = fd
@@ -169,13 +183,37 @@ class RunJournal:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalHeader:
+    """Whose a journal segment is: the header line every segment starts with."""
+
+    run_id: str
+    journal_id: str
+    segment: int
+    owner: RunOwner
+    store: str
+    """The store the metrics are for (URL without password; "" if not recorded)."""
+
+    @classmethod
+    def parse(cls, line: bytes) -> JournalHeader:
+        """Raises ValueError (or KeyError) for a header that is not one."""
+        data = json.loads(line)
+        owner = RunOwner(str(data["host"]), int(data["pid"]), str(data.get("process_start", "")))
+        return cls(
+            str(data["run_id"]),
+            str(data["journal_id"]),
+            int(data["segment"]),
+            owner,
+            str(data.get("store", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class JournalFile:
     """What a journal folder holds: whose it is and its segments still on disk."""
 
     folder: Path
-    journal_id: str
-    run_id: str
-    owner: RunOwner
+    header: JournalHeader
+    """The header of its first segment on disk."""
     segments: tuple[JournalSegment, ...]
 
     def delete(self) -> None:
@@ -186,75 +224,53 @@ class JournalFile:
             self.folder.rmdir()
 
 
-def journal_owner(folder: Path) -> tuple[str, RunOwner] | None:
-    """``(run_id, owner)`` of a journal from its first segment's header, without reading its
-    records; None if no segment has a readable header yet."""
+def _split_header(data: bytes) -> tuple[JournalHeader, int] | None:
+    """The header of a segment's bytes and where its records start; None if there is none."""
+    end = data.find(b"\n", len(_MAGIC))
+    if not data.startswith(_MAGIC) or end < 0:
+        return None
+    try:
+        return JournalHeader.parse(data[len(_MAGIC) : end]), end + 1
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def journal_header(folder: Path) -> JournalHeader | None:
+    """The header of a journal's first segment, without reading its records; None if no
+    segment has a readable header yet."""
     for path in sorted(folder.glob(f"*{_SUFFIX}")):
         try:
             with path.open("rb") as segment:
                 head = segment.read(len(_MAGIC) + 4096)
         except FileNotFoundError:
             continue
-        end = head.find(b"\n", len(_MAGIC))
-        if not head.startswith(_MAGIC) or end < 0:
-            continue
-        try:
-            return _owner(json.loads(head[len(_MAGIC) : end]))
-        except (ValueError, KeyError):
-            continue
+        found = _split_header(head)
+        if found is not None:
+            return found[0]
     return None
-
-
-def _owner(header: dict[str, object]) -> tuple[str, RunOwner]:
-    owner = RunOwner(
-        str(header["host"]), int(str(header["pid"])), str(header.get("process_start", ""))
-    )
-    return str(header["run_id"]), owner
 
 
 def read_journal(folder: Path) -> JournalFile | None:
     """Read every segment of a journal folder; None if it holds no readable segment."""
     segments: list[JournalSegment] = []
-    header: dict[str, object] | None = None
+    first: JournalHeader | None = None
     for path in sorted(folder.glob(f"*{_SUFFIX}")):
         try:
             data = path.read_bytes()
         except FileNotFoundError:  # applied and deleted meanwhile
             continue
-        parsed = _parse_segment(path, data)
-        if parsed is None:
+        found = _split_header(data)
+        if found is None:
+            if data:
+                log.warning("%s is not a readable Shipyard journal segment; left alone", path)
             continue
-        header, metrics = parsed
-        segments.append(
-            JournalSegment(
-                str(header["journal_id"]),
-                str(header["run_id"]),
-                int(str(header["segment"])),
-                tuple(metrics),
-            )
-        )
-    if header is None:
+        header, start = found
+        first = first or header
+        metrics = tuple(_records(path, memoryview(data)[start:]))
+        segments.append(JournalSegment(header.journal_id, header.run_id, header.segment, metrics))
+    if first is None:
         return None
-    run_id, owner = _owner(header)
-    return JournalFile(folder, str(header["journal_id"]), run_id, owner, tuple(segments))
-
-
-def _parse_segment(path: Path, data: bytes) -> tuple[dict[str, object], list[MetricRecord]] | None:
-    if not data.startswith(_MAGIC):
-        if data:
-            log.warning("%s is not a Shipyard journal segment; left alone", path)
-        return None
-    end = data.find(b"\n", len(_MAGIC))
-    if end < 0:
-        return None  # the header itself was cut short: no metric was acknowledged
-    try:
-        header = json.loads(data[len(_MAGIC) : end])
-        _owner(header)
-        int(str(header["segment"]))
-    except (ValueError, KeyError):
-        log.warning("%s has an unreadable header; left alone", path)
-        return None
-    return header, list(_records(path, memoryview(data)[end + 1 :]))
+    return JournalFile(folder, first, tuple(segments))
 
 
 def _records(path: Path, view: memoryview) -> Iterator[MetricRecord]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from shipyard.entities import Run, RunStatus
 from shipyard.errors import InvalidArgumentError, ShipyardError
 from shipyard.store import Backend
-from shipyard.tracking.journal import JOURNAL_DIR, journal_owner, read_journal
+from shipyard.tracking.journal import JOURNAL_DIR, journal_header, read_journal
 from shipyard.tracking.liveness import owner_is_dead, this_process
 
 __all__ = ["Recovery", "check_resumable", "end_stored_run", "owner_alive", "recover"]
@@ -63,16 +63,17 @@ def recover(backend: Backend, home: Path, *, heartbeat_timeout: float = 60.0) ->
     me = this_process()
     watched = {run_id: (owner, beat) for run_id, owner, beat in backend.watched_runs()}
     for folder in _journal_folders(home / JOURNAL_DIR):
-        found = journal_owner(folder)
-        if found is None:
+        header = journal_header(folder)
+        if header is None:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only if empty: its writer re-creates it when it needs it
             continue
-        run_id, writer = found
+        if header.store and header.store != backend.url:
+            continue  # metrics for another store that this home was used with
         # A writer on another host is judged by its run's heartbeat; a run that is no longer
         # RUNNING has no live writer to wait for.
-        beat = watched[run_id][1] if run_id in watched else 0
-        if writer == me or not owner_is_dead(writer, beat, now, heartbeat_timeout):
+        beat = watched[header.run_id][1] if header.run_id in watched else 0
+        if header.owner == me or not owner_is_dead(header.owner, beat, now, heartbeat_timeout):
             continue
         journal = read_journal(folder)
         if journal is None:

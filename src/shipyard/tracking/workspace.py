@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 
 from shipyard.artifacts import ArtifactStore
-from shipyard.config import Settings, load_settings
+from shipyard.config import Settings, load_settings, redact_url
 from shipyard.store import Backend, open_backend
 from shipyard.tracking.buffer import MetricBuffer
 from shipyard.tracking.journal import JOURNAL_DIR
@@ -57,6 +57,7 @@ class Workspace:
             lambda segments: self.backend.log_journal(segments),
             journal_root=self.settings.home / JOURNAL_DIR,
             owner=this_process(),
+            store=redact_url(self.settings.store_url),
             max_size=self.settings.metric_buffer_size,
             interval=self.settings.metric_flush_interval,
             sync=self.settings.sync,
