@@ -64,6 +64,8 @@ def test_a_killed_run_is_recovered_shown_crashed_resumed_and_ended(
 
     listed = run_shipyard("runs", "ls")
     assert "CRASHED" in listed.stdout
+    found = _json("runs", "ls", "--filter", "attributes.status = 'CRASHED'", "--json")
+    assert [r["run_id"] for r in found] == [run_id]  # type: ignore[union-attr,index]
     shown = run_shipyard("runs", "show", run_id[:8])
     assert "its process died" in shown.stdout and "runs resume" in shown.stdout
     crashed = _json("runs", "show", run_id, "--json")

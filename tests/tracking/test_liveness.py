@@ -189,3 +189,36 @@ def test_a_run_owned_by_a_live_process_is_joined_not_taken_over(home: Path) -> N
     with shipyard.start_run(run_id=crashed, log_code=False):
         assert shipyard.get_run(crashed).owner == this_process()
         assert shipyard.get_run(crashed).status is RunStatus.RUNNING
+
+
+def test_sync_fsyncs_each_batch_and_makes_sqlite_commits_full(
+    home: Path, monkeypatch: pytest.MonkeyPatch, store_url: str
+) -> None:
+    import shipyard.tracking.journal as journal_module
+
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:  # counts, then really syncs
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(journal_module.os, "fsync", counting_fsync)
+    monkeypatch.setenv("SHIPYARD_SYNC", "1")
+    with shipyard.start_run(experiment="sync", log_code=False) as run:
+        run.log_metric("m", 1.0)
+        run.flush()
+        assert len(synced) == 1  # the segment of that batch
+        run.log_metric("m", 2.0)
+        backend = run.workspace.backend
+    assert len(synced) == 2
+    if store_url.startswith("sqlite"):
+        assert isinstance(backend, SqlBackend)
+        with backend.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
+def test_a_bad_sync_value_is_refused(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPYARD_SYNC", "maybe")
+    with pytest.raises(InvalidArgumentError, match="SHIPYARD_SYNC must be 1 or 0"):
+        shipyard.start_run(log_code=False)
