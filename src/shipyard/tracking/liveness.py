@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 import weakref
@@ -64,6 +63,8 @@ def this_process() -> RunOwner:
     global _identity
     pid = os.getpid()
     if _identity is None or _identity[0] != pid:
+        import socket  # lazily: it pulls in selectors, which a bare import does not need
+
         start = process_start(pid)
         _identity = (pid, RunOwner(socket.gethostname(), pid, start or ""))
     return _identity[1]
