@@ -142,12 +142,7 @@ class ActiveRun:
                 for ``key`` in this run (starting at 0).
             timestamp: milliseconds since the epoch; default now.
         """
-        if key not in self._next_step:
-            validate_key("metric", key)
-        if step is None:
-            step = self._next_step.get(key, 0)
-        elif type(step) is not int or not _STEP_MIN <= step <= _STEP_MAX:
-            step = int64(f"step of metric {key!r}", step)
+        step = self._step(key, step)
         self._next_step[key] = step + 1
         self._workspace.metric_buffer.add(
             self._run.run_id,
@@ -164,18 +159,22 @@ class ActiveRun:
         stamp = now_ms() if timestamp is None else int64("timestamp", timestamp)
         batch: list[MetricRecord] = []
         for key, value in metrics.items():
-            if key not in self._next_step:
-                validate_key("metric", key)
-            if step is None:
-                at = self._next_step.get(key, 0)
-            elif type(step) is not int or not _STEP_MIN <= step <= _STEP_MAX:
-                at = int64(f"step of metric {key!r}", step)
-            else:
-                at = step
+            at = self._step(key, step)
             batch.append((key, metric_value(key, value), at, stamp))
         for key, _, at, _ in batch:
             self._next_step[key] = at + 1
         self._workspace.metric_buffer.extend(self.run_id, batch)
+
+    def _step(self, key: str, step: int | None) -> int:
+        """The checked step of a metric about to be logged (the next one when None); the
+        key is checked the first time this run sees it."""
+        if key not in self._next_step:
+            validate_key("metric", key)
+        if step is None:
+            return self._next_step.get(key, 0)
+        if type(step) is not int or not _STEP_MIN <= step <= _STEP_MAX:
+            return int64(f"step of metric {key!r}", step)
+        return step
 
     def flush(self) -> None:
         """Write buffered metrics now; when it returns they are in the store."""
