@@ -144,7 +144,7 @@ def load_settings(
     artifacts_url = environ.get("SHIPYARD_ARTIFACTS_URL") or file_config.get("artifacts", {}).get(
         "url"
     )
-    return Settings(
+    settings = Settings(
         home=path,
         store_url=store_url or f"sqlite:///{path / 'shipyard.db'}",
         artifacts_url=artifacts_url or str(path / "artifacts"),
@@ -155,6 +155,13 @@ def load_settings(
         heartbeat_timeout=_number(environ, "SHIPYARD_HEARTBEAT_TIMEOUT", 60.0),
         sync=_flag(environ, "SHIPYARD_SYNC"),
     )
+    if settings.heartbeat_timeout < 3 * settings.heartbeat_interval:
+        raise InvalidArgumentError(
+            f"SHIPYARD_HEARTBEAT_TIMEOUT ({settings.heartbeat_timeout:g} s) must be at least "
+            f"3 x SHIPYARD_HEARTBEAT_INTERVAL ({settings.heartbeat_interval:g} s), or live "
+            "runs on other hosts would look crashed"
+        )
+    return settings
 
 
 def _flag(environ: Mapping[str, str], name: str) -> bool:

@@ -116,3 +116,67 @@ def test_any_metrics_round_trip(
     found = read_journal(journal.folder)
     assert found is not None
     assert list(found.segments[0].metrics) == records
+
+
+def test_a_failed_write_is_cut_back_and_later_records_stay_readable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk mid-record (simulated: the OS call is the one thing replaced here)."""
+    import shipyard.tracking.journal as journal_module
+
+    journal = _journal(tmp_path)
+    journal.append("loss", 1.0, 0, 1)
+    real_write = os.write
+
+    def half_then_full(fd: int, data: bytes) -> int:
+        real_write(fd, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_module.os, "write", half_then_full)
+    with pytest.raises(OSError, match="No space"):
+        journal.append("acc", 2.0, 0, 2)  # a new key: its definition must not count
+    monkeypatch.setattr(journal_module.os, "write", real_write)
+    journal.append("acc", 3.0, 1, 3)
+    journal.append("loss", 4.0, 1, 4)
+    found = read_journal(journal.folder)
+    assert found is not None
+    assert list(found.segments[0].metrics) == [
+        ("loss", 1.0, 0, 1),
+        ("acc", 3.0, 1, 3),
+        ("loss", 4.0, 1, 4),
+    ]
+    assert journal.pending == list(found.segments[0].metrics)
+
+
+def test_ending_a_run_waits_for_a_flush_in_flight_before_deleting_its_journal(
+    tmp_path: Path,
+) -> None:
+    import threading
+
+    from shipyard.tracking.buffer import MetricBuffer
+
+    storing, release = threading.Event(), threading.Event()
+    stored: list[int] = []
+    on_disk_while_storing: list[bool] = []
+
+    def slow_sink(segments: object) -> None:
+        storing.set()
+        release.wait(10)
+        on_disk_while_storing.append(any(tmp_path.glob("*/*.seg")))
+        stored.append(1)
+
+    buffer = MetricBuffer(slow_sink, journal_root=tmp_path, owner=OWNER, interval=3600)
+    buffer.add("r" * 32, "loss", 1.0, 0, 1)
+    flusher = threading.Thread(target=buffer.flush)
+    flusher.start()
+    assert storing.wait(10)
+    closer = threading.Thread(target=buffer.close_journal, args=("r" * 32,))
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive(), "close_journal must wait for the flush in flight"
+    release.set()
+    flusher.join(10)
+    closer.join(10)
+    assert stored == [1] and on_disk_while_storing == [True]
+    assert not any(tmp_path.iterdir())
+    buffer.close()

@@ -31,6 +31,12 @@ def _run(backend: SqlBackend, owner: RunOwner | None, start: int = 1_000) -> str
 FAR = RunOwner("another-host", 12345, "1")
 
 
+def _dead_here(pid: int = 2**22 + 7) -> RunOwner:
+    """An owner on this machine whose pid cannot exist (above Linux's pid_max)."""
+    me = this_process()
+    return RunOwner(me.host, pid, me.process_start.rpartition("/")[0] + "/1")
+
+
 # --- the operating system's side --------------------------------------------------------
 
 
@@ -38,7 +44,14 @@ def test_this_process_is_alive_and_a_reused_pid_is_not() -> None:
     me = this_process()
     assert me.pid == os.getpid() and me.host
     assert not owner_is_dead(me, 0, _now(), 60)
-    assert owner_is_dead(RunOwner(me.host, me.pid, "not-my-start"), 0, _now(), 60)
+    reused = RunOwner(me.host, me.pid, me.process_start.rpartition("/")[0] + "/1")
+    assert owner_is_dead(reused, _now(), _now(), 60)  # fresh heartbeat: the pid decides
+
+
+def test_same_host_name_on_another_machine_is_judged_by_its_heartbeat() -> None:
+    twin = RunOwner(this_process().host, 2**22 + 5, "other-boot:pid:[1]/123")
+    assert not owner_is_dead(twin, _now(), _now(), 60)
+    assert owner_is_dead(twin, _now() - 61_000, _now(), 60)
 
 
 def test_a_killed_child_is_dead_even_before_it_is_reaped() -> None:
@@ -128,7 +141,7 @@ def test_recovery_replays_only_journals_of_dead_writers_for_this_store(
     from shipyard.tracking.journal import JOURNAL_DIR, RunJournal
 
     run_id = _run(backend, None)
-    dead = RunOwner(this_process().host, 2**22 + 11, "x")
+    dead = _dead_here(2**22 + 11)
     for owner, store, value in (
         (dead, backend.url, 1.0),  # replayed
         (dead, "sqlite:///some/other.db", 2.0),  # another store's: left alone
@@ -142,7 +155,7 @@ def test_recovery_replays_only_journals_of_dead_writers_for_this_store(
 
 
 def test_ending_by_hand_uses_the_last_sign_of_life(backend: SqlBackend) -> None:
-    dead = _run(backend, RunOwner(this_process().host, 2**22 + 7, "x"), start=1_000)
+    dead = _run(backend, _dead_here(), start=1_000)
     backend.log_journal([JournalSegment("j", dead, 0, (("m", 1.0, 0, 4_000),))])
     run = end_stored_run(backend, dead, "finished")
     assert (run.status, run.end_time) == (RunStatus.FINISHED, 4_000)
@@ -185,7 +198,7 @@ def test_a_run_owned_by_a_live_process_is_joined_not_taken_over(home: Path) -> N
     with shipyard.start_run(run_id=run_id, log_code=False) as joined:
         joined.log_metric("m", 1.0)
         assert shipyard.get_run(run_id).owner == owner
-    crashed = _run(backend, RunOwner(this_process().host, 2**22 + 9, "x"), start=_now())
+    crashed = _run(backend, _dead_here(2**22 + 9), start=_now())
     with shipyard.start_run(run_id=crashed, log_code=False):
         assert shipyard.get_run(crashed).owner == this_process()
         assert shipyard.get_run(crashed).status is RunStatus.RUNNING
@@ -208,10 +221,10 @@ def test_sync_fsyncs_each_batch_and_makes_sqlite_commits_full(
     with shipyard.start_run(experiment="sync", log_code=False) as run:
         run.log_metric("m", 1.0)
         run.flush()
-        assert len(synced) == 1  # the segment of that batch
+        assert len(synced) == 2  # the new segment's folder entry, then the segment itself
         run.log_metric("m", 2.0)
         backend = run.workspace.backend
-    assert len(synced) == 2
+    assert len(synced) == 4
     if store_url.startswith("sqlite"):
         assert isinstance(backend, SqlBackend)
         with backend.engine.connect() as conn:
@@ -222,3 +235,27 @@ def test_a_bad_sync_value_is_refused(home: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("SHIPYARD_SYNC", "maybe")
     with pytest.raises(InvalidArgumentError, match="SHIPYARD_SYNC must be 1 or 0"):
         shipyard.start_run(log_code=False)
+
+
+def test_a_heartbeat_timeout_too_close_to_the_interval_is_refused(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPYARD_HEARTBEAT_INTERVAL", "30")
+    monkeypatch.setenv("SHIPYARD_HEARTBEAT_TIMEOUT", "60")
+    with pytest.raises(InvalidArgumentError, match="at least 3 x SHIPYARD_HEARTBEAT_INTERVAL"):
+        shipyard.start_run(log_code=False)
+
+
+def test_recovery_reports_a_journal_it_cannot_replay_and_goes_on(
+    backend: SqlBackend, tmp_path: Path
+) -> None:
+    from shipyard.tracking.journal import JOURNAL_DIR, RunJournal
+
+    good = _run(backend, None)
+    root = tmp_path / JOURNAL_DIR
+    RunJournal(root, "e" * 32, _dead_here(), store=backend.url).append("m", 1.0, 0, 1)
+    RunJournal(root, good, _dead_here(), store=backend.url).append("m", 2.0, 0, 1)
+    done = recover(backend, tmp_path)
+    assert done.journals == 1 and len(done.problems) == 1
+    assert "no run" in done.problems[0]
+    assert [m.value for m in backend.get_metric_history(good, "m")] == [2.0]

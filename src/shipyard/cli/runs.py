@@ -25,7 +25,7 @@ from shipyard.cli._base import (
     workspace_from,
 )
 from shipyard.entities import Run, RunStatus, format_metric
-from shipyard.errors import NotFoundError
+from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.tracking.fluent import RUN_ID_ENV
 from shipyard.tracking.recovery import check_resumable, end_stored_run
 
@@ -283,8 +283,10 @@ def resume_run(
         backend.resolve_run_id(run_id),
         heartbeat_timeout=workspace.settings.heartbeat_timeout,
     )
+    if as_json and command:
+        raise InvalidArgumentError("--json prints the run to resume; it takes no command")
     steps = backend.latest_steps(run.run_id)
-    if as_json and not command:
+    if as_json:
         print_json({"run_id": run.run_id, "status": run.status.value, "latest_steps": steps})
         return
     after = ", ".join(f"{k} after step {v}" for k, v in sorted(steps.items())[:5])
@@ -308,7 +310,8 @@ def resume_run(
         f"{escape(shlex.join(command))} exited with {done.returncode} after "
         f"{time.monotonic() - started:.1f} s"
     )
-    raise typer.Exit(code=done.returncode)
+    # Killed by a signal: exit as a shell would (128 + signal), not with a wrapped number.
+    raise typer.Exit(code=done.returncode if done.returncode >= 0 else 128 - done.returncode)
 
 
 @app.command("recover")
@@ -319,6 +322,7 @@ def recover_runs(
     """Replay the metric journals of processes that died and mark their runs CRASHED.
 
     This also happens whenever a command opens the store; run it to see what it did.
+    Exit code 1 when a journal could not be replayed (it stays on disk).
     """
     workspace = workspace_from(ctx)
     done = workspace.recover()
@@ -331,6 +335,8 @@ def recover_runs(
                 "problems": done.problems,
             }
         )
+        if done.problems:
+            raise typer.Exit(code=1)
         return
     if not (done.journals or done.crashed or done.problems):
         console.print("Nothing to recover: no journal of a dead process, no crashed run.")
@@ -342,4 +348,6 @@ def recover_runs(
     for run_id, end in done.crashed:
         console.print(f"Run {run_id[:8]} crashed; marked CRASHED, ended {format_time(end)}.")
     for problem in done.problems:
-        err_console.print(f"[yellow]warning:[/] {escape(problem)}")
+        err_console.print(f"[bold red]error:[/] {escape(problem)}")
+    if done.problems:
+        raise typer.Exit(code=1)

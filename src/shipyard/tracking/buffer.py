@@ -92,7 +92,7 @@ class MetricBuffer:
             self._count += 1
             full = self._count >= self._max_size
         if full:
-            self.flush()
+            self._flush_when_full()
 
     def extend(self, run_id: str, metrics: Sequence[MetricRecord]) -> None:
         """Journal and buffer several metrics of one run with one write."""
@@ -101,37 +101,55 @@ class MetricBuffer:
             self._count += len(metrics)
             full = self._count >= self._max_size
         if full:
-            self.flush()
+            self._flush_when_full()
 
     def flush(self) -> None:
         """Write everything buffered so far; raise if the store refuses it (nothing is lost:
         the batch stays journaled and buffered for the next attempt)."""
         with self._flush_lock:
-            with self._lock:
-                taken = [
-                    (journal, segment)
-                    for journal in self._journals.values()
-                    if (segment := journal.take()) is not None
-                ]
-                self._count = 0
-            batch = self._unapplied + taken
-            if not batch:
-                return
-            self._unapplied = batch
-            self._sink([segment for _, segment in batch])
-            self._unapplied = []
-            for journal, segment in batch:
-                journal.discard(segment.segment)
+            self._flush_locked()
+
+    def _flush_when_full(self) -> None:
+        # The metric is journaled already: a store that is down must not fail the caller's
+        # log_metric (a retry would log it twice). The flusher thread keeps trying.
+        try:
+            self.flush()
+        except Exception as exc:
+            log.warning("could not write buffered metrics yet (%s); they are journaled", exc)
+
+    def _flush_locked(self) -> None:
+        with self._lock:
+            taken = [
+                (journal, segment)
+                for journal in self._journals.values()
+                if (segment := journal.take()) is not None
+            ]
+            self._count = 0
+        for journal, _ in taken:
+            journal.sync_taken()  # SHIPYARD_SYNC: outside the lock, loggers go on
+        batch = self._unapplied + taken
+        if not batch:
+            return
+        self._unapplied = batch
+        self._sink([segment for _, segment in batch])
+        self._unapplied = []
+        for journal, segment in batch:
+            journal.discard(segment.segment)
 
     def close_journal(self, run_id: str) -> None:
-        """Flush, then forget the journal of a run that has ended."""
-        self.flush()
-        with self._lock:
-            journal = self._journals.get(run_id)
-            if journal is None or journal.pending:
-                return  # logged to again meanwhile: keep it
-            del self._journals[run_id]
-        journal.close()
+        """Flush, then forget the journal of a run that has ended.
+
+        The flush lock is held throughout: another thread's flush cannot be between taking a
+        segment and storing it while the journal's files are deleted.
+        """
+        with self._flush_lock:
+            self._flush_locked()
+            with self._lock:
+                journal = self._journals.get(run_id)
+                if journal is None or journal.pending:
+                    return  # logged to again meanwhile: keep it
+                del self._journals[run_id]
+            journal.close()
 
     def close(self) -> None:
         """Flush, stop the background thread and delete the journals now in the store."""
@@ -140,11 +158,12 @@ class MetricBuffer:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=self._interval + 5)
-        self.flush()
-        with self._lock:
-            journals, self._journals = list(self._journals.values()), {}
-        for journal in journals:
-            journal.close()
+        with self._flush_lock:
+            self._flush_locked()
+            with self._lock:
+                journals, self._journals = list(self._journals.values()), {}
+            for journal in journals:
+                journal.close()
 
     def _start_thread(self) -> None:
         self._thread = threading.Thread(

@@ -198,9 +198,9 @@ def start_run(
     global _env_run_used
     with _stack_lock:
         parent = _stack[-1] if _stack else None
-    if run_id is None and parent is None and not _env_run_used:
+    from_env = run_id is None and parent is None and not _env_run_used
+    if from_env:
         run_id = os.environ.get(RUN_ID_ENV) or None
-        _env_run_used = True
     if parent is not None and nested and home is None:
         workspace = parent.workspace  # a child lives where its parent does
     else:
@@ -255,6 +255,11 @@ def start_run(
             except BaseException:
                 run.end(RunStatus.FAILED)  # never leave a run RUNNING that nobody holds
                 raise
+    if from_env and run_id is not None:
+        # Used once: the process's later runs, and the processes it starts (a sweep's
+        # trials), start runs of their own.
+        _env_run_used = True
+        os.environ.pop(RUN_ID_ENV, None)
     with _stack_lock:
         _stack.append(run)
     return run
@@ -263,7 +268,10 @@ def start_run(
 def _resume(workspace: Workspace, run_id: str) -> ActiveRun:
     """Continue a stored run: take it over unless a live process still owns it."""
     backend = workspace.backend
-    workspace.recover()  # a dead owner's journal first, so its steps count
+    try:
+        workspace.recover()  # a dead owner's journal first, so its steps count
+    except Exception as exc:  # an unrelated bad journal must not stop a resume
+        log.warning("could not recover crashed runs yet: %s", exc)
     stored = backend.get_run(run_id)
     me = this_process()
     now = now_ms()

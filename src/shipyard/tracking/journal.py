@@ -32,6 +32,8 @@ from shipyard.entities import JournalSegment, MetricRecord, RunOwner
 
 __all__ = [
     "JOURNAL_DIR",
+    "JOURNAL_MAGIC",
+    "SEGMENT_SUFFIX",
     "JournalFile",
     "JournalHeader",
     "RunJournal",
@@ -43,15 +45,15 @@ log = logging.getLogger(__name__)
 
 JOURNAL_DIR = "journal"
 """The folder of a workspace that holds the journals."""
-_MAGIC = b"SHIPYARD-JOURNAL 1\n"
-_SUFFIX = ".seg"
+JOURNAL_MAGIC = b"SHIPYARD-JOURNAL 1\n"
+SEGMENT_SUFFIX = ".seg"
 _METRIC = struct.Struct("<cIdqq")
 _PACK = _METRIC.pack
 _KEY = struct.Struct("<cH")
 
 
 def _segment_name(segment: int) -> str:
-    return f"{segment:012d}{_SUFFIX}"
+    return f"{segment:012d}{SEGMENT_SUFFIX}"
 
 
 class RunJournal:
@@ -81,6 +83,8 @@ class RunJournal:
         self._sync = sync
         self._segment = 0
         self._fd = -1
+        self._size = 0
+        self._unsynced: list[int] = []
         self._keys: dict[str, int] = {}
 
     def __repr__(self) -> str:
@@ -90,32 +94,52 @@ class RunJournal:
         """Write one metric to the open segment (one ``write()``) and keep it pending."""
         index = self._keys.get(key)
         if index is None:
-            record = self._new_key(key)
-            record += _PACK(b"M", self._keys[key], value, step, timestamp)
+            self._write_new_keys([key], _PACK(b"M", len(self._keys), value, step, timestamp))
         else:
-            record = _PACK(b"M", index, value, step, timestamp)
-        os.write(self._fd, record)
+            self._write(_PACK(b"M", index, value, step, timestamp))
         self.pending.append((key, value, step, timestamp))
 
     def extend(self, metrics: Sequence[MetricRecord]) -> None:
         """Write several metrics with one ``write()``."""
+        new: dict[str, int] = {}
         parts: list[bytes] = []
         for key, value, step, timestamp in metrics:
             index = self._keys.get(key)
             if index is None:
-                parts.append(self._new_key(key))
-                index = self._keys[key]
+                index = new.get(key)
+                if index is None:
+                    index = new[key] = len(self._keys) + len(new)
             parts.append(_PACK(b"M", index, value, step, timestamp))
-        if parts:
-            os.write(self._fd, b"".join(parts))
-            self.pending.extend(metrics)
+        if not parts:
+            return
+        if new:
+            self._write_new_keys(list(new), b"".join(parts))
+        else:
+            self._write(b"".join(parts))
+        self.pending.extend(metrics)
 
-    def _new_key(self, key: str) -> bytes:
+    def _write_new_keys(self, keys: list[str], records: bytes) -> None:
+        # Keys are numbered in the order their K records appear; they count only once
+        # written, so a failed write leaves the key table as the file has it.
         if self._fd < 0:
             self._open_segment()
-        self._keys[key] = len(self._keys)
-        data = key.encode()
-        return _KEY.pack(b"K", len(data)) + data
+        definitions = b"".join(_KEY.pack(b"K", len(k.encode())) + k.encode() for k in keys)
+        self._write(definitions + records)
+        for key in keys:
+            self._keys[key] = len(self._keys)
+
+    def _write(self, data: bytes) -> None:
+        """Append ``data`` whole, or not at all: a failed or short write (a full disk) is cut
+        back, so the records after it are not hidden behind a torn one."""
+        try:
+            written = os.write(self._fd, data)
+            while written < len(data):
+                written += os.write(self._fd, data[written:])
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._size)
+            raise
+        self._size += len(data)
 
     def _open_segment(self) -> None:
         path = self.folder / _segment_name(self._segment)
@@ -134,20 +158,40 @@ class RunJournal:
             "process_start": self._owner.process_start,
             "store": self.store,
         }
-        os.write(fd, _MAGIC + json.dumps(header).encode() + b"\n")
-        self._fd = fd
+        self._fd, self._size = fd, 0
+        try:
+            self._write(JOURNAL_MAGIC + json.dumps(header).encode() + b"\n")
+            if self._sync:  # the new file's name must survive a power loss too
+                _fsync_folder(self.folder)
+        except BaseException:
+            self._close_fd()
+            raise
 
     def take(self) -> JournalSegment | None:
         """Close the open segment and return its metrics for the store (None if empty);
-        the next metric starts a new segment."""
+        the next metric starts a new segment. With ``sync``, call :meth:`sync_taken`
+        before storing it."""
         if not self.pending:
             return None
         segment = JournalSegment(self.journal_id, self.run_id, self._segment, tuple(self.pending))
         self.pending = []
-        self._close_fd()
+        if self._sync:
+            self._unsynced.append(self._fd)
+            self._fd = -1
+        else:
+            self._close_fd()
         self._segment += 1
         self._keys = {}
         return segment
+
+    def sync_taken(self) -> None:
+        """``fsync`` and close the segments taken since the last call (``sync`` only)."""
+        while self._unsynced:
+            fd = self._unsynced.pop()
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     def discard(self, segment: int) -> None:
         """Delete a segment the store has applied."""
@@ -157,29 +201,39 @@ class RunJournal:
     def close(self) -> None:
         """Forget the journal: call only once every segment is applied and discarded."""
         self._close_fd()
-        for path in self.folder.glob(f"*{_SUFFIX}") if self.folder.exists() else ():
-            path.unlink(missing_ok=True)
-        with contextlib.suppress(FileNotFoundError, OSError):
-            self.folder.rmdir()
+        self.sync_taken()
+        _remove(self.folder, list(self.folder.glob(f"*{SEGMENT_SUFFIX}")))
 
     def abandon(self) -> None:
-        """Drop the open file without deleting anything (a forked child's copy)."""
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
+        """Drop the open files without deleting anything (a forked child's copy)."""
+        for fd in [self._fd, *self._unsynced]:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         self._fd = -1
+        self._unsynced = []
         self._keys = {}
         self.pending = []
 
     def _close_fd(self) -> None:
-        if self._fd < 0:
-            return
-        fd, self._fd = self._fd, -1
-        try:
-            if self._sync:
-                os.fsync(fd)
-        finally:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
             os.close(fd)
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove(folder: Path, segments: Sequence[Path]) -> None:
+    for path in segments:
+        path.unlink(missing_ok=True)
+    with contextlib.suppress(FileNotFoundError, OSError):
+        folder.rmdir()  # only if nothing else is in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,22 +269,21 @@ class JournalFile:
     header: JournalHeader
     """The header of its first segment on disk."""
     segments: tuple[JournalSegment, ...]
+    paths: tuple[Path, ...]
+    """The segment files read (unreadable ones are not among them)."""
 
     def delete(self) -> None:
-        """Remove the folder (its segments are in the store)."""
-        for path in self.folder.glob(f"*{_SUFFIX}"):
-            path.unlink(missing_ok=True)
-        with contextlib.suppress(FileNotFoundError, OSError):
-            self.folder.rmdir()
+        """Remove the segments read (they are in the store), and the folder if now empty."""
+        _remove(self.folder, self.paths)
 
 
 def _split_header(data: bytes) -> tuple[JournalHeader, int] | None:
     """The header of a segment's bytes and where its records start; None if there is none."""
-    end = data.find(b"\n", len(_MAGIC))
-    if not data.startswith(_MAGIC) or end < 0:
+    end = data.find(b"\n", len(JOURNAL_MAGIC))
+    if not data.startswith(JOURNAL_MAGIC) or end < 0:
         return None
     try:
-        return JournalHeader.parse(data[len(_MAGIC) : end]), end + 1
+        return JournalHeader.parse(data[len(JOURNAL_MAGIC) : end]), end + 1
     except (ValueError, KeyError, TypeError):
         return None
 
@@ -238,10 +291,10 @@ def _split_header(data: bytes) -> tuple[JournalHeader, int] | None:
 def journal_header(folder: Path) -> JournalHeader | None:
     """The header of a journal's first segment, without reading its records; None if no
     segment has a readable header yet."""
-    for path in sorted(folder.glob(f"*{_SUFFIX}")):
+    for path in sorted(folder.glob(f"*{SEGMENT_SUFFIX}")):
         try:
             with path.open("rb") as segment:
-                head = segment.read(len(_MAGIC) + 4096)
+                head = segment.read(len(JOURNAL_MAGIC) + 4096)
         except FileNotFoundError:
             continue
         found = _split_header(head)
@@ -253,8 +306,9 @@ def journal_header(folder: Path) -> JournalHeader | None:
 def read_journal(folder: Path) -> JournalFile | None:
     """Read every segment of a journal folder; None if it holds no readable segment."""
     segments: list[JournalSegment] = []
+    paths: list[Path] = []
     first: JournalHeader | None = None
-    for path in sorted(folder.glob(f"*{_SUFFIX}")):
+    for path in sorted(folder.glob(f"*{SEGMENT_SUFFIX}")):
         try:
             data = path.read_bytes()
         except FileNotFoundError:  # applied and deleted meanwhile
@@ -268,9 +322,10 @@ def read_journal(folder: Path) -> JournalFile | None:
         first = first or header
         metrics = tuple(_records(path, memoryview(data)[start:]))
         segments.append(JournalSegment(header.journal_id, header.run_id, header.segment, metrics))
+        paths.append(path)
     if first is None:
         return None
-    return JournalFile(folder, first, tuple(segments))
+    return JournalFile(folder, first, tuple(segments), tuple(paths))
 
 
 def _records(path: Path, view: memoryview) -> Iterator[MetricRecord]:

@@ -24,26 +24,43 @@ __all__ = ["Heartbeat", "owner_is_dead", "process_start", "this_process"]
 log = logging.getLogger(__name__)
 
 _identity: tuple[int, RunOwner] | None = None
+_machine_id: str | None = None
 _live_heartbeats: weakref.WeakSet[Heartbeat] = weakref.WeakSet()
 
 
+def _machine() -> str:
+    """Which kernel and pid namespace pids are counted in: a boot id and a namespace, so
+    that two machines (or containers) with one host name are told apart; "" if unknown."""
+    global _machine_id
+    if _machine_id is None:
+        try:
+            with open("/proc/sys/kernel/random/boot_id") as boot:
+                boot_id = boot.read().strip()
+            namespace = os.readlink("/proc/self/ns/pid")
+            _machine_id = f"{boot_id}:{namespace}"
+        except OSError:
+            _machine_id = ""
+    return _machine_id
+
+
 def process_start(pid: int) -> str | None:
-    """A token naming one process's life (Linux: start time in clock ticks since boot), ""
-    where the system cannot say, or None when no such live process exists."""
+    """A token naming one process's life as seen from here (Linux: this machine's boot id
+    and pid namespace, then the start time in clock ticks since boot), "" where the system
+    cannot say, or None when no such live process exists."""
+    if pid <= 0:
+        return None
     if not os.path.exists("/proc/self/stat"):  # not Linux: existence is all we can learn
         return _signal_check(pid)
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
             text = stat.read()
-    except FileNotFoundError:
-        return None
-    except OSError:
+    except OSError:  # gone, or hidden from us (hidepid): ask the kernel directly
         return _signal_check(pid)
     # The command name (field 2) is in parentheses and may hold spaces or parentheses.
     fields = text[text.rfind(b")") + 2 :].split()
     if not fields or fields[0] in (b"Z", b"X"):  # zombie or dead: it logs nothing more
         return None
-    return fields[19].decode() if len(fields) > 19 else ""
+    return f"{_machine()}/{fields[19].decode()}" if len(fields) > 19 else ""
 
 
 def _signal_check(pid: int) -> str | None:
@@ -70,14 +87,21 @@ def this_process() -> RunOwner:
     return _identity[1]
 
 
+def _same_machine(owner: RunOwner) -> bool:
+    me = this_process()
+    if owner.host != me.host or os.name != "posix":
+        return False  # signal 0 means CTRL_C_EVENT on Windows: there, only heartbeats tell
+    mine, theirs = me.process_start.rpartition("/")[0], owner.process_start.rpartition("/")[0]
+    return mine == theirs
+
+
 def owner_is_dead(owner: RunOwner, heartbeat: int, now: int, timeout_s: float) -> bool:
     """Whether the owner of a run can no longer log to it.
 
-    On this host, by asking the operating system; elsewhere, when its last heartbeat is more
-    than ``timeout_s`` old.
+    On this machine (same host name, boot and pid namespace), by asking the operating
+    system; elsewhere, when its last heartbeat is more than ``timeout_s`` old.
     """
-    # Signal 0 means CTRL_C_EVENT on Windows: there, only the heartbeat can tell.
-    if owner.host == this_process().host and os.name == "posix":
+    if _same_machine(owner):
         found = process_start(owner.pid)
         if found is None:
             return True

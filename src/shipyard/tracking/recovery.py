@@ -16,10 +16,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shipyard.entities import Run, RunStatus
+from shipyard.entities import Run, RunOwner, RunStatus
 from shipyard.errors import InvalidArgumentError, ShipyardError
 from shipyard.store import Backend
-from shipyard.tracking.journal import JOURNAL_DIR, journal_header, read_journal
+from shipyard.tracking.journal import (
+    JOURNAL_DIR,
+    JOURNAL_MAGIC,
+    SEGMENT_SUFFIX,
+    journal_header,
+    read_journal,
+)
 from shipyard.tracking.liveness import owner_is_dead, this_process
 
 __all__ = ["Recovery", "check_resumable", "end_stored_run", "owner_alive", "recover"]
@@ -63,39 +69,87 @@ def recover(backend: Backend, home: Path, *, heartbeat_timeout: float = 60.0) ->
     me = this_process()
     watched = {run_id: (owner, beat) for run_id, owner, beat in backend.watched_runs()}
     for folder in _journal_folders(home / JOURNAL_DIR):
-        header = journal_header(folder)
-        if header is None:
-            with contextlib.suppress(OSError):
-                folder.rmdir()  # only if empty: its writer re-creates it when it needs it
-            continue
-        if header.store and header.store != backend.url:
-            continue  # metrics for another store that this home was used with
-        # A writer on another host is judged by its run's heartbeat; a run that is no longer
-        # RUNNING has no live writer to wait for.
-        beat = watched[header.run_id][1] if header.run_id in watched else 0
-        if header.owner == me or not owner_is_dead(header.owner, beat, now, heartbeat_timeout):
-            continue
-        journal = read_journal(folder)
-        if journal is None:
-            continue
         try:
-            done.metrics += backend.log_journal(journal.segments)
-        except ShipyardError as exc:
+            _replay(backend, folder, watched, now, heartbeat_timeout, done)
+        except FileNotFoundError:
+            continue  # its writer closed it meanwhile
+        except (ShipyardError, OSError) as exc:  # one bad journal must not stop the rest
             done.problems.append(f"{folder}: {exc}")
             log.warning("could not replay the metric journal %s: %s", folder, exc)
-            continue
-        journal.delete()
-        done.journals += 1
     if done.journals:
         watched = {run_id: (owner, beat) for run_id, owner, beat in backend.watched_runs()}
     for run_id, (owner, beat) in watched.items():
         if owner == me or not owner_is_dead(owner, beat, now, heartbeat_timeout):
             continue
-        end = backend.mark_run_crashed(run_id, heartbeat=beat, now=now)
+        try:
+            end = backend.mark_run_crashed(run_id, heartbeat=beat, now=now)
+        except ShipyardError as exc:
+            done.problems.append(f"run {run_id}: {exc}")
+            continue
         if end is not None:
             done.crashed.append((run_id, end))
             log.info("run %s crashed (%s is gone); marked CRASHED", run_id, owner)
     return done
+
+
+def _replay(
+    backend: Backend,
+    folder: Path,
+    watched: dict[str, tuple[RunOwner, int]],
+    now: int,
+    timeout_s: float,
+    done: Recovery,
+) -> None:
+    """Replay one journal folder into the store if its writer is dead."""
+    header = journal_header(folder)
+    if header is None:
+        _tidy(folder, now)
+        return
+    if header.store and header.store != backend.url:
+        return  # metrics for another store that this home was used with
+    # A writer elsewhere is judged by its run's heartbeat and by when it last touched its
+    # journal (a shared home); a run no longer RUNNING has no owner heartbeat to go by.
+    beat = watched[header.run_id][1] if header.run_id in watched else 0
+    beat = max(beat, _last_touched(folder))
+    if header.owner == this_process() or not owner_is_dead(header.owner, beat, now, timeout_s):
+        return
+    journal = read_journal(folder)
+    if journal is None:
+        return
+    done.metrics += backend.log_journal(journal.segments)
+    journal.delete()
+    done.journals += 1
+
+
+def _last_touched(folder: Path) -> int:
+    """Newest modification time (ms) of a journal folder or its segments."""
+    times = [folder.stat().st_mtime_ns]
+    for path in folder.iterdir():
+        with contextlib.suppress(FileNotFoundError):
+            times.append(path.stat().st_mtime_ns)
+    return max(times) // 1_000_000
+
+
+_CUT_OFF_AFTER_MS = 2_000
+"""A writer writes a segment's header right after creating it; one still without a header
+after this long was left by a writer killed in between."""
+
+
+def _tidy(folder: Path, now: int) -> None:
+    """A folder with no readable header: empty (its writer re-creates it when it needs it),
+    or holding a segment cut off before its header was written (no metric in it was
+    acknowledged): such a segment is deleted once it is a few seconds old."""
+    for path in folder.glob(f"*{SEGMENT_SUFFIX}"):
+        if now - path.stat().st_mtime_ns // 1_000_000 <= _CUT_OFF_AFTER_MS:
+            continue
+        with path.open("rb") as segment:
+            head = segment.read(len(JOURNAL_MAGIC) + 4096)
+        if b"\n" not in head[len(JOURNAL_MAGIC) :] and JOURNAL_MAGIC.startswith(
+            head[: len(JOURNAL_MAGIC)]
+        ):
+            path.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def _journal_folders(root: Path) -> list[Path]:

@@ -7,7 +7,6 @@ import os
 import threading
 from collections.abc import Sequence
 from functools import cached_property
-from pathlib import Path
 
 from shipyard.artifacts import ArtifactStore
 from shipyard.config import Settings, load_settings, redact_url
@@ -100,7 +99,7 @@ class Workspace:
             self.backend.close()
 
 
-_open: dict[tuple[Path, str, str, str], Workspace] = {}
+_open: dict[Settings, Workspace] = {}
 _open_lock = threading.Lock()
 
 
@@ -110,11 +109,10 @@ def open_workspace(
     """The workspace for ``home`` (see :func:`shipyard.config.load_settings`), reused while
     its settings stay the same, so that every run of a process shares one metric buffer."""
     settings = load_settings(home, create=create)
-    key = (settings.home, settings.store_url, settings.artifacts_url, settings.user)
     with _open_lock:
-        workspace = _open.get(key)
+        workspace = _open.get(settings)
         if workspace is None:
-            workspace = _open[key] = Workspace(settings)
+            workspace = _open[settings] = Workspace(settings)
         return workspace
 
 

@@ -68,7 +68,7 @@ def _segment_rows(segments: Sequence[JournalSegment]) -> list[dict[str, Any]]:
         {
             "run_id": segment.run_id,
             "key": key,
-            "value": None if value != value else value,  # NaN is stored as NULL
+            "value": _db_float(value),
             "step": step,
             "timestamp": timestamp,
         }
@@ -275,11 +275,22 @@ class LivenessMethods:
                     )
                 ).scalar()
                 end = max(heartbeat or 0, int(row.start_time), int(newest or 0))
-                conn.execute(
+                # Conditional again: on PostgreSQL another transaction (an end, a heartbeat)
+                # may have committed since the SELECT above.
+                same_beat = (
+                    runs.c.heartbeat.is_(None)
+                    if heartbeat is None
+                    else runs.c.heartbeat == heartbeat
+                )
+                done = conn.execute(
                     runs.update()
-                    .where(runs.c.run_id == run_id)
+                    .where(
+                        runs.c.run_id == run_id,
+                        runs.c.status == RunStatus.RUNNING.value,
+                        same_beat,
+                    )
                     .values(status=RunStatus.CRASHED.value, end_time=end)
                 )
-                return end
+                return end if done.rowcount == 1 else None
 
         return with_retries(op, what=f"marking run {run_id} crashed")
