@@ -10,8 +10,7 @@ After a crash, :mod:`shipyard.tracking.recovery` replays the segments the store 
 applied, so every acknowledged metric lands exactly once.
 
 A segment file: the line ``SHIPYARD-JOURNAL 1``, a JSON line (run, journal, segment, owner,
-store),
-then records — ``K`` + u16 length + UTF-8 key (the next key index of this segment), or ``M``
+store), then records — ``K`` + u16 length + UTF-8 key (the next key index of this segment), or ``M``
 + u32 key index, f64 value, i64 step, i64 timestamp (little-endian). A record cut short at
 the end (a write interrupted by a power loss) ends the segment.
 """

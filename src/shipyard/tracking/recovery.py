@@ -108,10 +108,12 @@ def _replay(
     if header.store and header.store != backend.url:
         return  # metrics for another store that this home was used with
     # A writer elsewhere is judged by its run's heartbeat and by when it last touched its
-    # journal (a shared home); a run no longer RUNNING has no owner heartbeat to go by.
+    # journal (a shared home); a run no longer RUNNING has no owner heartbeat to go by. The
+    # files are looked at only for a writer that seems dead: live local ones cost no stat.
     beat = watched[header.run_id][1] if header.run_id in watched else 0
-    beat = max(beat, _last_touched(folder))
     if header.owner == this_process() or not owner_is_dead(header.owner, beat, now, timeout_s):
+        return
+    if not owner_is_dead(header.owner, max(beat, _last_touched(folder)), now, timeout_s):
         return
     journal = read_journal(folder)
     if journal is None:

@@ -31,7 +31,8 @@ class Workspace:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
-        self._unreported = Recovery()
+        self._unreported: Recovery | None = Recovery()
+        """What the opening of the store recovered and nobody was told yet (None: it failed)."""
 
     def __repr__(self) -> str:
         return f"Workspace(home={str(self.settings.home)!r})"
@@ -44,6 +45,7 @@ class Workspace:
             self._unreported = self._recover(backend)
         except Exception as exc:  # recovery must never stop a command; the next open retries
             log.warning("could not recover crashed runs yet: %s", exc)
+            self._unreported = None
         return backend
 
     @cached_property
@@ -74,10 +76,13 @@ class Workspace:
 
     def recover(self) -> Recovery:
         """Replay the metric journals of dead processes and mark their runs ``CRASHED``;
-        the report includes what the opening of the store did."""
-        fresh = self._recover(self.backend)
-        done, self._unreported = self._unreported.merge(fresh), Recovery()
-        return done
+        the report includes what the opening of the store did (opening it now is enough)."""
+        opening = "backend" not in self.__dict__
+        backend = self.backend
+        opened = self._unreported
+        fresh = Recovery() if opening and opened is not None else self._recover(backend)
+        self._unreported = Recovery()
+        return (opened or Recovery()).merge(fresh)
 
     def _recover(self, backend: Backend) -> Recovery:
         return recover(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,7 +23,7 @@ from shipyard.errors import (
 from shipyard.store.sql import migrate
 from shipyard.store.sql.alerts import AlertMethods
 from shipyard.store.sql.datasets import DatasetMethods
-from shipyard.store.sql.engine import make_engine, read, with_retries, write
+from shipyard.store.sql.engine import chunks, make_engine, read, with_retries, write
 from shipyard.store.sql.liveness import LivenessMethods, insert_metrics
 from shipyard.store.sql.registry import RegistryMethods
 from shipyard.store.sql.schema import (
@@ -38,8 +38,6 @@ from shipyard.store.sql.schema import tags as tags_table
 from shipyard.store.sql.search import compile_filter, compile_order_by
 
 __all__ = ["SqlBackend"]
-
-_CHUNK = 500  # ids per IN (...) list
 
 # The order in which _load_runs unpacks run rows.
 _RUN_COLUMNS = (
@@ -60,11 +58,6 @@ _RUN_COLUMNS = (
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _chunks(items: Sequence[str], size: int = _CHUNK) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _py_float(value: float | None) -> float:
@@ -329,7 +322,7 @@ class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods, LivenessMethods)
     @staticmethod
     def _existing_params(conn: sa.Connection, run_id: str, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        for chunk in _chunks(keys):
+        for chunk in chunks(keys):
             rows = conn.execute(
                 sa.select(params_table.c.key, params_table.c.value).where(
                     params_table.c.run_id == run_id, params_table.c.key.in_(chunk)
@@ -448,7 +441,7 @@ class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods, LivenessMethods)
         run_params: dict[str, dict[str, str]] = {i: {} for i in ids}
         run_tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         run_metrics: dict[str, dict[str, float]] = {i: {} for i in ids}
-        for chunk in _chunks(ids):
+        for chunk in chunks(ids):
             for run_id, key, value in _keyed_rows(conn, params_table, chunk):
                 run_params[run_id][key] = value
             for run_id, key, value in _keyed_rows(conn, tags_table, chunk):

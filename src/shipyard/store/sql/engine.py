@@ -8,7 +8,7 @@ import os
 import random
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +23,7 @@ from shipyard.errors import InvalidArgumentError, StoreError
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "chunks",
     "is_unique_violation",
     "make_engine",
     "read",
@@ -177,6 +178,12 @@ def with_retries(operation: Callable[[], T], *, what: str) -> T:
 def _first_line(error: BaseException | None) -> str:
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def chunks(items: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    """``items`` in slices small enough for one ``IN (...)`` list."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def is_unique_violation(exc: IntegrityError) -> bool:

@@ -21,13 +21,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from shipyard.entities import JournalSegment, Metric, RunOwner, RunStatus
 from shipyard.errors import NotFoundError
-from shipyard.store.sql.engine import read, with_retries, write
+from shipyard.store.sql.engine import chunks, read, with_retries, write
 from shipyard.store.sql.schema import latest_metrics, run_journals, runs
 from shipyard.store.sql.schema import metrics as metrics_table
 
 __all__ = ["LivenessMethods", "insert_metrics"]
-
-_CHUNK = 500
 
 
 def _now_ms() -> int:
@@ -117,8 +115,7 @@ def require_runs(conn: sa.Connection, run_ids: set[str]) -> None:
     """Raise NotFoundError naming the first of ``run_ids`` that is not in the store."""
     wanted = sorted(run_ids)
     known: set[str] = set()
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
+    for chunk in chunks(wanted):
         known.update(
             conn.execute(sa.select(runs.c.run_id).where(runs.c.run_id.in_(chunk))).scalars().all()
         )
