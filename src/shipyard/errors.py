@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExistsError",
     "ArtifactCorruptedError",
+    "ConflictError",
     "FilterSyntaxError",
     "InputMismatchError",
     "InvalidArgumentError",
@@ -81,6 +82,12 @@ class UntrustedModelError(ShipyardError):
 
 class ArtifactCorruptedError(ShipyardError):
     """Bytes read from the artifact store do not match their digest."""
+
+
+class ConflictError(ShipyardError):
+    """Someone else changed the object between reading and writing it; nothing was written."""
+
+    exit_code = 4
 
 
 class UnsafePathError(InvalidArgumentError):

@@ -21,11 +21,14 @@ from shipyard.entities import (
     Dataset,
     DatasetProfile,
     DatasetVersion,
+    Deployment,
+    DeploymentEvent,
     Experiment,
     JournalSegment,
     Metric,
     ModelVersion,
     RegisteredModel,
+    RouteStats,
     ReviewState,
     Role,
     Run,
@@ -264,3 +267,40 @@ class Backend(Protocol):
     def set_alert_delivery(self, event_id: str, status: str, attempts: int) -> None:
         """Record an event's webhook delivery: ``delivered`` or ``failed`` after ``attempts``."""
         ...
+
+    # deployments (every change that is an event is audited in the same transaction)
+    def save_deployment(
+        self,
+        deployment: Deployment,
+        *,
+        event: DeploymentEvent | None = None,
+        require_approved: Sequence[tuple[str, int]] = (),
+    ) -> Deployment:
+        """Create (``revision`` 0) or replace a deployment read at ``deployment.revision``
+        (ConflictError if it moved on); the event, its lineage rows and audit entry go in
+        the same transaction, as does the approval check of ``require_approved``."""
+        ...
+
+    def get_deployment(self, name: str) -> Deployment: ...
+    def list_deployments(self) -> list[Deployment]: ...
+    def list_deployment_events(self, name: str, *, limit: int = 100) -> list[DeploymentEvent]:
+        """A deployment's newest ``limit`` events, oldest first."""
+        ...
+
+    def deployments_of_version(self, model: str, version: int) -> list[tuple[str, int]]:
+        """``(deployment, first_at)`` of every deployment that ever routed to the version."""
+        ...
+
+    def record_route_stats(self, server: str, stats: Sequence[RouteStats]) -> None:
+        """One model server's cumulative counts per route (replacing its previous ones)."""
+        ...
+
+    def get_route_stats(self, deployment: str) -> list[RouteStats]:
+        """Counts per (route, version), summed over every model server."""
+        ...
+
+    def acquire_lease(self, name: str, holder: str, ttl_ms: int) -> bool:
+        """Take or renew a lease for ``ttl_ms``; False while another holder has it."""
+        ...
+
+    def release_lease(self, name: str, holder: str) -> None: ...

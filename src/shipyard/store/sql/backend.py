@@ -23,6 +23,7 @@ from shipyard.errors import (
 from shipyard.store.sql import migrate
 from shipyard.store.sql.alerts import AlertMethods
 from shipyard.store.sql.datasets import DatasetMethods
+from shipyard.store.sql.deployments import DeploymentMethods
 from shipyard.store.sql.engine import chunks, make_engine, read, with_retries, write
 from shipyard.store.sql.liveness import LivenessMethods, insert_metrics
 from shipyard.store.sql.registry import RegistryMethods
@@ -64,7 +65,9 @@ def _py_float(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods, LivenessMethods):
+class SqlBackend(
+    DatasetMethods, RegistryMethods, AlertMethods, LivenessMethods, DeploymentMethods
+):
     """:class:`~shipyard.store.Backend` over a SQLAlchemy engine.
 
     Args:

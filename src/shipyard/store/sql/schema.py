@@ -11,9 +11,13 @@ __all__ = [
     "audit_head",
     "audit_log",
     "dataset_versions",
+    "deployment_events",
+    "deployment_lineage",
+    "deployments",
     "datasets",
     "experiments",
     "latest_metrics",
+    "leases",
     "metadata",
     "metrics",
     "model_aliases",
@@ -21,6 +25,7 @@ __all__ = [
     "model_versions",
     "params",
     "registered_models",
+    "route_stats",
     "run_datasets",
     "run_journals",
     "runs",
@@ -305,4 +310,73 @@ alert_state = sa.Table(
     sa.Column("firing", sa.Boolean, nullable=False),
     sa.Column("last_window_end", sa.BigInteger, nullable=True),
     sa.Column("updated", sa.BigInteger, nullable=False),
+)
+
+# A deployment's routes, spec and analysis are JSON text: they are read and written whole, by
+# revision (compare-and-set), and never searched inside.
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("target", sa.String(16), nullable=False),
+    sa.Column("strategy", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False, server_default=""),
+    sa.Column("routes", sa.Text, nullable=False),
+    sa.Column("spec", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("analysis", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+
+# Every change of a deployment. ``model``/``version`` name each version that got a route in
+# the change: the lineage edges model version -> deployment.
+deployment_events = sa.Table(
+    "deployment_events",
+    metadata,
+    sa.Column("seq", _BigId, primary_key=True, autoincrement=True),
+    sa.Column("deployment", sa.String(128), nullable=False),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("revision", sa.BigInteger, nullable=False),
+    sa.Column("routes", sa.Text, nullable=False),
+    sa.Column("details", sa.Text, nullable=False, server_default="{}"),
+    sa.Index("ix_deployment_events_deployment_seq", "deployment", "seq"),
+)
+
+deployment_lineage = sa.Table(
+    "deployment_lineage",
+    metadata,
+    sa.Column("deployment", sa.String(128), primary_key=True),
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("first_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_deployment_lineage_model_version", "model", "version"),
+)
+
+# Cumulative counts per model-server process (``server``); readers sum over servers.
+route_stats = sa.Table(
+    "route_stats",
+    metadata,
+    sa.Column("deployment", sa.String(128), primary_key=True),
+    sa.Column("route", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("server", sa.String(64), primary_key=True),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("counts", sa.Text, nullable=False),
+    sa.Column("updated", sa.BigInteger, nullable=False),
+)
+
+# Who acts on what, until when: one rollout controller per deployment.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("holder", sa.String(200), nullable=False),
+    sa.Column("expires", sa.BigInteger, nullable=False),
 )

@@ -1,0 +1,404 @@
+"""The deployment rules: what may go live, how a canary starts, advances, ends and is undone.
+
+They live here, above the store, so that the CLI, the Python API, the controller inside a
+model server and (later) the platform server enforce the same rules. Each change reaches the
+store as one compare-and-set write with its event and audit entry.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from shipyard.deploy.analysis import (
+    CanarySpec,
+    Decision,
+    Snapshot,
+    restart_step,
+    start_analysis,
+)
+from shipyard.entities import (
+    Deployment,
+    DeploymentEvent,
+    DeploymentState,
+    ModelVersion,
+    Route,
+    RouteMode,
+    RouteStats,
+    Strategy,
+    Target,
+)
+from shipyard.errors import InvalidArgumentError, PermissionDeniedError
+from shipyard.registry import Registry, parse_model_ref
+from shipyard.store import Backend
+
+__all__ = ["CONTROLLER", "DeploymentStatus", "Deployments", "validate_deployment_name"]
+
+CONTROLLER = "shipyard-controller"
+"""The actor the rollout controller records its decisions under."""
+STABLE, CANARY = "stable", "canary"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+
+
+def validate_deployment_name(name: str) -> str:
+    if not _NAME.fullmatch(name or ""):
+        raise InvalidArgumentError(
+            f"invalid deployment name {name!r}: use 1-128 letters, digits, '_', '.' or '-'"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class DeploymentStatus:
+    """A deployment with the live numbers of each route."""
+
+    deployment: Deployment
+    stats: list[RouteStats]
+
+    def stats_of(self, route: Route) -> RouteStats | None:
+        return next(
+            (s for s in self.stats if s.route == route.name and s.version == route.version), None
+        )
+
+
+def _event(action: str, reason: str, actor: str, details: dict[str, Any] | None = None) -> Any:
+    return DeploymentEvent(
+        seq=0,
+        deployment="",
+        at=0,
+        actor=actor,
+        action=action,
+        reason=reason,
+        revision=0,
+        details=details or {},
+    )
+
+
+class Deployments:
+    """Deployments as one user (or the controller) sees and changes them.
+
+    Args:
+        backend: the metadata store.
+        user: who is acting.
+    """
+
+    def __init__(self, backend: Backend, user: str) -> None:
+        self.backend = backend
+        self.user = user
+        self.registry = Registry(backend, user)
+
+    # reading -------------------------------------------------------------------------------
+
+    def get(self, name: str) -> Deployment:
+        return self.backend.get_deployment(validate_deployment_name(name))
+
+    def all(self) -> list[Deployment]:
+        return self.backend.list_deployments()
+
+    def history(self, name: str, limit: int = 100) -> list[DeploymentEvent]:
+        return self.backend.list_deployment_events(validate_deployment_name(name), limit=limit)
+
+    def status(self, name: str) -> DeploymentStatus:
+        deployment = self.get(name)
+        return DeploymentStatus(deployment, self.backend.get_route_stats(deployment.name))
+
+    # changing ------------------------------------------------------------------------------
+
+    def _live_version(self, ref: str) -> ModelVersion:
+        """The version ``ref`` names; the approval of a governed model is checked again in
+        the write."""
+        version = self.registry.resolve(ref)
+        model = self.backend.get_registered_model(version.model)
+        if model.governed and version.review.value != "approved":
+            raise_unapproved(version)
+        return version
+
+    def create(self, name: str, model_ref: str, *, reason: str = "") -> Deployment:
+        """A deployment with one live route to the version ``model_ref`` names. When the
+        reference is an alias (``churn@champion``), a promotion later moves that alias."""
+        validate_deployment_name(name)
+        _, selector = parse_model_ref(model_ref)
+        version = self._live_version(model_ref)
+        alias = "" if selector == "latest" or selector.isdigit() else selector
+        deployment = Deployment(
+            name=name,
+            model=version.model,
+            target=Target.ONLINE,
+            strategy=Strategy.SINGLE,
+            state=DeploymentState.STABLE,
+            routes=(Route(STABLE, version.model, version.version, 100.0, RouteMode.LIVE, model_ref),),
+            revision=0,
+            created_at=0,
+            created_by=self.user,
+            updated_at=0,
+            alias=alias,
+        )
+        return self.backend.save_deployment(
+            deployment,
+            event=_event("create", reason or f"created with {version.ref}", self.user),
+            require_approved=[(version.model, version.version)],
+        )
+
+    def canary(
+        self, name: str, model_ref: str, spec: CanarySpec | None = None, *, reason: str = ""
+    ) -> Deployment:
+        """Start a canary of ``model_ref`` against the deployment's stable route.
+
+        Raises:
+            InvalidArgumentError: a rollout is already in progress, the challenger is another
+                model or already the stable version.
+            PermissionDeniedError: a governed model's challenger is not approved.
+        """
+        spec = spec or CanarySpec()
+        deployment = self.get(name)
+        if deployment.state.in_progress:
+            raise InvalidArgumentError(
+                f"deployment {name!r} already has a {deployment.strategy.value} in progress "
+                f"({deployment.state.value}): let it finish, or `shipyard deploy rollback {name}`"
+            )
+        stable = _stable_route(deployment)
+        version = self._live_version(model_ref)
+        if version.model != deployment.model:
+            raise InvalidArgumentError(
+                f"deployment {name!r} serves {deployment.model}; a canary must be a version of "
+                f"it, not of {version.model}"
+            )
+        if version.version == stable.version:
+            raise InvalidArgumentError(
+                f"{version.ref} is already the stable version of {name!r}: nothing to compare"
+            )
+        weight = spec.steps[0]
+        routes = (
+            replace(stable, weight=100.0 - weight),
+            Route(CANARY, version.model, version.version, weight, RouteMode.LIVE, model_ref),
+            *deployment.shadow_routes,
+        )
+        snapshots = self._snapshots(deployment.name, stable, routes[1])
+        analysis = start_analysis(spec, *snapshots, _now_ms())
+        changed = replace(
+            deployment,
+            strategy=Strategy.CANARY,
+            state=DeploymentState.PROGRESSING,
+            routes=routes,
+            spec={"canary": spec.to_dict(), "challenger": model_ref},
+            analysis=analysis,
+        )
+        return self.backend.save_deployment(
+            changed,
+            event=_event(
+                "canary.start",
+                reason or f"canary {version.ref} at {weight:g}% against {stable.model_ref}",
+                self.user,
+                {"challenger": version.ref, "stable": stable.model_ref, "spec": spec.to_dict()},
+            ),
+            require_approved=[(version.model, version.version)],
+        )
+
+    def _snapshots(self, name: str, stable: Route, canary: Route) -> tuple[Snapshot, Snapshot]:
+        by_key = {(s.route, s.version): s for s in self.backend.get_route_stats(name)}
+        return (
+            Snapshot.of(by_key.get((stable.name, stable.version))),
+            Snapshot.of(by_key.get((canary.name, canary.version))),
+        )
+
+    def apply(self, deployment: Deployment, decision: Decision, *, actor: str = CONTROLLER) -> (
+        Deployment
+    ):
+        """Store what the controller decided at one look (``wait`` stores the numbers only)."""
+        if decision.action == "wait":
+            return self.backend.save_deployment(replace(deployment, analysis=decision.analysis))
+        if decision.action == "rollback":
+            return self._end_canary(
+                deployment,
+                decision.reason,
+                actor,
+                {"rule": decision.rule, "numbers": decision.numbers},
+                analysis=decision.analysis,
+            )
+        if decision.action == "promote":
+            return self._promote(
+                deployment, decision.reason, actor, decision.numbers, decision.analysis
+            )
+        if decision.action == "hold":
+            return self.backend.save_deployment(
+                replace(deployment, state=DeploymentState.HELD, analysis=decision.analysis),
+                event=_event("canary.hold", decision.reason, actor, decision.numbers),
+            )
+        if decision.action == "advance":
+            weight = float(decision.analysis["weight"])
+            routes = tuple(
+                replace(r, weight=weight)
+                if r.name == CANARY
+                else replace(r, weight=100.0 - weight)
+                if r.name == STABLE
+                else r
+                for r in deployment.routes
+            )
+            return self.backend.save_deployment(
+                replace(deployment, routes=routes, analysis=decision.analysis),
+                event=_event("canary.advance", decision.reason, actor, decision.numbers),
+                require_approved=[(r.model, r.version) for r in routes if r.name == CANARY],
+            )
+        raise ValueError(f"unknown decision {decision.action!r}")
+
+    def promote(self, name: str, *, reason: str = "") -> Deployment:
+        """End the rollout in progress now with the challenger promoted (a person decides)."""
+        deployment = self.get(name)
+        if deployment.state is DeploymentState.ROLLED_BACK:
+            raise InvalidArgumentError(
+                f"deployment {name!r} was rolled back: there is no challenger to promote; "
+                f"start a new canary (`shipyard deploy canary {name} --model ...`)"
+            )
+        if not deployment.state.in_progress or deployment.route(CANARY) is None:
+            raise InvalidArgumentError(
+                f"deployment {name!r} has no rollout in progress ({deployment.state.value}): "
+                "nothing to promote"
+            )
+        return self._promote(
+            deployment, reason or "promoted by hand", self.user, {}, deployment.analysis
+        )
+
+    def _promote(
+        self,
+        deployment: Deployment,
+        reason: str,
+        actor: str,
+        numbers: dict[str, Any],
+        analysis: dict[str, Any],
+    ) -> Deployment:
+        canary = deployment.route(CANARY)
+        stable = _stable_route(deployment)
+        if canary is None:
+            raise InvalidArgumentError(f"deployment {deployment.name!r} has no canary route")
+        if deployment.alias:
+            # Moved first: if saving the deployment then loses a race, the next look promotes
+            # again and setting the alias once more changes nothing.
+            Registry(self.backend, actor).set_alias(canary.model_ref, deployment.alias)
+        routes = (
+            Route(STABLE, canary.model, canary.version, 100.0, RouteMode.LIVE, canary.ref),
+            *deployment.shadow_routes,
+        )
+        return self.backend.save_deployment(
+            replace(
+                deployment,
+                strategy=Strategy.SINGLE,
+                state=DeploymentState.PROMOTED,
+                routes=routes,
+                analysis=analysis | {"previous": stable.to_dict(), "outcome": "promoted"},
+            ),
+            event=_event(
+                "promote",
+                reason,
+                actor,
+                {"promoted": canary.model_ref, "replaced": stable.model_ref, "numbers": numbers}
+                | ({"alias": f"{deployment.model}@{deployment.alias}"} if deployment.alias else {}),
+            ),
+            require_approved=[(canary.model, canary.version)],
+        )
+
+    def rollback(self, name: str, *, reason: str = "") -> Deployment:
+        """Undo: a rollout in progress ends with its challenger removed; a promoted deployment
+        returns to the version it replaced (and its alias with it)."""
+        deployment = self.get(name)
+        if deployment.state.in_progress:
+            return self._end_canary(deployment, reason or "rolled back by hand", self.user, {})
+        previous = deployment.analysis.get("previous")
+        if deployment.state is DeploymentState.PROMOTED and previous:
+            back = Route.from_dict(previous)
+            current = _stable_route(deployment)
+            if deployment.alias:
+                self.registry.set_alias(back.model_ref, deployment.alias)
+            return self.backend.save_deployment(
+                replace(
+                    deployment,
+                    state=DeploymentState.ROLLED_BACK,
+                    routes=(replace(back, name=STABLE, weight=100.0), *deployment.shadow_routes),
+                    analysis=deployment.analysis | {"previous": None, "outcome": "rolled_back"},
+                ),
+                event=_event(
+                    "rollback",
+                    reason or f"rolled back by hand from {current.model_ref} to {back.model_ref}",
+                    self.user,
+                    {"removed": current.model_ref, "restored": back.model_ref},
+                ),
+            )
+        raise InvalidArgumentError(
+            f"deployment {name!r} has nothing to roll back ({deployment.state.value})"
+        )
+
+    def _end_canary(
+        self,
+        deployment: Deployment,
+        reason: str,
+        actor: str,
+        details: dict[str, Any],
+        analysis: dict[str, Any] | None = None,
+    ) -> Deployment:
+        stable = _stable_route(deployment)
+        canary = deployment.route(CANARY)
+        return self.backend.save_deployment(
+            replace(
+                deployment,
+                strategy=Strategy.SINGLE,
+                state=DeploymentState.ROLLED_BACK,
+                routes=(replace(stable, weight=100.0), *deployment.shadow_routes),
+                analysis=(analysis if analysis is not None else deployment.analysis)
+                | {"outcome": "rolled_back"},
+            ),
+            event=_event(
+                "rollback",
+                reason,
+                actor,
+                details | ({"removed": canary.model_ref} if canary else {}),
+            ),
+        )
+
+    def pause(self, name: str, *, reason: str = "") -> Deployment:
+        """Freeze the rollout in progress: the controller neither advances nor rolls back."""
+        deployment = self.get(name)
+        if deployment.state not in (DeploymentState.PROGRESSING, DeploymentState.HELD):
+            raise InvalidArgumentError(
+                f"deployment {name!r} has no rollout to pause ({deployment.state.value})"
+            )
+        return self.backend.save_deployment(
+            replace(deployment, state=DeploymentState.PAUSED),
+            event=_event("pause", reason or "paused by hand", self.user),
+        )
+
+    def resume(self, name: str, *, reason: str = "") -> Deployment:
+        """Go on with a paused or held rollout; its current step starts over."""
+        deployment = self.get(name)
+        if deployment.state not in (DeploymentState.PAUSED, DeploymentState.HELD):
+            raise InvalidArgumentError(
+                f"deployment {name!r} is not paused or held ({deployment.state.value})"
+            )
+        canary = deployment.route(CANARY)
+        analysis = deployment.analysis
+        if canary is not None and analysis.get("baseline"):
+            snapshots = self._snapshots(deployment.name, _stable_route(deployment), canary)
+            analysis = restart_step(analysis, *snapshots, _now_ms())
+        return self.backend.save_deployment(
+            replace(deployment, state=DeploymentState.PROGRESSING, analysis=analysis),
+            event=_event("resume", reason or "resumed by hand", self.user),
+        )
+
+
+def _stable_route(deployment: Deployment) -> Route:
+    route = deployment.route(STABLE)
+    if route is None:
+        raise InvalidArgumentError(f"deployment {deployment.name!r} has no stable route")
+    return route
+
+
+def raise_unapproved(version: ModelVersion) -> None:
+    raise PermissionDeniedError(
+        f"{version.ref} is not approved ({version.review.value}); {version.model} is governed, "
+        f"so only an approved version can get live traffic: "
+        f"`shipyard models request-review {version.ref}` and have an approver approve it"
+    )
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
