@@ -100,7 +100,9 @@ def test_a_bad_challenger_is_rolled_back_early(name: str, canary: Route, rule: s
     rng = np.random.default_rng(11)
     stable = Route(error_rate=0.005, latency_median_ms=8)
     outcomes = [rollout(rng, SPEC, stable, canary) for _ in range(300)]
-    within = [n for action, n, why in outcomes if action == "rollback" and why == rule and n <= 1000]
+    within = [
+        n for action, n, why in outcomes if action == "rollback" and why == rule and n <= 1000
+    ]
     share = len(within) / len(outcomes)
     needed = sorted(n for action, n, _ in outcomes if action == "rollback")
     print(

@@ -39,13 +39,16 @@ def test_metrics_count_requests_by_model_version_protocol_status(
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     text = response.text
-    assert 'shipyard_requests_total{model="cancer",protocol="v2",status="200",version="1"} 1.0' in (
-        text
-    )
-    assert 'protocol="mlflow",status="400",version="1"} 1.0' in text
-    assert 'shipyard_request_duration_seconds_bucket{le="0.5",model="cancer",protocol="v2"}' in (
-        text
-    )
+    # deployment, route and mode are empty for a model served by reference
+    assert (
+        'shipyard_requests_total{deployment="",mode="",model="cancer",protocol="v2",route="",'
+        'status="200",version="1"} 1.0'
+    ) in text
+    assert 'protocol="mlflow",route="",status="400",version="1"} 1.0' in text
+    assert (
+        'shipyard_request_duration_seconds_bucket{deployment="",le="0.5",mode="",model="cancer",'
+        'protocol="v2",route=""}'
+    ) in text
     assert "shipyard_requests_in_flight 0.0" in text
     assert 'shipyard_model_load_seconds{model="cancer",version="1"}' in text
     assert "shipyard_batch_size_count" in text

@@ -146,7 +146,7 @@ def test_two_workers_share_the_port_the_metrics_and_the_log(
         assert response.status_code == 200 and response.json()["outputs"][0]["data"] == expected
         ids.append(response.headers["x-request-id"])
     text = httpx.get(f"{server.base}/metrics").text
-    assert 'protocol="v2",status="200",version="1"} 60.0' in text
+    assert 'protocol="v2",route="",status="200",version="1"} 60.0' in text
     per_worker = []
     for counters in folder.glob("counter_*.db"):
         metrics = MultiProcessCollector.merge([str(counters)], accumulate=True)

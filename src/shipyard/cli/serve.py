@@ -14,11 +14,11 @@ __all__ = ["serve"]
 def serve(
     ctx: typer.Context,
     ref: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             help="Models to serve: name@alias, name@3 or name (the first answers /invocations)."
         ),
-    ],
+    ] = None,
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8080,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     workers: Annotated[int, typer.Option("--workers", "-w", min=1, help="Worker processes.")] = 1,
@@ -44,6 +44,19 @@ def serve(
     max_body_mb: Annotated[
         float, typer.Option("--max-body-mb", min=0.001, help="Largest request body taken (MiB).")
     ] = 32.0,
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            "--deployment", "-d", help="Serve a deployment's routes and follow its changes."
+        ),
+    ] = None,
+    controller: Annotated[
+        bool,
+        typer.Option(
+            "--controller/--no-controller",
+            help="Run the rollout controller in this server (off: `shipyard deploy controller`).",
+        ),
+    ] = True,
 ) -> None:
     """Serve models over HTTP until stopped (Ctrl-C or SIGTERM flushes the prediction log)."""
     try:
@@ -56,7 +69,9 @@ def serve(
 
     workspace = workspace_from(ctx)
     settings = ServeSettings(
-        refs=list(ref),
+        refs=list(ref or ()),
+        deployment=deployment,
+        controller=controller,
         home=str(workspace.settings.home),
         max_batch_size=max_batch_size,
         max_batch_wait_ms=max_batch_wait_ms,
@@ -67,9 +82,19 @@ def serve(
         max_body_bytes=int(max_body_mb * 2**20),
     )
     app = create_app(settings)  # loads every model now: a bad reference fails before listening
+    server = app.state.server
     names = ", ".join(
-        f"{holder.name}@{holder.current.version}" for holder in app.state.server.models.values()
+        f"{holder.name}@{holder.current.version}"
+        for holder in server.models.values()
+        if holder is not server.routes
     )
+    if server.routes is not None:
+        table = server.routes.table
+        routes = ", ".join(
+            f"{r.name}={r.model_ref} {r.weight:g}%{' (shadow)' if r.mode.value == 'shadow' else ''}"
+            for r in table.deployment.routes
+        )
+        names = ", ".join(n for n in (f"deployment {deployment} ({routes})", names) if n)
     console.print(f"Serving {names} on http://{host}:{port} ({workers} worker(s))")
     if workers > 1:
         del app  # each worker process loads its own models; the parent only supervises

@@ -22,6 +22,7 @@ back. A step that reaches its deadline without enough canary requests is held, n
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -74,7 +75,7 @@ class CanarySpec:
         steps = tuple(float(s) for s in self.steps)
         if not steps or any(not 0 < s <= 100 for s in steps):
             raise InvalidArgumentError("canary steps are percents between 0 and 100, e.g. 5,25,50")
-        if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+        if any(b <= a for a, b in itertools.pairwise(steps)):
             raise InvalidArgumentError(f"canary steps must rise: {','.join(map(_pct, steps))}")
         if steps[-1] != 100:
             steps = (*steps, 100.0)

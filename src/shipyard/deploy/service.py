@@ -38,7 +38,7 @@ __all__ = ["CONTROLLER", "DeploymentStatus", "Deployments", "validate_deployment
 
 CONTROLLER = "shipyard-controller"
 """The actor the rollout controller records its decisions under."""
-STABLE, CANARY = "stable", "canary"
+STABLE, CANARY, SHADOW = "stable", "canary", "shadow"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 
@@ -128,7 +128,9 @@ class Deployments:
             target=Target.ONLINE,
             strategy=Strategy.SINGLE,
             state=DeploymentState.STABLE,
-            routes=(Route(STABLE, version.model, version.version, 100.0, RouteMode.LIVE, model_ref),),
+            routes=(
+                Route(STABLE, version.model, version.version, 100.0, RouteMode.LIVE, model_ref),
+            ),
             revision=0,
             created_at=0,
             created_by=self.user,
@@ -203,9 +205,9 @@ class Deployments:
             Snapshot.of(by_key.get((canary.name, canary.version))),
         )
 
-    def apply(self, deployment: Deployment, decision: Decision, *, actor: str = CONTROLLER) -> (
-        Deployment
-    ):
+    def apply(
+        self, deployment: Deployment, decision: Decision, *, actor: str = CONTROLLER
+    ) -> Deployment:
         """Store what the controller decided at one look (``wait`` stores the numbers only)."""
         if decision.action == "wait":
             return self.backend.save_deployment(replace(deployment, analysis=decision.analysis))
@@ -352,6 +354,49 @@ class Deployments:
                 reason,
                 actor,
                 details | ({"removed": canary.model_ref} if canary else {}),
+            ),
+        )
+
+    def shadow(
+        self, name: str, model_ref: str, percent: float = 100.0, *, reason: str = ""
+    ) -> Deployment:
+        """Mirror ``percent`` of the live requests to ``model_ref`` (its answers are compared
+        and logged, never returned). Any version may be a shadow, approved or not."""
+        if not 0 < percent <= 100:
+            raise InvalidArgumentError(f"--percent must lie in (0, 100], not {percent:g}")
+        deployment = self.get(name)
+        version = self.registry.resolve(model_ref)
+        live = {(r.model, r.version) for r in deployment.live_routes}
+        if (version.model, version.version) in live:
+            raise InvalidArgumentError(
+                f"{version.ref} already answers live traffic in {name!r}: a shadow must be "
+                "another version"
+            )
+        route = Route(SHADOW, version.model, version.version, percent, RouteMode.SHADOW, model_ref)
+        routes = (*(r for r in deployment.routes if r.name != SHADOW), route)
+        return self.backend.save_deployment(
+            replace(deployment, routes=routes),
+            event=_event(
+                "shadow.start",
+                reason or f"mirroring {percent:g}% of requests to {version.ref}",
+                self.user,
+                {"shadow": version.ref, "percent": percent},
+            ),
+        )
+
+    def stop_shadow(self, name: str, *, reason: str = "") -> Deployment:
+        """Stop mirroring to the shadow route."""
+        deployment = self.get(name)
+        shadow = deployment.route(SHADOW)
+        if shadow is None:
+            raise InvalidArgumentError(f"deployment {name!r} has no shadow route")
+        return self.backend.save_deployment(
+            replace(deployment, routes=tuple(r for r in deployment.routes if r.name != SHADOW)),
+            event=_event(
+                "shadow.stop",
+                reason or f"stopped mirroring to {shadow.model_ref}",
+                self.user,
+                {"shadow": shadow.model_ref},
             ),
         )
 

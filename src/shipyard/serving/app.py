@@ -23,14 +23,20 @@ from shipyard.errors import InvalidArgumentError
 from shipyard.serving.asgi import ClientDisconnected, ServingApp, read_body
 from shipyard.serving.batching import Batcher
 from shipyard.serving.metrics import ServerMetrics
-from shipyard.serving.models import ModelHolder, ServedModel, registry_loader
+from shipyard.serving.models import ModelHolder, ServedModel, load_served, registry_loader
 from shipyard.serving.predlog import PredictionLog
 from shipyard.serving.protocols import RequestError, read_json
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
+
+    from shipyard.entities import ModelVersion
+    from shipyard.models import LoadedModel
+    from shipyard.serving.deployment import Chosen, DeploymentRoutes
 
 __all__ = ["SETTINGS_ENV", "ModelServer", "ServeSettings", "create_app", "create_app_from_env"]
 
@@ -63,6 +69,10 @@ class ServeSettings:
             :func:`~shipyard.serving.run_server` for several workers; None: this process only).
         trusted_pickle: allow pickled models (whose digest matches).
         trusted_code: allow models that import code of their own.
+        deployment: serve this deployment's routes (instead of, or besides, ``refs``) and
+            follow its changes.
+        controller: run the rollout controller for the deployment in this server.
+        look_seconds: how often the controller looks at the deployment's numbers.
     """
 
     refs: list[str]
@@ -79,6 +89,9 @@ class ServeSettings:
     metrics_dir: str | None = None
     trusted_pickle: bool = False
     trusted_code: bool = False
+    deployment: str | None = None
+    controller: bool = True
+    look_seconds: float = 2.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -94,8 +107,10 @@ class ModelServer:
     def __init__(self, settings: ServeSettings) -> None:
         from shipyard.tracking import open_workspace
 
-        if not settings.refs:
-            raise InvalidArgumentError("give at least one model to serve, e.g. churn@champion")
+        if not settings.refs and not settings.deployment:
+            raise InvalidArgumentError(
+                "give at least one model to serve, e.g. churn@champion, or --deployment NAME"
+            )
         self.settings = settings
         self.metrics = ServerMetrics(settings.metrics_dir)
         self.workspace = open_workspace(settings.home)
@@ -104,7 +119,11 @@ class ModelServer:
             trusted_pickle=settings.trusted_pickle,
             trusted_code=settings.trusted_code,
         )
-        self.models: dict[str, ModelHolder] = {}
+        self.models: dict[str, ModelHolder | DeploymentRoutes] = {}
+        self.routes: DeploymentRoutes | None = None
+        if settings.deployment:
+            self.routes = self._follow(settings.deployment, resolve, load)
+            self.models[self.routes.name] = self.routes
         for ref in settings.refs:
             holder = ModelHolder(ref, resolve, load, on_load=self._loaded)
             if holder.name in self.models:
@@ -133,6 +152,34 @@ class ModelServer:
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
 
+    def _follow(
+        self,
+        name: str,
+        resolve: Callable[[str], ModelVersion],
+        load: Callable[[ModelVersion], LoadedModel],
+    ) -> DeploymentRoutes:
+        from shipyard.serving.deployment import DeploymentRoutes
+
+        return DeploymentRoutes(
+            name,
+            self.workspace.backend,
+            lambda model, version: resolve(f"{model}@{version}"),
+            lambda version: load_served(version, load, self._loaded),
+            controller=self.settings.controller,
+            look_seconds=self.settings.look_seconds,
+        )
+
+    def pick(
+        self, name: str | None, version: str | None, headers: dict[bytes, bytes]
+    ) -> tuple[ServedModel, Chosen | None]:
+        """The model that answers a request for ``name``, and its deployment route (None
+        for a model served by reference)."""
+        routes = self.routes
+        if routes is None or (name is not None and name != routes.name):
+            return self.model(name, version), None
+        chosen = routes.pick(version, headers)
+        return chosen.served, chosen
+
     def _loaded(self, served: ServedModel) -> None:
         self.metrics.load_seconds.labels(served.name, served.version).set(served.load_seconds)
 
@@ -140,6 +187,8 @@ class ModelServer:
         """Start the prediction log writer and the alias watcher."""
         if self.log is not None:
             self.log.start()
+        if self.routes is not None:
+            self.routes.start()
         if self.settings.refresh_seconds > 0 and self._refresher is None:
             self._stop.clear()
             self._refresher = threading.Thread(
@@ -155,6 +204,8 @@ class ModelServer:
         if self._refresher is not None:
             self._refresher.join(timeout=10)
             self._refresher = None
+        if self.routes is not None:
+            self.routes.close()
         self.batcher.close()
         if self.log is not None:
             self.log.close()
@@ -238,8 +289,10 @@ class ModelServer:
         data: Any,
         results: dict[str, Any],
         seconds: float,
+        route: tuple[str, str, str] = ("", "", ""),
     ) -> None:
-        """Queue an answered request for the prediction log (``arrived``: ``time.time()``)."""
+        """Queue an answered request for the prediction log (``arrived``: ``time.time()``;
+        ``route``: its deployment, route and mode)."""
         if self.log is not None:
             proba = results.get("predict_proba")
             self.log.log_prediction(
@@ -255,6 +308,7 @@ class ModelServer:
                 proba=proba,
                 classes=served.classes if proba is not None else None,
                 latency_ms=seconds * 1000,
+                route=route,
             )
 
     def log_failure(
@@ -265,6 +319,7 @@ class ModelServer:
         protocol: str,
         status: int,
         seconds: float,
+        route: tuple[str, str, str] = ("", "", ""),
     ) -> None:
         """Queue a failed request for the prediction log (only when its model is known)."""
         if self.log is not None and served is not None:
@@ -276,6 +331,7 @@ class ModelServer:
                 protocol=protocol,
                 status=status,
                 latency_ms=seconds * 1000,
+                route=route,
             )
 
 
@@ -334,7 +390,9 @@ def create_app(settings: ServeSettings) -> ServingApp:
     async def server_metadata(request: Request) -> Response:
         from shipyard import __version__
 
-        return JSONResponse({"name": "shipyard", "version": __version__, "extensions": []})
+        return JSONResponse(
+            {"name": "shipyard", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     def lookup(request: Request) -> ServedModel:
         return server.model(request.path_params["name"], request.path_params.get("version"))

@@ -26,17 +26,21 @@ from urllib.parse import parse_qs
 
 from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.serving.protocols import (
+    INFERENCE_HEADER,
     RequestError,
     parse_csv,
     parse_kserve_v1,
     parse_mlflow,
     parse_v2,
     read_json,
+    split_binary_body,
+    v2_binary_output,
     v2_output,
 )
 
 if TYPE_CHECKING:
     from shipyard.serving.app import ModelServer
+    from shipyard.serving.deployment import Chosen
     from shipyard.serving.models import ServedModel
 
 __all__ = ["MODEL_QUERY", "REQUEST_ID_HEADER", "ClientDisconnected", "ServingApp", "read_body"]
@@ -47,8 +51,9 @@ Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
-Parsed = tuple[Any, tuple[str, ...], str | None]
-"""A request read: its input, the outputs asked for and the id it gave (OIP v2)."""
+Parsed = tuple[Any, tuple[str, ...], str | None, frozenset[str]]
+"""A request read: its input, the outputs asked for, the id it gave and the outputs to answer
+as binary tensor data (OIP v2)."""
 Parser = Callable[["ServedModel", bytes, dict[bytes, bytes]], Parsed]
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -56,6 +61,10 @@ MODEL_QUERY = "model"
 """``/invocations?model=NAME`` picks one of several served models."""
 INLINE_BODY_BYTES = 64 * 1024
 """Larger bodies are parsed and checked in a thread, so the event loop keeps answering."""
+_INFERENCE_HEADER = INFERENCE_HEADER.encode()
+_NO_ROUTE = ("", "", "")
+"""The route labels (deployment, route, mode) of a model served by reference."""
+_NO_BINARY: frozenset[str] = frozenset()
 
 
 class ClientDisconnected(Exception):
@@ -87,18 +96,24 @@ def _listed(values: Any) -> Any:
 
 
 def _parse_v2(served: ServedModel, body: bytes, headers: dict[bytes, bytes]) -> Parsed:
-    parsed = parse_v2(read_json(body), served.model.signature)
-    return parsed.data, parsed.outputs, parsed.id
+    header_length = headers.get(_INFERENCE_HEADER)
+    if header_length is None:
+        parsed = parse_v2(read_json(body), served.model.signature)
+    else:
+        header, tensors = split_binary_body(body, header_length)
+        parsed = parse_v2(read_json(header), served.model.signature, tensors)
+    return parsed.data, parsed.outputs, parsed.id, parsed.binary_outputs
 
 
 def _parse_mlflow(served: ServedModel, body: bytes, headers: dict[bytes, bytes]) -> Parsed:
     content_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip()
     content_type = content_type.lower()
     if content_type == b"text/csv":
-        return parse_csv(body), ("predict",), None
+        return parse_csv(body), ("predict",), None, _NO_BINARY
     if content_type in (b"application/json", b""):
         uniform = served.plan.dtype is not None
-        return parse_mlflow(read_json(body), served.model.signature, uniform), ("predict",), None
+        data = parse_mlflow(read_json(body), served.model.signature, uniform)
+        return data, ("predict",), None, _NO_BINARY
     raise RequestError(
         "content-type",
         f"content type {content_type.decode('latin-1')!r} is not supported: "
@@ -110,7 +125,7 @@ def _parse_mlflow(served: ServedModel, body: bytes, headers: dict[bytes, bytes])
 def _parse_kserve(served: ServedModel, body: bytes, headers: dict[bytes, bytes]) -> Parsed:
     uniform = served.plan.dtype is not None
     data = parse_kserve_v1(read_json(body), served.model.signature, uniform)
-    return data, ("predict",), None
+    return data, ("predict",), None, _NO_BINARY
 
 
 _PARSERS: dict[str, Parser] = {"v2": _parse_v2, "mlflow": _parse_mlflow, "kserve-v1": _parse_kserve}
@@ -124,19 +139,40 @@ def _prepare(
     headers: dict[bytes, bytes],
 ) -> Parsed:
     """Parse a body and check it against the model (on the event loop, or in a thread)."""
-    data, outputs, given_id = parse(served, body, headers)
-    return server.prepare(served, data, outputs), outputs, given_id
+    data, outputs, given_id, binary = parse(served, body, headers)
+    return server.prepare(served, data, outputs), outputs, given_id, binary
 
 
-def _reply(protocol: str, served: ServedModel, results: dict[str, Any], reply_id: str) -> Any:
+def _reply(
+    protocol: str,
+    served: ServedModel,
+    results: dict[str, Any],
+    reply_id: str,
+    binary: frozenset[str],
+) -> tuple[bytes, int | None]:
+    """The answer's body, and the length of its JSON when binary tensor data follows it."""
     if protocol != "v2":
-        return {"predictions": _listed(results["predict"])}
-    return {
+        return dump_json({"predictions": _listed(results["predict"])}), None
+    answer: dict[str, Any] = {
         "model_name": served.name,
         "model_version": served.version,
         "id": reply_id,
-        "outputs": [v2_output(name, values) for name, values in results.items()],
     }
+    if not binary:
+        answer["outputs"] = [v2_output(name, values) for name, values in results.items()]
+        return dump_json(answer), None
+    outputs = []
+    tensors = []
+    for name, values in results.items():
+        if name in binary:
+            output, raw = v2_binary_output(name, values)
+            tensors.append(raw)
+        else:
+            output = v2_output(name, values)
+        outputs.append(output)
+    answer["outputs"] = outputs
+    header = dump_json(answer)
+    return b"".join((header, *tensors)), len(header)
 
 
 async def read_body(
@@ -195,11 +231,22 @@ def _too_large(limit: int) -> RequestError:
     )
 
 
-async def _send(send: Send, status: int, payload: bytes, request_id: str | None = None) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-    ]
+async def _send(
+    send: Send,
+    status: int,
+    payload: bytes,
+    request_id: str | None = None,
+    json_length: int | None = None,
+) -> None:
+    """Answer; ``json_length``: the length of the JSON that binary tensor data follows."""
+    if json_length is None:
+        headers = [(b"content-type", b"application/json")]
+    else:
+        headers = [
+            (b"content-type", b"application/octet-stream"),
+            (_INFERENCE_HEADER, str(json_length).encode()),
+        ]
+    headers.append((b"content-length", str(len(payload)).encode()))
     if request_id is not None:
         headers.append((REQUEST_ID_HEADER.encode(), request_id.encode("latin-1")))
     if status in (408, 413):  # the rest of the body may still be on its way: do not wait for it
@@ -261,7 +308,10 @@ class ServingApp:
         given = headers.get(b"x-request-id")
         request_id = given.decode("latin-1") if given else uuid.uuid4().hex
         served = None
+        route: Chosen | None = None
+        results: dict[str, Any] = {}
         status = 200
+        json_length = None
         server.metrics.in_flight.inc()
         try:
             body = await read_body(
@@ -273,16 +323,20 @@ class ServingApp:
                 if chosen is not None and not chosen[-1]:
                     raise RequestError(MODEL_QUERY, "?model= names no model: give its name")
                 name = chosen[-1] if chosen else None
-            served = server.model(name, version)
+            if server.routes is None:
+                served = server.model(name, version)
+            else:
+                served, route = server.pick(name, version, headers)
             parse = _PARSERS[protocol]
             if len(body) > INLINE_BODY_BYTES:
-                data, outputs, given_id = await asyncio.to_thread(
+                data, outputs, given_id, binary = await asyncio.to_thread(
                     _prepare, server, served, parse, body, headers
                 )
             else:
-                data, outputs, given_id = _prepare(server, served, parse, body, headers)
+                data, outputs, given_id, binary = _prepare(server, served, parse, body, headers)
             data, results = await server.score(served, data, outputs)
-            payload = dump_json(_reply(protocol, served, results, given_id or request_id))
+            reply_id = given_id or request_id
+            payload, json_length = _reply(protocol, served, results, reply_id, binary)
         except ClientDisconnected:
             return
         except RequestError as exc:
@@ -298,10 +352,17 @@ class ServingApp:
         finally:
             server.metrics.in_flight.dec()
         seconds = time.perf_counter() - started
-        await _send(send, status, payload, request_id)
+        await _send(send, status, payload, request_id, json_length)
         model, model_version = (served.name, served.version) if served else ("", "")
-        server.metrics.observe(model, model_version, protocol, status, seconds)
-        if status == 200:
-            server.log_prediction(request_id, arrived, served, protocol, data, results, seconds)  # type: ignore[arg-type]
+        labels = _NO_ROUTE if route is None else route.labels
+        server.metrics.observe(model, model_version, protocol, status, seconds, labels)
+        if route is not None and server.routes is not None:
+            server.routes.record(route, status, seconds, results.get("predict"))
+            if status == 200:
+                server.routes.mirror(route, data, results.get("predict"))
+        if status == 200 and served is not None:
+            server.log_prediction(
+                request_id, arrived, served, protocol, data, results, seconds, labels
+            )
         else:
-            server.log_failure(request_id, arrived, served, protocol, status, seconds)
+            server.log_failure(request_id, arrived, served, protocol, status, seconds, labels)

@@ -48,13 +48,13 @@ class ServerMetrics:
         self.requests = Counter(
             "shipyard_requests",
             "Prediction requests answered.",
-            ["model", "version", "protocol", "status"],
+            ["model", "version", "protocol", "status", "deployment", "route", "mode"],
             registry=r,
         )
         self.latency = Histogram(
             "shipyard_request_duration_seconds",
             "Time to answer a prediction request.",
-            ["model", "protocol"],
+            ["model", "protocol", "deployment", "route", "mode"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
@@ -112,13 +112,23 @@ class ServerMetrics:
         MultiProcessCollector(registry, path=self.shared_folder)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
 
-    def observe(self, model: str, version: str, protocol: str, status: int, seconds: float) -> None:
-        key = (model, version, protocol, str(status))
+    def observe(
+        self,
+        model: str,
+        version: str,
+        protocol: str,
+        status: int,
+        seconds: float,
+        route: tuple[str, str, str] = ("", "", ""),
+    ) -> None:
+        """Count one answered request; ``route`` is its ``(deployment, route, mode)`` (empty
+        for a model served by reference)."""
+        key = (model, version, protocol, str(status), *route)
         children = self._children.get(key)
         if children is None:  # labels() takes a lock and builds a key: once per combination
             children = self._children[key] = (
                 self.requests.labels(*key),
-                self.latency.labels(model, protocol),
+                self.latency.labels(model, protocol, *route),
             )
         children[0].inc()
         children[1].observe(seconds)

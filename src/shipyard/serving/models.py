@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from shipyard.models import LoadedModel
     from shipyard.tracking import Workspace
 
-__all__ = ["ModelHolder", "ServedModel", "registry_loader"]
+__all__ = ["ModelHolder", "ServedModel", "load_served", "registry_loader"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,26 @@ class ServedModel:
             raise InvalidArgumentError(
                 f"the model rejected the input: {type(exc).__name__}: {exc}"
             ) from exc
+
+
+def load_served(
+    version: ModelVersion,
+    load: Loader,
+    on_load: Callable[[ServedModel], None] | None = None,
+) -> ServedModel:
+    """Load ``version`` and time it."""
+    started = time.perf_counter()
+    model = load(version)
+    served = ServedModel(
+        name=version.model,
+        version=str(version.version),
+        model=model,
+        digest=version.digest,
+        load_seconds=time.perf_counter() - started,
+    )
+    if on_load is not None:
+        on_load(served)
+    return served
 
 
 def registry_loader(
@@ -115,18 +135,7 @@ class ModelHolder:
         return self.current.name
 
     def _load_version(self, version: ModelVersion) -> ServedModel:
-        started = time.perf_counter()
-        model = self._load(version)
-        served = ServedModel(
-            name=version.model,
-            version=str(version.version),
-            model=model,
-            digest=version.digest,
-            load_seconds=time.perf_counter() - started,
-        )
-        if self._on_load is not None:
-            self._on_load(served)
-        return served
+        return load_served(version, self._load, self._on_load)
 
     def refresh(self) -> bool:
         """Resolve the reference again; load and switch to a new version if it moved.

@@ -57,6 +57,7 @@ class _Prediction:
     prediction: Any = None
     proba: Any = None
     classes: tuple[Any, ...] | None = None
+    route: tuple[str, str, str] = ("", "", "")  # deployment, route, mode
 
     @property
     def rows(self) -> int:
@@ -151,6 +152,7 @@ class PredictionLog:
         types: tuple[str, ...] | None = None,
         proba: Any = None,
         classes: tuple[Any, ...] | None = None,
+        route: tuple[str, str, str] = ("", "", ""),
     ) -> bool:
         """Queue one answered request; returns False when its rows were dropped.
 
@@ -164,10 +166,11 @@ class PredictionLog:
                 type, whichever way the request came (``string`` for text and ``object``).
             proba: the ``predict_proba`` output, when the request asked for it.
             classes: the class labels in ``proba`` column order.
+            route: the deployment, route and mode that answered (empty: none).
         """
         record = _Prediction(
             request_id, timestamp, model, version, protocol, 200, latency_ms,
-            inputs, columns, types, prediction, proba, classes,
+            inputs, columns, types, prediction, proba, classes, route,
         )  # fmt: skip
         return self._put(record, record.rows)
 
@@ -181,9 +184,12 @@ class PredictionLog:
         protocol: str,
         status: int,
         latency_ms: float,
+        route: tuple[str, str, str] = ("", "", ""),
     ) -> bool:
         """Queue one failed request (a row without inputs), so error rates can be computed."""
-        record = _Prediction(request_id, timestamp, model, version, protocol, status, latency_ms)
+        record = _Prediction(
+            request_id, timestamp, model, version, protocol, status, latency_ms, route=route
+        )
         return self._put(record, 1)
 
     def log_feedback(
@@ -340,6 +346,18 @@ def _meta_columns(records: list[_Prediction], counts: Any) -> dict[str, pa.Array
         "protocol": pa.array(each([r.protocol for r in records]), pa.string()),
         "status": pa.array(each([r.status for r in records], np.int16), pa.int16()),
         "latency_ms": pa.array(each([r.latency_ms for r in records], np.float64), pa.float64()),
+    } | _route_columns(records, each)
+
+
+def _route_columns(records: list[_Prediction], each: Any) -> dict[str, pa.Array]:
+    """``deployment``, ``route`` and ``mode`` columns, when a deployment answered any row."""
+    import pyarrow as pa
+
+    if not any(r.route[0] for r in records):
+        return {}
+    return {
+        name: pa.array(each([r.route[i] for r in records]), pa.string())
+        for i, name in enumerate(("deployment", "route", "mode"))
     }
 
 

@@ -6,7 +6,10 @@ a 400 with ``{"error": ...}``, so a wrong feature count, column, type or shape i
 
 - Open Inference Protocol v2 (``/v2/models/{name}/infer``): typed tensors. A tabular model takes
   either one 2-D tensor ``[rows, n_features]`` in signature column order, or one 1-D tensor per
-  named column.
+  named column. The binary tensor data extension (as Triton has it) is understood both ways:
+  inputs with ``parameters.binary_data_size`` take their raw bytes from after the JSON header
+  (:func:`split_binary_body`), and outputs asked for with ``parameters.binary_data`` (or the
+  request's ``parameters.binary_data_output``) are answered by :func:`v2_binary_output`.
 - MLflow scoring (``/invocations``): ``dataframe_split``, ``dataframe_records``, ``instances``,
   ``inputs`` or ``text/csv``.
 - KServe v1 (``/v1/models/{name}:predict``): ``instances``.
@@ -18,6 +21,7 @@ import io
 import json
 import math
 import re
+import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = [
+    "INFERENCE_HEADER",
     "OUTPUTS",
     "V2_DATATYPES",
     "RequestError",
@@ -37,6 +42,8 @@ __all__ = [
     "parse_mlflow",
     "parse_v2",
     "read_json",
+    "split_binary_body",
+    "v2_binary_output",
     "v2_output",
 ]
 
@@ -57,6 +64,8 @@ V2_DATATYPES: dict[str, str] = {
 }
 OUTPUTS = ("predict", "predict_proba")
 """What a client may ask for: the prediction, or class probabilities."""
+INFERENCE_HEADER = "inference-header-content-length"
+"""The header giving the length of the JSON that binary tensor data follows (request and answer)."""
 
 
 class RequestError(Exception):
@@ -82,6 +91,8 @@ class V2Request:
     outputs: tuple[str, ...] = ("predict",)
     id: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    binary_outputs: frozenset[str] = frozenset()
+    """The outputs to answer as binary tensor data rather than JSON."""
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
@@ -191,16 +202,14 @@ def _fits(value: Any, datatype: str) -> bool:
     return isinstance(value, int | float)
 
 
-def _tensor(spec: Any, index: int) -> tuple[str, np.ndarray[Any, Any]]:
+def _tensor(spec: Any, index: int, tail: _TensorBytes | None) -> tuple[str, np.ndarray[Any, Any]]:
     """One OIP v2 input tensor as a numpy array of its declared shape and datatype."""
-    import numpy as np
-
     if not isinstance(spec, dict):
         raise RequestError(f"inputs[{index}]", f"inputs[{index}] must be an object")
     name = spec.get("name")
     if not isinstance(name, str) or not name:
         raise RequestError(f"inputs[{index}].name", f"inputs[{index}] needs a 'name'")
-    for key in ("shape", "datatype", "data"):
+    for key in ("shape", "datatype"):
         if key not in spec:
             raise RequestError(name, f"input {name!r} has no {key!r}")
     shape = spec["shape"]
@@ -222,7 +231,17 @@ def _tensor(spec: Any, index: int) -> tuple[str, np.ndarray[Any, Any]]:
             name,
             f"input {name!r}: unknown datatype {datatype!r} (one of {', '.join(V2_DATATYPES)})",
         )
-    data = spec["data"]
+    if "parameters" in spec and (size := _binary_size(spec, name)) is not None:
+        return name, _binary_tensor(name, shape, datatype, size, tail)
+    if "data" not in spec:
+        raise RequestError(name, f"input {name!r} has no 'data' (nor parameters.binary_data_size)")
+    return name, _json_tensor(name, shape, datatype, spec["data"])
+
+
+def _json_tensor(name: str, shape: list[int], datatype: str, data: Any) -> np.ndarray[Any, Any]:
+    """An input tensor's ``data`` (flat or nested JSON values) as an array of ``shape``."""
+    import numpy as np
+
     flat = isinstance(data, list) and not (data and isinstance(data[0], list))
     values = data if flat else _flatten(data)
     if len(values) != math.prod(shape):
@@ -238,14 +257,165 @@ def _tensor(spec: Any, index: int) -> tuple[str, np.ndarray[Any, Any]]:
             array = np.array(values, dtype=V2_DATATYPES[datatype]).reshape(shape)
     except (OverflowError, ValueError, FloatingPointError) as exc:
         raise RequestError(name, f"input {name!r}: values do not fit {datatype}: {exc}") from exc
-    return name, array
+    return array
 
 
-def parse_v2(body: Any, signature: ModelSignature | None) -> V2Request:
+_BYTES_LENGTH = struct.Struct("<I")
+"""The length before each element of a BYTES tensor's binary data."""
+
+
+def split_binary_body(body: bytes, header_length: bytes) -> tuple[bytes, memoryview]:
+    """A body under the binary tensor data extension: its JSON, and the tensor bytes after it.
+
+    Args:
+        body: the whole request body.
+        header_length: the value of the ``Inference-Header-Content-Length`` header.
+
+    Raises:
+        RequestError: the header is not a whole number, or larger than the body.
+    """
+    text = header_length.strip()
+    if not text.isdigit():
+        raise RequestError(
+            INFERENCE_HEADER,
+            "the Inference-Header-Content-Length header must be the length of the JSON before "
+            f"the binary tensor data, in bytes; got {text.decode('latin-1')!r}",
+        )
+    length = int(text)
+    if length > len(body):
+        raise RequestError(
+            INFERENCE_HEADER,
+            f"the Inference-Header-Content-Length header says the JSON is {length} bytes, but the "
+            f"whole body is {len(body)}: give the length of the JSON alone",
+        )
+    return body[:length], memoryview(body)[length:]
+
+
+class _TensorBytes:
+    """The binary tensor data after a request's JSON, handed to its inputs in order."""
+
+    def __init__(self, data: memoryview) -> None:
+        self.data = data
+        self.taken = 0
+
+    def take(self, name: str, size: int) -> memoryview:
+        left = len(self.data) - self.taken
+        if size > left:
+            raise RequestError(
+                name,
+                f"input {name!r} has binary_data_size {size}, but only {left} bytes of binary "
+                "data are left for it after the JSON (and the inputs before it)",
+            )
+        self.taken += size
+        return self.data[self.taken - size : self.taken]
+
+    def check_all_taken(self) -> None:
+        left = len(self.data) - self.taken
+        if left:
+            raise RequestError(
+                "body",
+                f"{left} bytes after the JSON belong to no input: give each binary input's size "
+                "in parameters.binary_data_size, and the JSON's length in "
+                "Inference-Header-Content-Length",
+            )
+
+
+def _binary_size(spec: dict[str, Any], name: str) -> int | None:
+    """An input's ``parameters.binary_data_size``; None when it has none (its data is JSON)."""
+    parameters = spec.get("parameters")
+    if not parameters or not isinstance(parameters, dict):
+        return None
+    size = parameters.get("binary_data_size")
+    if size is None:
+        return None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise RequestError(
+            name, f"input {name!r}: binary_data_size must be a number of bytes, got {size!r}"
+        )
+    if "data" in spec:
+        raise RequestError(
+            name, f"input {name!r} has both 'data' and binary_data_size: give one of them"
+        )
+    return size
+
+
+def _binary_tensor(
+    name: str, shape: list[int], datatype: str, size: int, tail: _TensorBytes | None
+) -> np.ndarray[Any, Any]:
+    """An input tensor read from its binary data: little-endian, row-major, no padding."""
+    import numpy as np
+
+    if tail is None:
+        raise RequestError(
+            name,
+            f"input {name!r} has binary_data_size, but the request has no "
+            "Inference-Header-Content-Length header (the length of the JSON before the data)",
+        )
+    count = math.prod(shape)
+    if datatype == "BYTES":
+        items = _bytes_elements(name, tail.take(name, size))
+        if len(items) != count:
+            raise RequestError(
+                name,
+                f"input {name!r} has shape {shape} ({count} values) but {len(items)} values in "
+                "its binary data",
+            )
+        array = np.empty(count, dtype=object)
+        array[:] = items
+        return array.reshape(shape)
+    dtype = np.dtype(V2_DATATYPES[datatype]).newbyteorder("<")
+    if size != count * dtype.itemsize:
+        raise RequestError(
+            name,
+            f"input {name!r} is {datatype} of shape {shape}: {count * dtype.itemsize} bytes "
+            f"({count} x {dtype.itemsize}), but its binary_data_size is {size}",
+        )
+    array = np.frombuffer(tail.take(name, size), dtype=dtype)
+    if datatype == "BOOL" and array.view(np.uint8).max(initial=0) > 1:
+        raise RequestError(name, f"input {name!r} is BOOL: each byte must be 0 or 1")
+    # a copy in native byte order: the view of the body is read-only, and models may write
+    # into their input as they can into an array read from JSON
+    return array.astype(dtype.newbyteorder("=")).reshape(shape)
+
+
+def _bytes_elements(name: str, data: memoryview) -> list[str]:
+    """The elements of a BYTES tensor's binary data: each a 4-byte length, then UTF-8 text."""
+    items: list[str] = []
+    offset = 0
+    while offset < len(data):
+        end = offset + _BYTES_LENGTH.size
+        if end <= len(data):
+            end += _BYTES_LENGTH.unpack_from(data, offset)[0]
+        if end > len(data):
+            raise RequestError(
+                name,
+                f"input {name!r}: element {len(items)} of its BYTES data runs past its "
+                "binary_data_size (each element is a 4-byte little-endian length, then the bytes)",
+            )
+        try:
+            items.append(bytes(data[offset + _BYTES_LENGTH.size : end]).decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise RequestError(
+                name, f"input {name!r}: element {len(items)} is not UTF-8 text ({exc})"
+            ) from exc
+        offset = end
+    return items
+
+
+def parse_v2(
+    body: Any, signature: ModelSignature | None, binary: memoryview | None = None
+) -> V2Request:
     """Read an OIP v2 inference request for a model with ``signature``.
 
     A 2-D tensor stays an array (its width checked here, its types by the server); tensors
     per column become one array when they share a dtype, else a DataFrame.
+
+    Args:
+        body: the request's JSON, parsed.
+        signature: the model's signature (None: the model takes one tensor as it comes).
+        binary: the bytes after the JSON under the binary tensor data extension (see
+            :func:`split_binary_body`); each input with ``parameters.binary_data_size`` takes
+            that many of them, in input order, and all must be taken.
 
     Raises:
         RequestError: the body is malformed, or does not fit the model's columns.
@@ -256,14 +426,18 @@ def parse_v2(body: Any, signature: ModelSignature | None) -> V2Request:
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise RequestError("inputs", "'inputs' must be a non-empty list of tensors")
-    tensors = [_tensor(spec, i) for i, spec in enumerate(inputs)]
-    outputs = _requested_outputs(body.get("outputs"))
+    tail = None if binary is None else _TensorBytes(binary)
+    tensors = [_tensor(spec, i, tail) for i, spec in enumerate(inputs)]
+    if tail is not None:
+        tail.check_all_taken()
     request_id = body.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise RequestError("id", f"'id' must be a string, got {request_id!r}")
     parameters = body.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise RequestError("parameters", "'parameters' must be an object")
+    all_binary = bool(parameters) and _flag(parameters, "binary_data_output", "parameters", False)
+    outputs, binary_outputs = _requested_outputs(body.get("outputs"), all_binary)
     columns = _columns(signature)
     data: Any
     if columns is None:
@@ -288,6 +462,7 @@ def parse_v2(body: Any, signature: ModelSignature | None) -> V2Request:
         outputs=outputs,
         id=request_id,
         parameters=parameters,
+        binary_outputs=binary_outputs,
     )
 
 
@@ -327,12 +502,18 @@ def _frame_from_columns(tensors: list[tuple[str, np.ndarray[Any, Any]]], columns
     return pd.DataFrame({c: named[c] for c in columns})
 
 
-def _requested_outputs(spec: Any) -> tuple[str, ...]:
+_NO_BINARY: frozenset[str] = frozenset()
+_PREDICT_BINARY = frozenset(("predict",))
+
+
+def _requested_outputs(spec: Any, all_binary: bool) -> tuple[tuple[str, ...], frozenset[str]]:
+    """The outputs asked for, and those of them to answer as binary data."""
     if spec is None:
-        return ("predict",)
+        return ("predict",), _PREDICT_BINARY if all_binary else _NO_BINARY
     if not isinstance(spec, list) or not spec:
         raise RequestError("outputs", "'outputs' must be a non-empty list of {\"name\": ...}")
     names = []
+    binary = []
     for i, item in enumerate(spec):
         name = item.get("name") if isinstance(item, dict) else None
         if name not in OUTPUTS:
@@ -341,7 +522,21 @@ def _requested_outputs(spec: Any) -> tuple[str, ...]:
                 f"unknown output {name!r}: ask for one of {', '.join(OUTPUTS)}",
             )
         names.append(name)
-    return tuple(names)
+        parameters = item.get("parameters")
+        if isinstance(parameters, dict) and parameters:
+            if _flag(parameters, "binary_data", f"outputs[{i}].parameters", all_binary):
+                binary.append(name)
+        elif all_binary:
+            binary.append(name)
+    return tuple(names), frozenset(binary)
+
+
+def _flag(parameters: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    """A true/false parameter (``default`` when not given)."""
+    value = parameters.get(key, default)
+    if not isinstance(value, bool):
+        raise RequestError(where, f"'{where}.{key}' must be true or false, got {value!r}")
+    return value
 
 
 _DATATYPE_OF = {numpy_name: name for name, numpy_name in V2_DATATYPES.items()}
@@ -367,6 +562,34 @@ def v2_output(name: str, values: Any) -> dict[str, Any]:
     else:
         data = array.ravel().tolist()
     return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": data}
+
+
+def v2_binary_output(name: str, values: Any) -> tuple[dict[str, Any], bytes]:
+    """An OIP v2 output tensor as binary data: its JSON (with ``parameters.binary_data_size``)
+    and its bytes, little-endian and row-major (BYTES: each element's 4-byte length, then its
+    UTF-8 text)."""
+    import numpy as np
+
+    array = np.asarray(values)
+    datatype = _v2_datatype(array)
+    if datatype == "BYTES":
+        raw = b"".join(_length_prefixed(v) for v in array.ravel().tolist())
+    else:
+        little = np.dtype(V2_DATATYPES[datatype]).newbyteorder("<")
+        raw = array.astype(little, copy=False).tobytes()
+    output = {
+        "name": name,
+        "shape": list(array.shape),
+        "datatype": datatype,
+        "parameters": {"binary_data_size": len(raw)},
+    }
+    return output, raw
+
+
+def _length_prefixed(value: Any) -> bytes:
+    """One BYTES element: its length, then its bytes (text as UTF-8)."""
+    data = value if isinstance(value, bytes) else str(value).encode("utf-8", "backslashreplace")
+    return _BYTES_LENGTH.pack(len(data)) + data
 
 
 def _table(value: Any, key: str, columns: list[str] | None, uniform: bool = False) -> Any:

@@ -1,0 +1,343 @@
+"""A model server that follows a deployment: routes by weight, mirrors to shadows, counts.
+
+:class:`DeploymentRoutes` holds one immutable :class:`RouteTable` (the deployment's routes and
+their loaded models). A request reads the table once and keeps it to the end, so a change of
+weights or versions (one attribute assignment, after the new models have loaded) never fails
+nor mixes a request. Every second or so the table is re-read from the store when the
+deployment's revision moved; the counts of each route are written to the store for the
+controller; and, unless turned off, a :class:`~shipyard.deploy.controller.Controller` looks
+after the deployment from inside this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shipyard.deploy.controller import Controller
+from shipyard.deploy.stats import RouteCounter
+from shipyard.entities import Deployment, Route, RouteMode
+from shipyard.serving.protocols import RequestError
+
+if TYPE_CHECKING:
+    from shipyard.entities import ModelVersion
+    from shipyard.serving.models import ServedModel
+    from shipyard.store import Backend
+
+__all__ = ["ROUTE_HEADER", "Chosen", "DeploymentRoutes", "RouteTable"]
+
+log = logging.getLogger(__name__)
+
+ROUTE_HEADER = "x-shipyard-route"
+"""A request header naming a route (``canary``) pins the request to it, for debugging; pinned
+requests are answered and logged but left out of the rollout's numbers."""
+_ROUTE_HEADER = ROUTE_HEADER.encode()
+
+
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """The route a request went to."""
+
+    route: Route
+    served: ServedModel
+    deployment: str
+    pinned: bool = False
+
+    @property
+    def labels(self) -> tuple[str, str, str]:
+        """``(deployment, route, mode)`` for metrics and the prediction log."""
+        return self.deployment, self.route.name, self.route.mode.value
+
+
+@dataclass(frozen=True)
+class RouteTable:
+    """A deployment's routes at one revision, with their models loaded."""
+
+    deployment: Deployment
+    live: tuple[tuple[float, Route, ServedModel], ...]
+    """``(cumulative weight, route, model)`` of each live route with traffic."""
+    shadows: tuple[tuple[Route, ServedModel], ...] = ()
+    by_name: dict[str, tuple[Route, ServedModel]] = field(default_factory=dict)
+
+    @property
+    def stable(self) -> ServedModel:
+        entry = self.by_name.get("stable") or next(iter(self.by_name.values()))
+        return entry[1]
+
+
+def _same_routes(a: Deployment, b: Deployment) -> bool:
+    return a.routes == b.routes
+
+
+class DeploymentRoutes:
+    """The routes of one deployment, as this model server answers for them.
+
+    Args:
+        name: the deployment.
+        backend: the metadata store.
+        version_of: ``(model, version)`` to its :class:`ModelVersion`.
+        load: a version to the :class:`ServedModel` that answers for it.
+        controller: run the rollout controller in this process.
+        look_seconds: how often the controller looks.
+        stats_seconds: how often route counts are written to the store.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        backend: Backend,
+        version_of: Callable[[str, int], ModelVersion],
+        load: Callable[[ModelVersion], ServedModel],
+        *,
+        controller: bool = True,
+        look_seconds: float = 2.0,
+        stats_seconds: float = 1.0,
+        mirror_queue: int = 1000,
+    ) -> None:
+        self.deployment_name = name
+        self.backend = backend
+        self._version_of = version_of
+        self._load = load
+        self._lock = threading.Lock()
+        self.server_id = uuid.uuid4().hex
+        self.counter = RouteCounter(name)
+        self.stats_seconds = stats_seconds
+        self.mirror_queue = mirror_queue
+        self._random = random.Random()  # noqa: S311 - traffic splitting, not security
+        self.table = self._build(backend.get_deployment(name), {})
+        self.controller = (
+            Controller(backend, names=[name], look_seconds=look_seconds) if controller else None
+        )
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self._mirrors: asyncio.Queue[tuple[Chosen, Any, Any]] | None = None
+        self._mirror_task: asyncio.Task[None] | None = None
+        self._shadow_pool: ThreadPoolExecutor | None = None
+
+    # the holder interface of ModelServer.models ---------------------------------------------
+
+    @property
+    def ref(self) -> str:
+        return f"deployment:{self.deployment_name}"
+
+    @property
+    def name(self) -> str:
+        return self.table.deployment.model
+
+    @property
+    def current(self) -> ServedModel:
+        return self.table.stable
+
+    def refresh(self) -> bool:
+        """Re-read the deployment; when its routes changed, load new versions and swap.
+
+        Returns whether the routes changed. A version that fails to load keeps the old table.
+        """
+        with self._lock:
+            deployment = self.backend.get_deployment(self.deployment_name)
+            old = self.table
+            if deployment.revision == old.deployment.revision:
+                return False
+            if _same_routes(deployment, old.deployment):
+                self.table = RouteTable(deployment, old.live, old.shadows, old.by_name)
+                return False
+            loaded = {(r.model, r.version): served for r, served in old.by_name.values()}
+            try:
+                self.table = self._build(deployment, loaded)
+            except Exception:
+                log.exception("could not load the routes of deployment %s", deployment.name)
+                return False
+            log.info(
+                "deployment %s now routes %s",
+                deployment.name,
+                ", ".join(f"{r.name}={r.model_ref}:{r.weight:g}%" for r in deployment.routes),
+            )
+            return True
+
+    def _build(
+        self, deployment: Deployment, loaded: dict[tuple[str, int], ServedModel]
+    ) -> RouteTable:
+        by_name: dict[str, tuple[Route, ServedModel]] = {}
+        for route in deployment.routes:
+            served = loaded.get((route.model, route.version))
+            if served is None:
+                served = loaded[(route.model, route.version)] = self._load(
+                    self._version_of(route.model, route.version)
+                )
+            by_name[route.name] = (route, served)
+        live = []
+        total = 0.0
+        for route, served in by_name.values():
+            if route.mode is RouteMode.LIVE and route.weight > 0:
+                total += route.weight
+                live.append((total, route, served))
+        if not live:
+            raise RequestError("deployment", f"deployment {deployment.name!r} has no live route")
+        shadows = tuple(
+            (r, s) for r, s in by_name.values() if r.mode is RouteMode.SHADOW and r.weight > 0
+        )
+        return RouteTable(deployment, tuple(live), shadows, by_name)
+
+    # requests --------------------------------------------------------------------------------
+
+    def pick(self, version: str | None, headers: dict[bytes, bytes]) -> Chosen:
+        """The route of one request: pinned by the route header or a version in the path,
+        else drawn by weight."""
+        table = self.table
+        name = self.deployment_name
+        pinned = headers.get(_ROUTE_HEADER)
+        if pinned is not None:
+            entry = table.by_name.get(pinned.decode("latin-1"))
+            if entry is None:
+                raise RequestError(
+                    ROUTE_HEADER,
+                    f"deployment {name!r} has no route {pinned.decode('latin-1')!r}; routes: "
+                    f"{', '.join(table.by_name)}",
+                    status=404,
+                )
+            return Chosen(entry[0], entry[1], name, pinned=True)
+        if version is not None:
+            for route, served in table.by_name.values():
+                if served.version == version:
+                    return Chosen(route, served, name, pinned=True)
+            raise RequestError(
+                "version",
+                f"deployment {name!r} serves versions "
+                f"{', '.join(s.version for _, s in table.by_name.values())}, not {version!r}",
+                status=404,
+            )
+        live = table.live
+        if len(live) == 1:
+            return Chosen(live[0][1], live[0][2], name)
+        draw = self._random.random() * live[-1][0]
+        for edge, route, served in live:
+            if draw < edge:
+                return Chosen(route, served, name)
+        return Chosen(live[-1][1], live[-1][2], name)
+
+    def record(self, chosen: Chosen, status: int, seconds: float, predictions: Any) -> None:
+        """Count an answered request for its route (pinned requests are not counted)."""
+        if chosen.pinned:
+            return
+        route = chosen.route
+        self.counter.record(
+            route.name,
+            route.model,
+            route.version,
+            ok=status == 200,
+            latency_ms=seconds * 1000,
+            predictions=predictions,
+        )
+
+    def mirror(self, chosen: Chosen, data: Any, answer: Any) -> None:
+        """Copy an answered request to the shadow routes, off the request path (dropped and
+        counted when the mirror queue is full)."""
+        shadows = self.table.shadows
+        if not shadows or chosen.pinned:
+            return
+        if self._mirrors is None:
+            self._mirrors = asyncio.Queue(self.mirror_queue)
+            self._mirror_task = asyncio.get_running_loop().create_task(self._mirror_loop())
+        for route, served in shadows:
+            if route.weight < 100 and self._random.random() * 100 >= route.weight:
+                continue
+            shadow = Chosen(route, served, self.deployment_name)
+            try:
+                self._mirrors.put_nowait((shadow, data, answer))
+            except asyncio.QueueFull:
+                self.counter.record_dropped(route.name, route.model, route.version)
+
+    async def _mirror_loop(self) -> None:
+        import time
+
+        mirrors = self._mirrors
+        if mirrors is None:
+            return
+        loop = asyncio.get_running_loop()
+        if self._shadow_pool is None:
+            # Its own thread: a slow shadow model never takes the live models' threads.
+            self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="shipyard-shadow")
+        while True:
+            shadow, data, answer = await mirrors.get()
+            started = time.perf_counter()
+            try:
+                predicted = await loop.run_in_executor(
+                    self._shadow_pool, shadow.served.call, "predict", data
+                )
+                status = 200
+            except Exception:  # the shadow's failure is counted, never the caller's
+                predicted, status = None, 500
+            seconds = time.perf_counter() - started
+            self.record(shadow, status, seconds, predicted)
+            if predicted is not None:
+                agreed, compared, diff = _compare(answer, predicted)
+                route = shadow.route
+                self.counter.record_shadow(
+                    route.name, route.model, route.version,
+                    agreed=agreed, compared=compared, diff=diff,
+                )  # fmt: skip
+
+    # background work -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._flusher = threading.Thread(
+            target=self._flush_loop, name="shipyard-route-stats", daemon=True
+        )
+        self._flusher.start()
+        if self.controller is not None:
+            self.controller.start()
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.stats_seconds):
+            try:
+                self.refresh()
+            except Exception:  # the store unreachable for a moment: keep the routes we have
+                log.exception("could not re-read deployment %s", self.deployment_name)
+            self.flush()
+
+    def flush(self) -> None:
+        """Write this server's counts to the store (when they changed)."""
+        if not self.counter.changed:
+            return
+        try:
+            self.backend.record_route_stats(self.server_id, self.counter.snapshot())
+        except Exception:  # the store unreachable for a moment: the counts are cumulative
+            self.counter.changed = True
+            log.exception("could not store the route counts of %s", self.deployment_name)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.controller is not None:
+            self.controller.stop()
+        if self._flusher is not None:
+            self._flusher.join(timeout=10)
+            self._flusher = None
+        if self._mirror_task is not None:
+            self._mirror_task.cancel()
+        if self._shadow_pool is not None:
+            self._shadow_pool.shutdown(wait=False, cancel_futures=True)
+        self.flush()
+
+
+def _compare(live: Any, shadow: Any) -> tuple[int, int, float]:
+    """Rows where the shadow's prediction equals the live one, rows compared, and the sum of
+    absolute differences (numbers only)."""
+    import numpy as np
+
+    a = np.asarray(live).reshape(len(live), -1)[:, 0] if len(live) else np.asarray([])
+    b = np.asarray(shadow).reshape(len(shadow), -1)[:, 0] if len(shadow) else np.asarray([])
+    n = min(len(a), len(b))
+    a, b = a[:n], b[:n]
+    agreed = int(np.sum(a == b))
+    diff = 0.0
+    if a.dtype.kind in "biuf" and b.dtype.kind in "biuf":
+        diff = float(np.sum(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+    return agreed, n, diff
