@@ -73,6 +73,8 @@ class ServeSettings:
             follow its changes.
         controller: run the rollout controller for the deployment in this server.
         look_seconds: how often the controller looks at the deployment's numbers.
+        shadow_queue_size: requests waiting to be mirrored to shadows before new ones are
+            dropped (and counted).
     """
 
     refs: list[str]
@@ -92,6 +94,7 @@ class ServeSettings:
     deployment: str | None = None
     controller: bool = True
     look_seconds: float = 2.0
+    shadow_queue_size: int = 1000
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -167,6 +170,38 @@ class ModelServer:
             lambda version: load_served(version, load, self._loaded),
             controller=self.settings.controller,
             look_seconds=self.settings.look_seconds,
+            mirror_queue=self.settings.shadow_queue_size,
+            on_shadow=self._log_shadow,
+        )
+
+    def _log_shadow(
+        self, chosen: Chosen, data: Any, predicted: Any, seconds: float, status: int, context: Any
+    ) -> None:
+        """Log a shadow's answer under ``NAME@shadow`` (see :data:`SHADOW_SUFFIX`)."""
+        from shipyard.serving.deployment import SHADOW_SUFFIX
+
+        if self.log is None or context is None:
+            return
+        request_id, arrived, protocol = context
+        served = chosen.served
+        common = {
+            "request_id": request_id,
+            "timestamp": arrived,
+            "model": served.name + SHADOW_SUFFIX,
+            "version": served.version,
+            "protocol": protocol,
+            "latency_ms": seconds * 1000,
+            "route": chosen.labels,
+        }
+        if status != 200:
+            self.log.log_failure(status=status, **common)
+            return
+        self.log.log_prediction(
+            inputs=data,
+            columns=served.plan.columns,
+            types=served.plan.types,
+            prediction=predicted,
+            **common,
         )
 
     def pick(

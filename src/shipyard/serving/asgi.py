@@ -359,7 +359,8 @@ class ServingApp:
         if route is not None and server.routes is not None:
             server.routes.record(route, status, seconds, results.get("predict"))
             if status == 200:
-                server.routes.mirror(route, data, results.get("predict"))
+                context = (request_id, arrived, protocol)
+                server.routes.mirror(route, data, results.get("predict"), context)
         if status == 200 and served is not None:
             server.log_prediction(
                 request_id, arrived, served, protocol, data, results, seconds, labels

@@ -31,7 +31,14 @@ if TYPE_CHECKING:
     from shipyard.serving.models import ServedModel
     from shipyard.store import Backend
 
-__all__ = ["ROUTE_HEADER", "Chosen", "DeploymentRoutes", "RouteTable"]
+__all__ = [
+    "ROUTE_HEADER",
+    "SHADOW_SUFFIX",
+    "Chosen",
+    "DeploymentRoutes",
+    "RouteTable",
+    "ShadowSink",
+]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +46,11 @@ ROUTE_HEADER = "x-shipyard-route"
 """A request header naming a route (``canary``) pins the request to it, for debugging; pinned
 requests are answered and logged but left out of the rollout's numbers."""
 _ROUTE_HEADER = ROUTE_HEADER.encode()
+SHADOW_SUFFIX = "@shadow"
+"""Shadow answers are logged as model ``NAME@shadow`` (a name no registered model can have),
+so the monitoring of ``NAME`` never mixes them with the answers callers got."""
+ShadowSink = Callable[["Chosen", Any, Any, float, int, Any], None]
+"""Called with each shadow answer: route, input, prediction, seconds, status, context."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +112,7 @@ class DeploymentRoutes:
         look_seconds: float = 2.0,
         stats_seconds: float = 1.0,
         mirror_queue: int = 1000,
+        on_shadow: ShadowSink | None = None,
     ) -> None:
         self.deployment_name = name
         self.backend = backend
@@ -110,6 +123,7 @@ class DeploymentRoutes:
         self.counter = RouteCounter(name)
         self.stats_seconds = stats_seconds
         self.mirror_queue = mirror_queue
+        self.on_shadow = on_shadow
         self._random = random.Random()  # noqa: S311 - traffic splitting, not security
         self.table = self._build(backend.get_deployment(name), {})
         self.controller = (
@@ -117,7 +131,7 @@ class DeploymentRoutes:
         )
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
-        self._mirrors: asyncio.Queue[tuple[Chosen, Any, Any]] | None = None
+        self._mirrors: asyncio.Queue[tuple[Chosen, Any, Any, Any]] | None = None
         self._mirror_task: asyncio.Task[None] | None = None
         self._shadow_pool: ThreadPoolExecutor | None = None
 
@@ -236,9 +250,10 @@ class DeploymentRoutes:
             predictions=predictions,
         )
 
-    def mirror(self, chosen: Chosen, data: Any, answer: Any) -> None:
+    def mirror(self, chosen: Chosen, data: Any, answer: Any, context: Any = None) -> None:
         """Copy an answered request to the shadow routes, off the request path (dropped and
-        counted when the mirror queue is full)."""
+        counted when the mirror queue is full). ``context`` goes to ``on_shadow`` with the
+        shadow's answer."""
         shadows = self.table.shadows
         if not shadows or chosen.pinned:
             return
@@ -250,7 +265,7 @@ class DeploymentRoutes:
                 continue
             shadow = Chosen(route, served, self.deployment_name)
             try:
-                self._mirrors.put_nowait((shadow, data, answer))
+                self._mirrors.put_nowait((shadow, data, answer, context))
             except asyncio.QueueFull:
                 self.counter.record_dropped(route.name, route.model, route.version)
 
@@ -265,7 +280,7 @@ class DeploymentRoutes:
             # Its own thread: a slow shadow model never takes the live models' threads.
             self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="shipyard-shadow")
         while True:
-            shadow, data, answer = await mirrors.get()
+            shadow, data, answer, context = await mirrors.get()
             started = time.perf_counter()
             try:
                 predicted = await loop.run_in_executor(
@@ -276,6 +291,11 @@ class DeploymentRoutes:
                 predicted, status = None, 500
             seconds = time.perf_counter() - started
             self.record(shadow, status, seconds, predicted)
+            if self.on_shadow is not None:
+                try:
+                    self.on_shadow(shadow, data, predicted, seconds, status, context)
+                except Exception:  # a shadow's log must never stop the mirror
+                    log.exception("could not log a shadow answer")
             if predicted is not None:
                 agreed, compared, diff = _compare(answer, predicted)
                 route = shadow.route
