@@ -111,6 +111,7 @@ def test_default_sample_is_the_training_table(home: Path, tmp_path: Path) -> Non
     _log(LogisticRegression(max_iter=5000), "cancer", train)
     result = export_onnx("cancer", tmp_path / "pkg")
     assert result.parity["rows"] == len(train)
+    assert result.parity["rows_source"] == "dataset cancer-train@1"  # before the signature
 
 
 def test_regression_export_and_quantized_tolerance(home: Path, tmp_path: Path) -> None:

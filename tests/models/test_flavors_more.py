@@ -66,7 +66,7 @@ def test_xgboost_classifier_round_trip(cancer_frame: tuple[Any, Any], tmp_path: 
     clf = xgboost.XGBClassifier(n_estimators=20, max_depth=3).fit(X, y)
     meta = save_model(clf, tmp_path / "m", input_example=X.head(), flavor="xgboost")
     assert meta.flavor == "xgboost" and meta.flavor_options["class"] == "XGBClassifier"
-    assert _files(tmp_path / "m") == ["model.ubj", "shipyard-model.json"]
+    assert _files(tmp_path / "m") == ["input_example.json", "model.ubj", "shipyard-model.json"]
     _no_pickle(tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
@@ -98,6 +98,7 @@ def test_xgboost_refuses_a_class_outside_its_list(
 ) -> None:
     X, y = cancer_frame
     save_model(xgboost.XGBClassifier(n_estimators=2).fit(X, y), tmp_path / "m", flavor="xgboost")
+    assert _files(tmp_path / "m") == ["model.ubj", "shipyard-model.json"]  # no example given
     meta_file = tmp_path / "m" / "shipyard-model.json"
     meta = json.loads(meta_file.read_text())
     meta["flavor_options"]["class"] = "DMatrix"
@@ -116,7 +117,7 @@ def test_lightgbm_classifier_round_trip(tmp_path: Path) -> None:
     clf = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1).fit(X, y)
     meta = save_model(clf, tmp_path / "m", input_example=X.head(), flavor="lightgbm")
     assert meta.flavor_options["classes"] == [0, 1, 2]
-    assert _files(tmp_path / "m") == ["model.txt", "shipyard-model.json"]
+    assert _files(tmp_path / "m") == ["input_example.json", "model.txt", "shipyard-model.json"]
     _no_pickle(tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
@@ -166,7 +167,7 @@ def test_onnx_classifier_round_trip(cancer_frame: tuple[Any, Any], tmp_path: Pat
     assert flavor_for(proto).name == "onnx"
     meta = save_model(proto, tmp_path / "m", input_example=X.head())
     assert meta.flavor == "onnx"
-    assert _files(tmp_path / "m") == ["model.onnx", "shipyard-model.json"]
+    assert _files(tmp_path / "m") == ["input_example.json", "model.onnx", "shipyard-model.json"]
     _no_pickle(tmp_path / "m")
     loaded = load_model(tmp_path / "m")
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(array))
@@ -241,7 +242,7 @@ def test_torch_module_round_trip(wine_net: Trained, tmp_path: Path) -> None:
     assert flavor_for(wine_net.model).name == "torch"
     meta = save_model(wine_net.model, tmp_path / "m", input_example=X.head())
     assert meta.flavor == "torch" and meta.flavor_options["input_dtype"] == "float32"
-    assert _files(tmp_path / "m") == ["model.pt2", "shipyard-model.json"]
+    assert _files(tmp_path / "m") == ["input_example.json", "model.pt2", "shipyard-model.json"]
     _no_pickle(tmp_path / "m")
     assert wine_net.model.training  # exporting did not leave the module in eval mode
     loaded = load_model(tmp_path / "m", trusted_code=True)

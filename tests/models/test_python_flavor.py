@@ -33,7 +33,7 @@ def test_round_trip_with_artifacts_and_a_signature(cut_dir: Path, tmp_path: Path
     meta = save_model(Threshold(), tmp_path / "m", artifacts=cut_dir, input_example=frame)
     assert meta.flavor == "python"
     assert meta.flavor_options["class"] == "tests.models._python_models:Threshold"
-    assert [f.path for f in meta.files] == ["artifacts/cut.json"]
+    assert [f.path for f in meta.files] == ["artifacts/cut.json", "input_example.json"]
 
     loaded = load_model(tmp_path / "m")
     np.testing.assert_array_equal(loaded.predict(frame), [0, 1, 0, 1])
@@ -89,7 +89,8 @@ def test_pickle_artifact_needs_trusted_pickle(tmp_path: Path) -> None:
     state = tmp_path / "state"
     state.mkdir()
     (state / "state.pkl").write_bytes(pickle.dumps({"offset": 10}))
-    save_model(FromPickle(), tmp_path / "m", artifacts=state)
+    meta = save_model(FromPickle(), tmp_path / "m", artifacts=state)
+    assert [f.path for f in meta.files] == ["artifacts/state.pkl"]  # no example given
     with pytest.raises(UntrustedModelError, match=r"artifacts/state\.pkl.*trusted_pickle=True"):
         load_model(tmp_path / "m")
     loaded = load_model(tmp_path / "m", trusted_pickle=True)

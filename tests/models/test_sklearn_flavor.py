@@ -64,8 +64,9 @@ def test_metadata_records_flavor_requirements_and_digests(
     names = {r.split("==")[0] for r in raw["requirements"]}
     assert {"scikit-learn", "skops", "numpy", "scipy", "shipyard-mlops"} <= names
     assert all("==" in r for r in raw["requirements"])
-    assert [f["path"] for f in raw["files"]] == ["model.skops"]
-    assert len(raw["files"][0]["digest"]) == 64
+    assert [f["path"] for f in raw["files"]] == ["input_example.json", "model.skops"]
+    assert all(len(f["digest"]) == 64 for f in raw["files"])
+    assert raw["input_example"] == "input_example.json"
     assert raw["signature"]["outputs"] == [{"name": "output", "type": "int64", "shape": [-1]}]
 
 

@@ -94,7 +94,9 @@ def test_invocations_choose_a_model_with_a_query_parameter(trained: Trained) -> 
         assert default.json() == {"predictions": trained.clf.predict(x).tolist()}
         text = client.get("/metrics").text
         for name in ("cancer", "other"):
-            assert f'model="{name}",protocol="mlflow",route="",status="200",version="1"}} 1.0' in text
+            assert (
+                f'model="{name}",protocol="mlflow",route="",status="200",version="1"}} 1.0' in text
+            )
         missing = client.post("/invocations?model=nope", json=body)
         assert missing.status_code == 404 and "'nope'" in missing.json()["error"]
     finally:

@@ -121,7 +121,7 @@ def export(
         typer.Option(
             "--sample",
             help="Rows to check parity on: dataset name@v or a CSV/Parquet file (default: the "
-            "table the model's training run read).",
+            "table the model's training run read, else rows drawn from its signature).",
         ),
     ] = None,
     trusted_code: Annotated[
@@ -151,7 +151,8 @@ def export(
     console.print(
         Text(
             f"Exported {result.source} to {result.path}: max difference "
-            f"{main['max_abs_diff']:.3g} on {result.parity['rows']} rows (tolerance {tolerance:g})"
+            f"{main['max_abs_diff']:.3g} on {result.parity['rows']} rows from "
+            f"{result.parity['rows_source']} (tolerance {tolerance:g})"
         )
     )
     quantized = result.parity.get("model.int8.onnx")

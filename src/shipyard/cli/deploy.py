@@ -51,7 +51,7 @@ def _steps(text: str) -> tuple[float, ...]:
 
 def _service(ctx: typer.Context) -> Deployments:
     workspace = workspace_from(ctx)
-    return Deployments(workspace.backend, workspace.settings.user)
+    return Deployments(workspace.backend, workspace.settings.user, home=workspace.settings.home)
 
 
 def _deployment_dict(d: Deployment) -> dict[str, Any]:
@@ -297,6 +297,71 @@ def canary(
         predictions_psi=None if no_predictions else prediction_psi,
     )
     _done(_service(ctx).canary(name, model, spec, reason=reason), "Canary started", as_json)
+
+
+@app.command("ab")
+def ab(
+    ctx: typer.Context,
+    name: _NAME,
+    variant: Annotated[
+        list[str],
+        typer.Option("--variant", help="NAME=MODEL@VERSION:WEIGHT, e.g. a=churn@3:50 (repeat)."),
+    ],
+    sticky_key: Annotated[
+        str | None,
+        typer.Option("--sticky-key", help="header:NAME keeps a caller on one variant."),
+    ] = None,
+    metric: Annotated[str, typer.Option("--metric", help="What is compared.")] = "accuracy",
+    alpha: Annotated[float, typer.Option("--alpha", help="The test's significance level.")] = 0.05,
+    min_samples: Annotated[
+        int, typer.Option("--min-samples", min=1, help="Labelled rows each variant needs.")
+    ] = 200,
+    reason: _REASON = "",
+    as_json: _JSON = False,
+) -> None:
+    """Start an A/B test: sticky variants, outcomes from /feedback, concluded by hand."""
+    from shipyard.deploy.ab import AbSpec, parse_variant
+
+    spec = AbSpec(sticky_key=sticky_key, metric=metric, alpha=alpha, min_samples=min_samples)
+    variants = [parse_variant(v) for v in variant]
+    _done(_service(ctx).ab(name, variants, spec, reason=reason), "A/B test started", as_json)
+
+
+def _print_report(report: Any) -> None:
+    table = Table("variant", "weight %", "requests", "labelled", report.metric, "95% interval",
+                  "P(best)")  # fmt: skip
+    for v in report.variants:
+        interval = f"{v.interval[0]:.4f} - {v.interval[1]:.4f}" if v.interval else ""
+        table.add_row(
+            v.name, f"{v.weight:g}", str(v.requests), str(v.labelled),
+            "" if v.metric is None else f"{v.metric:.4f}", interval,
+            "" if v.probability_best is None else f"{v.probability_best:.3f}",
+        )  # fmt: skip
+    console.print(table)
+    srm = "" if report.srm_p_value is None else f"sample ratio p = {report.srm_p_value:.3g}; "
+    console.print(Text(f"{srm}{report.verdict}"))
+
+
+@app.command("ab-report")
+def ab_report(ctx: typer.Context, name: _NAME, as_json: _JSON = False) -> None:
+    """Per variant: the metric with its interval, p-value, probability to be best, and the
+    sample-ratio check."""
+    report = _service(ctx).ab_report(name)
+    if as_json:
+        print_json(report.to_dict())
+    else:
+        _print_report(report)
+
+
+@app.command("conclude")
+def conclude(ctx: typer.Context, name: _NAME, reason: _REASON = "", as_json: _JSON = False) -> None:
+    """End the A/B test: promote the winner, or say why there is none (nothing changes)."""
+    deployment, report = _service(ctx).conclude(name, reason=reason)
+    if as_json:
+        print_json(_deployment_dict(deployment) | {"report": report.to_dict()})
+        return
+    _print_report(report)
+    _done(deployment, "Concluded", False)
 
 
 @app.command("shadow")

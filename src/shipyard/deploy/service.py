@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
+from shipyard.deploy.ab import AbReport, AbSpec, VariantCounts, ab_report
 from shipyard.deploy.analysis import (
     CanarySpec,
     Decision,
@@ -84,9 +87,10 @@ class Deployments:
         user: who is acting.
     """
 
-    def __init__(self, backend: Backend, user: str) -> None:
+    def __init__(self, backend: Backend, user: str, *, home: str | Path | None = None) -> None:
         self.backend = backend
         self.user = user
+        self.home = home
         self.registry = Registry(backend, user)
 
     # reading -------------------------------------------------------------------------------
@@ -400,6 +404,131 @@ class Deployments:
             ),
         )
 
+    # A/B tests -----------------------------------------------------------------------------
+
+    def ab(
+        self,
+        name: str,
+        variants: Sequence[tuple[str, str, float]],
+        spec: AbSpec | None = None,
+        *,
+        reason: str = "",
+    ) -> Deployment:
+        """Start an A/B test: live routes named by variant, weights adding up to 100.
+
+        Raises:
+            InvalidArgumentError: fewer than two variants, weights that do not add up to 100,
+                a variant named twice, a rollout in progress.
+        """
+        spec = spec or AbSpec()
+        deployment = self.get(name)
+        if deployment.state.in_progress:
+            raise InvalidArgumentError(
+                f"deployment {name!r} already has a {deployment.strategy.value} in progress "
+                f"({deployment.state.value}): let it finish, or `shipyard deploy rollback {name}`"
+            )
+        if len(variants) < 2:
+            raise InvalidArgumentError("an A/B test needs at least two --variant")
+        names = [v[0] for v in variants]
+        if len(set(names)) != len(names) or SHADOW in names:
+            raise InvalidArgumentError(f"variant names must differ (and not be 'shadow'): {names}")
+        total = sum(v[2] for v in variants)
+        if abs(total - 100) > 1e-9:
+            raise InvalidArgumentError(
+                f"variant weights add up to {total:g}, not 100: e.g. a=churn@3:50 b=churn@4:50"
+            )
+        routes = []
+        for variant, ref, weight in variants:
+            version = self._live_version(ref)
+            if version.model != deployment.model:
+                raise InvalidArgumentError(
+                    f"deployment {name!r} serves {deployment.model}; variant {variant} is "
+                    f"{version.model}"
+                )
+            routes.append(
+                Route(variant, version.model, version.version, weight, RouteMode.LIVE, ref)
+            )
+        baseline = {s.route: s.requests for s in self.backend.get_route_stats(name)}
+        changed = replace(
+            deployment,
+            strategy=Strategy.AB,
+            state=DeploymentState.PROGRESSING,
+            routes=(*routes, *deployment.shadow_routes),
+            spec={"ab": spec.to_dict(), "before": [r.to_dict() for r in deployment.live_routes]},
+            analysis={"started": _now_ms(), "baseline_requests": baseline},
+        )
+        return self.backend.save_deployment(
+            changed,
+            event=_event(
+                "ab.start",
+                reason
+                or "A/B test " + ", ".join(f"{r.name}={r.model_ref} {r.weight:g}%" for r in routes),
+                self.user,
+                {"variants": [r.to_dict() for r in routes], "spec": spec.to_dict()},
+            ),
+            require_approved=[(r.model, r.version) for r in routes],
+        )
+
+    def ab_report(self, name: str) -> AbReport:
+        """The A/B test's report from the route counts and the labelled prediction log."""
+        deployment = self.get(name)
+        if deployment.strategy is not Strategy.AB or "ab" not in deployment.spec:
+            raise InvalidArgumentError(f"deployment {name!r} is not running an A/B test")
+        spec = AbSpec.from_dict(deployment.spec["ab"])
+        baseline = deployment.analysis.get("baseline_requests", {})
+        requests = {
+            s.route: s.requests - int(baseline.get(s.route, 0))
+            for s in self.backend.get_route_stats(name)
+            if deployment.route(s.route) is not None
+            and s.version == deployment.route(s.route).version  # type: ignore[union-attr]
+        }
+        outcomes = _labelled_outcomes(
+            deployment, int(deployment.analysis.get("started", 0)), self.home
+        )
+        counts = [
+            VariantCounts(r.name, r.weight, requests.get(r.name, 0), *outcomes.get(r.name, (0, 0)))
+            for r in deployment.live_routes
+        ]
+        return ab_report(counts, spec)
+
+    def conclude(self, name: str, *, reason: str = "") -> tuple[Deployment, AbReport]:
+        """End an A/B test by promoting its winner.
+
+        Raises:
+            InvalidArgumentError: no winner (not ready, sample-ratio mismatch, or no
+                significant difference): the report says which; nothing is changed.
+        """
+        deployment = self.get(name)
+        report = self.ab_report(name)
+        if report.winner is None:
+            raise InvalidArgumentError(f"deployment {name!r}: {report.verdict}")
+        winner = deployment.route(report.winner)
+        if winner is None:  # pragma: no cover - the report names a live route
+            raise InvalidArgumentError(f"no route {report.winner!r}")
+        if deployment.alias:
+            self.registry.set_alias(winner.model_ref, deployment.alias)
+        routes = (
+            Route(STABLE, winner.model, winner.version, 100.0, RouteMode.LIVE, winner.ref),
+            *deployment.shadow_routes,
+        )
+        saved = self.backend.save_deployment(
+            replace(
+                deployment,
+                strategy=Strategy.SINGLE,
+                state=DeploymentState.CONCLUDED,
+                routes=routes,
+                analysis=deployment.analysis | {"report": report.to_dict(), "outcome": "concluded"},
+            ),
+            event=_event(
+                "ab.conclude",
+                reason or report.verdict,
+                self.user,
+                {"winner": winner.model_ref, "report": report.to_dict()},
+            ),
+            require_approved=[(winner.model, winner.version)],
+        )
+        return saved, report
+
     def pause(self, name: str, *, reason: str = "") -> Deployment:
         """Freeze the rollout in progress: the controller neither advances nor rolls back."""
         deployment = self.get(name)
@@ -428,6 +557,40 @@ class Deployments:
             replace(deployment, state=DeploymentState.PROGRESSING, analysis=analysis),
             event=_event("resume", reason or "resumed by hand", self.user),
         )
+
+
+def _labelled_outcomes(
+    deployment: Deployment, since_ms: int, home: str | Path | None
+) -> dict[str, tuple[int, int]]:
+    """Per route of ``deployment``: labelled rows and rows whose prediction equals the label,
+    from the prediction log since ``since_ms``."""
+    from datetime import UTC, datetime
+
+    from shipyard.errors import NotFoundError
+    from shipyard.monitoring.logs import read_predictions
+
+    start = datetime.fromtimestamp(since_ms / 1000, tz=UTC)
+    try:
+        table = read_predictions(deployment.model, start=start, home=home, successful=True)
+    except NotFoundError:
+        return {}
+    if "route" not in table.column_names or "label" not in table.column_names:
+        return {}
+    counts: dict[str, list[int]] = {}
+    for row in table.select(["deployment", "route", "prediction", "label"]).to_pylist():
+        if row["deployment"] != deployment.name or row["label"] is None:
+            continue
+        entry = counts.setdefault(row["route"], [0, 0])
+        entry[0] += 1
+        entry[1] += int(_same(row["prediction"], row["label"]))
+    return {route: (n, correct) for route, (n, correct) in counts.items()}
+
+
+def _same(prediction: Any, label: Any) -> bool:
+    try:
+        return float(prediction) == float(label)
+    except (TypeError, ValueError):
+        return str(prediction) == str(label)
 
 
 def _stable_route(deployment: Deployment) -> Route:

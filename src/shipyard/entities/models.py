@@ -102,6 +102,8 @@ class ModelMeta:
 
     ``requirements`` are pinned distributions (``scikit-learn==1.5.2``) the model needs to
     load; ``flavor_options`` is what the flavor recorded for itself (its file name, versions).
+    ``input_example`` names the file holding the model's input example, when it was saved with
+    one (folders written before it was kept have none).
     """
 
     flavor: str
@@ -115,6 +117,7 @@ class ModelMeta:
     """Milliseconds since the Unix epoch."""
     flavor_options: dict[str, Any] = field(default_factory=dict)
     shipyard_version: str = ""
+    input_example: str | None = None
     format: str = MODEL_META_FORMAT
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,6 +132,7 @@ class ModelMeta:
             "created_at": self.created_at,
             "flavor_options": dict(self.flavor_options),
             "shipyard_version": self.shipyard_version,
+            "input_example": self.input_example,
         }
 
     @classmethod
@@ -143,6 +147,7 @@ class ModelMeta:
         if fmt != MODEL_META_FORMAT:
             raise ValueError(f"unknown model format {fmt!r} (expected {MODEL_META_FORMAT!r})")
         signature = data.get("signature")
+        example = data.get("input_example")
         return cls(
             flavor=str(data["flavor"]),
             model_type=str(data.get("model_type", "")),
@@ -156,6 +161,7 @@ class ModelMeta:
             created_at=int(data.get("created_at", 0)),
             flavor_options=dict(data.get("flavor_options") or {}),
             shipyard_version=str(data.get("shipyard_version", "")),
+            input_example=str(example) if example is not None else None,
             format=fmt,
         )
 

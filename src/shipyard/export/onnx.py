@@ -1,9 +1,10 @@
 """Export a registered model to an ONNX package that runs where Shipyard does not.
 
 The package is a folder: ``model.onnx``, ``manifest.json`` (signature, digests, source model
-version, opset), ``parity.json`` (how far onnxruntime's answers are from the native model's on
-real rows) and ``shipyard_edge.py`` (the stand-alone runner). It is written into a temporary
-sibling folder and renamed into place only when parity holds, so a failed export leaves nothing.
+version, opset), ``parity.json`` (how far onnxruntime's answers are from the native model's,
+and on which rows: see :mod:`shipyard.export.rows`) and ``shipyard_edge.py`` (the stand-alone
+runner). It is written into a temporary sibling folder and renamed into place only when parity
+holds, so a failed export leaves nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import AlreadyExistsError, InvalidArgumentError, ShipyardError
+from shipyard.export.rows import parity_rows
 
 if TYPE_CHECKING:
     import numpy as np
@@ -30,12 +32,10 @@ if TYPE_CHECKING:
 
     from shipyard.entities import ModelVersion
     from shipyard.models.package import LoadedModel
-    from shipyard.tracking import Workspace
 
 __all__ = ["ExportResult", "ParityError", "export_onnx"]
 
 MANIFEST_FORMAT = "shipyard.edge/1"
-_MAX_ROWS = 1000
 _OPSET = 17
 _INPUT = "input"
 _HINT = "ONNX export needs onnx, onnxruntime and skl2onnx: pip install 'shipyard-mlops[onnx]'"
@@ -96,41 +96,6 @@ def _quiet_exporters() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def _sample_frame(
-    sample: Any, version: ModelVersion, ws: Workspace, home: str | os.PathLike[str] | None
-) -> pd.DataFrame:
-    """Rows to compare on: ``sample`` if given, else the data the model's run trained on."""
-    import pandas as pd
-
-    from shipyard import data
-
-    if sample is None:
-        used = ws.backend.run_dataset_versions([version.run_id], "input") if version.run_id else []
-        tables = [v for _, v in used if v.format in ("csv", "parquet")]
-        if not tables:
-            raise InvalidArgumentError(
-                f"{version.model}@{version.version} has no stored rows to check parity on (its "
-                "run read no table); give some with --sample DATASET@v or sample=<DataFrame>"
-            )
-        sample = tables[0].ref
-    if isinstance(sample, str | os.PathLike):
-        text = os.fspath(sample)
-        if Path(text).is_file():
-            path = Path(text)
-            frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        else:
-            frame = data.load(text, home=home)
-    elif isinstance(sample, pd.DataFrame):
-        frame = sample
-    else:
-        import numpy as np
-
-        frame = pd.DataFrame(np.asarray(sample))
-    if len(frame) == 0:
-        raise InvalidArgumentError("the parity sample has no rows")
-    return frame.head(_MAX_ROWS).reset_index(drop=True)
-
-
 def _features(model: LoadedModel, frame: pd.DataFrame) -> tuple[list[str] | None, pd.DataFrame]:
     signature = model.signature
     if signature is not None and not signature.is_tensor:
@@ -140,6 +105,18 @@ def _features(model: LoadedModel, frame: pd.DataFrame) -> tuple[list[str] | None
             raise InvalidArgumentError(f"the parity sample lacks column(s): {', '.join(missing)}")
         return names, frame[names]
     return None, frame
+
+
+def _refuse_non_numeric(model: LoadedModel) -> None:
+    """Refuse text and dates before any rows are looked for: no rows could make them work."""
+    signature = model.signature
+    if signature is None or signature.is_tensor:
+        return
+    for spec in signature.inputs:
+        if spec.type in ("string", "category") or spec.type.startswith(("datetime", "timedelta")):
+            raise InvalidArgumentError(
+                f"ONNX export supports numeric inputs only; {spec.name!r} is {spec.type}"
+            )
 
 
 def _matrix(frame: pd.DataFrame, dtype: str) -> np.ndarray[Any, Any]:
@@ -279,7 +256,10 @@ def export_onnx(
             reported and only enforced when ``quantized_tolerance`` is given.
         quantized_tolerance: fail when the quantized model is further off than this.
         sample: rows to compare on: a DataFrame, an array, a CSV/Parquet path or a dataset
-            ``name@v``. Default: the table the model's training run read (first 1,000 rows).
+            ``name@v``. Default: the table the model's training run read (first 1,000 rows),
+            else the model's stored input example followed by 200 rows drawn from its
+            signature with a fixed seed, within the example's ranges. The report's
+            ``rows_source`` says which.
         trusted_code: needed to load PyTorch models (see ``shipyard.models.load``).
         home: workspace (default: ``SHIPYARD_HOME`` or the nearest ``.shipyard/``).
 
@@ -288,7 +268,8 @@ def export_onnx(
 
     Raises:
         ParityError: the ONNX model is off by more than ``tolerance``; nothing is written.
-        InvalidArgumentError: the flavor cannot be exported, or no sample rows are available.
+        InvalidArgumentError: the flavor cannot be exported, the signature has non-numeric
+            inputs, or no rows are available (no sample, no table and no signature).
         AlreadyExistsError: ``out_dir`` exists and is not empty.
 
     Example:
@@ -317,7 +298,9 @@ def export_onnx(
         raise InvalidArgumentError(
             f"cannot export a {model.meta.flavor} model to ONNX (sklearn and torch can be)"
         )
-    features, frame = _features(model, _sample_frame(sample, version, ws, home))
+    _refuse_non_numeric(model)
+    rows = parity_rows(sample, version, model.signature, ws, home, example=model.input_example)
+    features, frame = _features(model, rows.frame)
     dtype = "float32"
     if model.meta.flavor == "torch":
         dtype = str(model.meta.flavor_options.get("input_dtype", "float32"))
@@ -341,6 +324,7 @@ def export_onnx(
         report = _parity(native, _run(onnx_file, input_name, outputs, x), classifier)
         parity: dict[str, Any] = {
             "rows": len(x),
+            "rows_source": rows.source,
             "tolerance": tolerance,
             "model.onnx": {**report, "passed": _within(report, tolerance)},
         }
@@ -364,7 +348,7 @@ def export_onnx(
             worst = parity[failed[0]]
             raise ParityError(
                 f"{failed[0]} differs from {source} by up to {worst['max_abs_diff']:.3g}"
-                f"{_mismatch_note(worst)} on {len(x)} rows; the tolerance is "
+                f"{_mismatch_note(worst)} on {len(x)} rows from {rows.source}; the tolerance is "
                 f"{parity[failed[0]].get('tolerance') or tolerance:g}. Nothing was written",
                 parity,
             )

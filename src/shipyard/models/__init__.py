@@ -14,7 +14,14 @@ from shipyard.errors import InputMismatchError, UntrustedModelError
 from shipyard.models.card import ModelCard, model_card
 from shipyard.models.flavors import Flavor, Predictor, flavor_for, get_flavor, list_flavors
 from shipyard.models.logged import load, log_model
-from shipyard.models.package import META_FILE, LoadedModel, load_model, read_meta, save_model
+from shipyard.models.package import (
+    META_FILE,
+    LoadedModel,
+    load_input_example,
+    load_model,
+    read_meta,
+    save_model,
+)
 from shipyard.models.python_flavor import PythonModel
 from shipyard.models.scan import is_pickle_file, scan_pickles
 from shipyard.models.signature import enforce_signature, infer_signature
@@ -35,6 +42,7 @@ __all__ = [
     "is_pickle_file",
     "list_flavors",
     "load",
+    "load_input_example",
     "load_model",
     "log_model",
     "model_card",

@@ -1,6 +1,7 @@
 """Model folders: ``save_model`` writes one, ``load_model`` reads it back behind one ``predict``.
 
-A model folder holds the flavor's own files, an optional ``artifacts/`` folder and
+A model folder holds the flavor's own files, an optional ``artifacts/`` folder, the input
+example it was saved with (``input_example.json``, see :mod:`shipyard.models.example`) and
 ``shipyard-model.json`` (:class:`~shipyard.entities.models.ModelMeta`): flavor, signature,
 pinned requirements, Python version and the BLAKE3 digest of every file.
 """
@@ -14,7 +15,7 @@ import shutil
 import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.artifacts import hash_file, resolve_inside
 from shipyard.entities.models import ModelFile, ModelMeta, ModelSignature
@@ -24,12 +25,23 @@ from shipyard.errors import (
     InvalidArgumentError,
     NotFoundError,
 )
+from shipyard.models.example import read_input_example, write_input_example
 from shipyard.models.flavors import Predictor, flavor_for, get_flavor
 from shipyard.models.python_flavor import ARTIFACTS_DIR
 from shipyard.models.signature import enforce_signature, infer_signature
 from shipyard.models.trust import refuse_pickles
 
-__all__ = ["META_FILE", "LoadedModel", "load_model", "read_meta", "save_model"]
+if TYPE_CHECKING:
+    from shipyard.models.example import InputExample
+
+__all__ = [
+    "META_FILE",
+    "LoadedModel",
+    "load_input_example",
+    "load_model",
+    "read_meta",
+    "save_model",
+]
 
 META_FILE = "shipyard-model.json"
 
@@ -89,8 +101,10 @@ def save_model(
         path: a folder that does not exist yet (or is empty).
         input_example: a few rows of input: a DataFrame gives a signature of named columns, an
             array a tensor. The outputs are inferred by loading the saved model back and
-            calling ``predict`` on it. Without it the model has no signature and its input is
-            not checked.
+            calling ``predict`` on it. Its first 100 rows (fewer when a row holds more than
+            1,000 values) are kept in ``input_example.json`` (read back with
+            :func:`load_input_example`). Without it the model has no signature and its input
+            is not checked.
         flavor: a flavor name (``"sklearn"``, ``"python"``); chosen from the model by default.
         requirements: extra requirements, as pip reads them; they win over inferred pins.
         artifacts: a file or folder copied into ``artifacts/`` (what a PythonModel's
@@ -132,6 +146,7 @@ def save_model(
             else:
                 raise NotFoundError(f"artifacts {source} do not exist")
         signature = None
+        example_file = None
         if input_example is not None:
             # The outputs come from the model as saved, so the example also proves that it
             # loads again (and a PythonModel gets its context before predicting). These files
@@ -144,6 +159,7 @@ def save_model(
                     f"calling predict on the input example failed: {type(exc).__name__}: {exc}"
                 ) from exc
             signature = infer_signature(input_example, output)
+            example_file = write_input_example(input_example, root)
         meta = ModelMeta(
             flavor=chosen.name,
             model_type=f"{type(model).__module__}.{type(model).__qualname__}",
@@ -154,6 +170,7 @@ def save_model(
             created_at=int(time.time() * 1000),
             flavor_options=options,
             shipyard_version=_installed(_SHIPYARD_DISTRIBUTION) or "",
+            input_example=example_file,
         )
         text = json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n"
         (root / META_FILE).write_text(text, encoding="utf-8")
@@ -186,15 +203,53 @@ def read_meta(path: str | os.PathLike[str]) -> ModelMeta:
         raise InvalidArgumentError(f"{file} cannot be read: {exc}") from exc
 
 
+def load_input_example(path: str | os.PathLike[str]) -> InputExample | None:
+    """The input example the model in the folder ``path`` was saved with, if it was.
+
+    A DataFrame for an example given as a table (a DataFrame, a dict of lists, a list of
+    dicts), else a numpy array; the same dtypes as the example, at most its first 100 rows,
+    without its index. The model itself is not loaded.
+
+    Returns:
+        ``None`` for a model saved without an example, or before examples were kept.
+
+    Raises:
+        NotFoundError: ``path`` is not a saved model.
+        ArtifactCorruptedError: the example file is missing or does not match its digest.
+        InvalidArgumentError: the example file cannot be read.
+
+    Example:
+        >>> load_input_example("out/clf").dtypes  # doctest: +SKIP
+    """
+    root = Path(path)
+    return _input_example(root, read_meta(root))
+
+
+def _input_example(root: Path, meta: ModelMeta) -> InputExample | None:
+    if meta.input_example is None:
+        return None
+    entry = next((f for f in meta.files if f.path == meta.input_example), None)
+    if entry is None:
+        raise ArtifactCorruptedError(
+            f"{META_FILE} names the input example {meta.input_example} but lists no digest for it"
+        )
+    return read_input_example(_verified(root, entry))
+
+
+def _verified(root: Path, entry: ModelFile) -> Path:
+    file = resolve_inside(root, entry.path)
+    if not file.is_file():
+        raise ArtifactCorruptedError(f"model file {entry.path} is missing from {root}")
+    if hash_file(file) != entry.digest:
+        raise ArtifactCorruptedError(
+            f"model file {entry.path} does not match its digest in {META_FILE}"
+        )
+    return file
+
+
 def _verify_files(root: Path, meta: ModelMeta) -> None:
     for entry in meta.files:
-        file = resolve_inside(root, entry.path)
-        if not file.is_file():
-            raise ArtifactCorruptedError(f"model file {entry.path} is missing from {root}")
-        if hash_file(file) != entry.digest:
-            raise ArtifactCorruptedError(
-                f"model file {entry.path} does not match its digest in {META_FILE}"
-            )
+        _verified(root, entry)
 
 
 def load_model(
@@ -251,6 +306,14 @@ class LoadedModel:
     @property
     def signature(self) -> ModelSignature | None:
         return self.meta.signature
+
+    @property
+    def input_example(self) -> InputExample | None:
+        """The example the model was saved with (see :func:`load_input_example`), or ``None``.
+
+        Read from the folder, and checked against its digest again, on every access.
+        """
+        return _input_example(self.path, self.meta)
 
     @property
     def has_predict_proba(self) -> bool:

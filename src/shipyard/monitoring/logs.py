@@ -35,6 +35,7 @@ __all__ = [
     "INPUTS_METADATA_KEY",
     "LATE_WRITE_SLACK",
     "LOG_COLUMNS",
+    "ROUTE_COLUMNS",
     "LogSpan",
     "input_table",
     "join_labels",
@@ -64,6 +65,8 @@ LOG_COLUMNS = (
     "row",
 )
 """The log's own columns in a table from :func:`read_predictions` (inputs come first)."""
+ROUTE_COLUMNS = ("deployment", "route", "mode")
+"""Columns of rows a deployment answered (added after :data:`LOG_COLUMNS` when present)."""
 LABEL_COLUMNS = ("label", "label_timestamp", "label_delay_seconds")
 INPUTS_METADATA_KEY = b"shipyard.inputs"
 """Schema metadata of a table from :func:`read_predictions`: its input columns (JSON list)."""
@@ -360,12 +363,14 @@ def _select(schema: dict[str, str], inputs: list[str]) -> tuple[list[str], list[
     select.append("prediction" if "prediction" in schema else "CAST(NULL AS DOUBLE) AS prediction")
     select.append("proba" if "proba" in schema else "CAST(NULL AS DOUBLE[]) AS proba")
     select += ["status", "latency_ms", "version", '"timestamp"', "request_id", '"row"']
+    select += [_quote(name) for name in ROUTE_COLUMNS if name in schema]
     return select, list(inputs)
 
 
 def _alias(name: str) -> str:
     """The column an input gets: its name, unless the log has a column of that name."""
-    return INPUT_PREFIX + name if name in LOG_COLUMNS or name in LABEL_COLUMNS else name
+    reserved = name in LOG_COLUMNS or name in LABEL_COLUMNS or name in ROUTE_COLUMNS
+    return INPUT_PREFIX + name if reserved else name
 
 
 def _range(start: datetime | None, end: datetime | None) -> tuple[str, dict[str, Any]]:

@@ -21,9 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shipyard.deploy.ab import AbSpec, sticky_point
 from shipyard.deploy.controller import Controller
 from shipyard.deploy.stats import RouteCounter
-from shipyard.entities import Deployment, Route, RouteMode
+from shipyard.entities import Deployment, Route, RouteMode, Strategy
 from shipyard.serving.protocols import RequestError
 
 if TYPE_CHECKING:
@@ -77,11 +78,20 @@ class RouteTable:
     """``(cumulative weight, route, model)`` of each live route with traffic."""
     shadows: tuple[tuple[Route, ServedModel], ...] = ()
     by_name: dict[str, tuple[Route, ServedModel]] = field(default_factory=dict)
+    sticky: bytes | None = None
+    """The header whose value keeps a caller on one route (A/B tests)."""
 
     @property
     def stable(self) -> ServedModel:
         entry = self.by_name.get("stable") or next(iter(self.by_name.values()))
         return entry[1]
+
+
+def _sticky(deployment: Deployment) -> bytes | None:
+    if deployment.strategy is not Strategy.AB or "ab" not in deployment.spec:
+        return None
+    header = AbSpec.from_dict(deployment.spec["ab"]).header
+    return header.encode("latin-1") if header else None
 
 
 def _same_routes(a: Deployment, b: Deployment) -> bool:
@@ -160,7 +170,9 @@ class DeploymentRoutes:
             if deployment.revision == old.deployment.revision:
                 return False
             if _same_routes(deployment, old.deployment):
-                self.table = RouteTable(deployment, old.live, old.shadows, old.by_name)
+                self.table = RouteTable(
+                    deployment, old.live, old.shadows, old.by_name, _sticky(deployment)
+                )
                 return False
             loaded = {(r.model, r.version): served for r, served in old.by_name.values()}
             try:
@@ -197,7 +209,7 @@ class DeploymentRoutes:
         shadows = tuple(
             (r, s) for r, s in by_name.values() if r.mode is RouteMode.SHADOW and r.weight > 0
         )
-        return RouteTable(deployment, tuple(live), shadows, by_name)
+        return RouteTable(deployment, tuple(live), shadows, by_name, _sticky(deployment))
 
     # requests --------------------------------------------------------------------------------
 
@@ -230,7 +242,11 @@ class DeploymentRoutes:
         live = table.live
         if len(live) == 1:
             return Chosen(live[0][1], live[0][2], name)
-        draw = self._random.random() * live[-1][0]
+        key = headers.get(table.sticky) if table.sticky is not None else None
+        if key is not None:  # one caller, one route: across restarts and processes
+            draw = sticky_point(name, key.decode("latin-1")) / 100 * live[-1][0]
+        else:  # no sticky key (or none asked for): at random by weight
+            draw = self._random.random() * live[-1][0]
         for edge, route, served in live:
             if draw < edge:
                 return Chosen(route, served, name)

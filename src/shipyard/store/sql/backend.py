@@ -65,9 +65,7 @@ def _py_float(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-class SqlBackend(
-    DatasetMethods, RegistryMethods, AlertMethods, LivenessMethods, DeploymentMethods
-):
+class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods, LivenessMethods, DeploymentMethods):
     """:class:`~shipyard.store.Backend` over a SQLAlchemy engine.
 
     Args:

@@ -322,9 +322,7 @@ class DeploymentMethods:
         with read(self._engine) as conn:
             rows = conn.execute(
                 sa.select(deployment_lineage.c.deployment, deployment_lineage.c.first_at)
-                .where(
-                    deployment_lineage.c.model == model, deployment_lineage.c.version == version
-                )
+                .where(deployment_lineage.c.model == model, deployment_lineage.c.version == version)
                 .order_by(deployment_lineage.c.first_at)
             ).all()
         return [(row.deployment, row.first_at) for row in rows]
@@ -344,9 +342,12 @@ class DeploymentMethods:
                     route_stats.c.server == server,
                 )
                 counts = _counts(item)
-                if conn.execute(route_stats.update().where(*key).values(
-                    counts=counts, updated=now
-                )).rowcount == 0:
+                if (
+                    conn.execute(
+                        route_stats.update().where(*key).values(counts=counts, updated=now)
+                    ).rowcount
+                    == 0
+                ):
                     conn.execute(
                         route_stats.insert().values(
                             deployment=item.deployment,
