@@ -103,11 +103,128 @@ def create(
     ctx: typer.Context,
     name: _NAME,
     model: Annotated[str, typer.Option("--model", help="The version to serve: churn@champion.")],
+    target: Annotated[
+        str, typer.Option("--target", help="online (a model server) or edge (an ONNX package).")
+    ] = "online",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Edge: the new folder for the ONNX package.")
+    ] = None,
+    trusted_code: Annotated[
+        bool, typer.Option("--trusted-code", help="Edge: allow models that run code.")
+    ] = False,
     reason: _REASON = "",
     as_json: _JSON = False,
 ) -> None:
-    """Create a deployment with one live route (serve it: shipyard serve --deployment NAME)."""
-    _done(_service(ctx).create(name, model, reason=reason), "Created", as_json)
+    """Create a deployment with one live route (serve it: shipyard serve --deployment NAME),
+    or with --target edge export an ONNX package and record it."""
+    service = _service(ctx)
+    if target == "online":
+        _done(service.create(name, model, reason=reason), "Created", as_json)
+        return
+    if target != "edge":
+        raise InvalidArgumentError(f"unknown --target {target!r}: use online or edge")
+    if out is None:
+        raise InvalidArgumentError("an edge deployment needs --out DIR for its ONNX package")
+    from shipyard.deploy.service import validate_deployment_name
+    from shipyard.export import export_onnx
+
+    validate_deployment_name(name)
+    with console.status(f"Exporting {model} to ONNX", spinner="dots"):
+        result = export_onnx(
+            model, out, trusted_code=trusted_code, home=workspace_from(ctx).settings.home
+        )
+    parity = {
+        "rows": result.parity.get("rows"),
+        "rows_source": result.parity.get("rows_source"),
+        "max_abs_diff": result.parity.get("model.onnx", {}).get("max_abs_diff"),
+    }
+    deployment = service.edge(name, model, package=str(result.path), parity=parity, reason=reason)
+    _done(deployment, f"Exported to {result.path} and recorded", as_json)
+
+
+@app.command("batch")
+def batch(
+    ctx: typer.Context,
+    name: _NAME,
+    model: Annotated[str, typer.Option("--model", help="The version that scores: churn@3.")],
+    input: Annotated[
+        str, typer.Option("--input", "-i", help="A .parquet/.csv file or a dataset name@v.")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for one Parquet file per run.")
+    ],
+    schedule: Annotated[
+        str | None, typer.Option("--schedule", help='Cron (UTC), e.g. "0 2 * * *".')
+    ] = None,
+    reason: _REASON = "",
+    as_json: _JSON = False,
+) -> None:
+    """Record scheduled batch scoring (run by `shipyard deploy run-due`)."""
+    deployment = _service(ctx).batch(
+        name, model, input=input, output=str(output.resolve()), schedule=schedule, reason=reason
+    )
+    _done(deployment, "Created", as_json)
+    next_run = deployment.analysis.get("next_run")
+    if next_run and not as_json:
+        console.print(Text(f"next run: {format_time(int(next_run))} (shipyard deploy run-due)"))
+
+
+@app.command("run-due")
+def run_due(
+    ctx: typer.Context,
+    name: Annotated[
+        list[str] | None, typer.Argument(help="Run these batch deployments now, due or not.")
+    ] = None,
+    trusted_code: Annotated[
+        bool, typer.Option("--trusted-code", help="Allow models that run code when loaded.")
+    ] = False,
+    as_json: _JSON = False,
+) -> None:
+    """Run the batch deployments that are due (for cron or a CI job); exit 1 if one failed."""
+    from shipyard.batch import predict as run_predict
+
+    workspace = workspace_from(ctx)
+    service = _service(ctx)
+    chosen = [service.get(n) for n in name] if name else service.due_batches()
+    outcomes = []
+    failed = False
+    for deployment in chosen:
+        if deployment.target.value != "batch":
+            raise InvalidArgumentError(f"deployment {deployment.name!r} is not a batch deployment")
+        route = deployment.routes[0]
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        output = Path(deployment.spec["output"]) / f"{deployment.name}-{stamp}.parquet"
+        output.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            result = run_predict(
+                route.model_ref,
+                deployment.spec["input"],
+                output,
+                trusted_code=trusted_code,
+                home=workspace.settings.home,
+            )
+            outcome: dict[str, Any] = {
+                "output": str(result.output),
+                "rows": result.rows,
+                "model_version": result.model_version,
+                "run_id": result.run_id,
+            }
+            service.record_batch_run(deployment.name, outcome)
+        except Exception as exc:  # recorded, and the other deployments still run
+            failed = True
+            outcome = {"error": f"{type(exc).__name__}: {exc}"}
+            service.record_batch_run(deployment.name, outcome, ok=False)
+        outcomes.append({"deployment": deployment.name} | outcome)
+        if not as_json:
+            console.print(
+                Text(f"{deployment.name}: " + ", ".join(f"{k}={v}" for k, v in outcome.items()))
+            )
+    if as_json:
+        print_json(outcomes)
+    elif not chosen:
+        console.print("No batch deployment is due.")
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("ls")

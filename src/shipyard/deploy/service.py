@@ -37,7 +37,13 @@ from shipyard.errors import InvalidArgumentError, PermissionDeniedError
 from shipyard.registry import Registry, parse_model_ref
 from shipyard.store import Backend
 
-__all__ = ["CONTROLLER", "DeploymentStatus", "Deployments", "validate_deployment_name"]
+__all__ = [
+    "CONTROLLER",
+    "DeploymentStatus",
+    "Deployments",
+    "next_cron",
+    "validate_deployment_name",
+]
 
 CONTROLLER = "shipyard-controller"
 """The actor the rollout controller records its decisions under."""
@@ -126,20 +132,8 @@ class Deployments:
         _, selector = parse_model_ref(model_ref)
         version = self._live_version(model_ref)
         alias = "" if selector == "latest" or selector.isdigit() else selector
-        deployment = Deployment(
-            name=name,
-            model=version.model,
-            target=Target.ONLINE,
-            strategy=Strategy.SINGLE,
-            state=DeploymentState.STABLE,
-            routes=(
-                Route(STABLE, version.model, version.version, 100.0, RouteMode.LIVE, model_ref),
-            ),
-            revision=0,
-            created_at=0,
-            created_by=self.user,
-            updated_at=0,
-            alias=alias,
+        deployment = replace(
+            self._new(name, version, model_ref, Target.ONLINE, Strategy.SINGLE), alias=alias
         )
         return self.backend.save_deployment(
             deployment,
@@ -159,6 +153,7 @@ class Deployments:
         """
         spec = spec or CanarySpec()
         deployment = self.get(name)
+        self._online(deployment, "a canary")
         if deployment.state.in_progress:
             raise InvalidArgumentError(
                 f"deployment {name!r} already has a {deployment.strategy.value} in progress "
@@ -201,6 +196,14 @@ class Deployments:
             ),
             require_approved=[(version.model, version.version)],
         )
+
+    @staticmethod
+    def _online(deployment: Deployment, doing: str) -> None:
+        if deployment.target is not Target.ONLINE:
+            raise InvalidArgumentError(
+                f"deployment {deployment.name!r} is a {deployment.target.value} deployment: "
+                f"{doing} is for deployments a model server answers for"
+            )
 
     def _snapshots(self, name: str, stable: Route, canary: Route) -> tuple[Snapshot, Snapshot]:
         by_key = {(s.route, s.version): s for s in self.backend.get_route_stats(name)}
@@ -369,6 +372,7 @@ class Deployments:
         if not 0 < percent <= 100:
             raise InvalidArgumentError(f"--percent must lie in (0, 100], not {percent:g}")
         deployment = self.get(name)
+        self._online(deployment, "shadow traffic")
         version = self.registry.resolve(model_ref)
         live = {(r.model, r.version) for r in deployment.live_routes}
         if (version.model, version.version) in live:
@@ -404,6 +408,127 @@ class Deployments:
             ),
         )
 
+    # batch and edge ------------------------------------------------------------------------
+
+    def batch(
+        self,
+        name: str,
+        model_ref: str,
+        *,
+        input: str,
+        output: str,
+        schedule: str | None = None,
+        reason: str = "",
+    ) -> Deployment:
+        """Record scheduled batch scoring of ``input`` into the folder ``output`` (one Parquet
+        file per run), on a cron ``schedule`` (None: only when run by hand).
+
+        Raises:
+            InvalidArgumentError: a schedule that is not a 5-field cron expression.
+        """
+        validate_deployment_name(name)
+        version = self._live_version(model_ref)
+        next_run = next_cron(schedule, _now_ms()) if schedule else None
+        deployment = self._new(name, version, model_ref, Target.BATCH, Strategy.BATCH)
+        deployment = replace(
+            deployment,
+            spec={"input": input, "output": output, "schedule": schedule},
+            analysis={"next_run": next_run, "runs": 0},
+        )
+        return self.backend.save_deployment(
+            deployment,
+            event=_event(
+                "create",
+                reason
+                or f"batch scoring of {input} with {version.ref}"
+                + (f" on {schedule!r}" if schedule else ""),
+                self.user,
+                {"input": input, "output": output, "schedule": schedule},
+            ),
+            require_approved=[(version.model, version.version)],
+        )
+
+    def due_batches(self, now_ms: int | None = None) -> list[Deployment]:
+        """Batch deployments whose scheduled run is due."""
+        now = now_ms if now_ms is not None else _now_ms()
+        return [
+            d
+            for d in self.backend.list_deployments()
+            if d.target is Target.BATCH
+            and d.analysis.get("next_run") is not None
+            and int(d.analysis["next_run"]) <= now
+        ]
+
+    def record_batch_run(
+        self, name: str, outcome: dict[str, Any], *, ok: bool = True, actor: str | None = None
+    ) -> Deployment:
+        """Record one run of a batch deployment and when the next is due."""
+        deployment = self.get(name)
+        if deployment.target is not Target.BATCH:
+            raise InvalidArgumentError(f"deployment {name!r} is not a batch deployment")
+        schedule = deployment.spec.get("schedule")
+        now = _now_ms()
+        analysis = deployment.analysis | {
+            "next_run": next_cron(schedule, now) if schedule else None,
+            "last_run": now,
+            "last_outcome": outcome,
+            "runs": int(deployment.analysis.get("runs", 0)) + 1,
+        }
+        action = "batch.run" if ok else "batch.failed"
+        reason = (
+            f"scored {outcome.get('rows')} rows into {outcome.get('output')}"
+            if ok
+            else f"batch run failed: {outcome.get('error')}"
+        )
+        return self.backend.save_deployment(
+            replace(deployment, analysis=analysis),
+            event=_event(action, reason, actor or self.user, outcome),
+        )
+
+    def edge(
+        self, name: str, model_ref: str, *, package: str, parity: dict[str, Any], reason: str = ""
+    ) -> Deployment:
+        """Record an exported edge package (an ONNX folder) of ``model_ref`` as a deployment."""
+        validate_deployment_name(name)
+        version = self._live_version(model_ref)
+        deployment = replace(
+            self._new(name, version, model_ref, Target.EDGE, Strategy.EDGE),
+            spec={"package": package, "parity": parity},
+        )
+        return self.backend.save_deployment(
+            deployment,
+            event=_event(
+                "create",
+                reason or f"edge package of {version.ref} at {package}",
+                self.user,
+                {"package": package, "parity": parity},
+            ),
+            require_approved=[(version.model, version.version)],
+        )
+
+    def _new(
+        self,
+        name: str,
+        version: ModelVersion,
+        model_ref: str,
+        target: Target,
+        strategy: Strategy,
+    ) -> Deployment:
+        return Deployment(
+            name=name,
+            model=version.model,
+            target=target,
+            strategy=strategy,
+            state=DeploymentState.STABLE,
+            routes=(
+                Route(STABLE, version.model, version.version, 100.0, RouteMode.LIVE, model_ref),
+            ),
+            revision=0,
+            created_at=0,
+            created_by=self.user,
+            updated_at=0,
+        )
+
     # A/B tests -----------------------------------------------------------------------------
 
     def ab(
@@ -422,6 +547,7 @@ class Deployments:
         """
         spec = spec or AbSpec()
         deployment = self.get(name)
+        self._online(deployment, "an A/B test")
         if deployment.state.in_progress:
             raise InvalidArgumentError(
                 f"deployment {name!r} already has a {deployment.strategy.value} in progress "
@@ -606,6 +732,26 @@ def raise_unapproved(version: ModelVersion) -> None:
         f"so only an approved version can get live traffic: "
         f"`shipyard models request-review {version.ref}` and have an approver approve it"
     )
+
+
+def next_cron(schedule: str, after_ms: int) -> int:
+    """The first time (epoch ms, UTC) after ``after_ms`` that the cron ``schedule`` names.
+
+    Raises:
+        InvalidArgumentError: not a 5-field cron expression.
+    """
+    from datetime import UTC, datetime
+
+    from croniter import croniter
+
+    if len(schedule.split()) != 5 or not croniter.is_valid(schedule):
+        raise InvalidArgumentError(
+            f"invalid --schedule {schedule!r}: use a 5-field cron expression (UTC), e.g. "
+            '"0 2 * * *" for 02:00 every day'
+        )
+    start = datetime.fromtimestamp(after_ms / 1000, tz=UTC)
+    following: datetime = croniter(schedule, start).get_next(datetime)
+    return int(following.timestamp() * 1000)
 
 
 def _now_ms() -> int:
