@@ -87,5 +87,10 @@ def test_every_way_a_model_is_live_and_bad_input(workspace: Path, tmp_path: Path
     events = json.loads(_ok("deploy", "history", "cancer-prod", "--json"))
     assert [e["action"] for e in events] == ["create", "canary.start", "rollback"]
     assert events[-1]["reason"] == "not today"
+    lineage = json.loads(_ok("models", "lineage", "cancer@1", "--json"))
+    assert {d["name"] for d in lineage["deployments"]} == {
+        "cancer-prod", "cancer-nightly", "cancer-edge",
+    }  # fmt: skip
+    assert "deployed by cancer-prod" in _ok("models", "lineage", "cancer@2")
     text = _ok("deploy", "status", "cancer-prod")
     assert "cancer-prod: cancer (online), single, rolled_back" in text

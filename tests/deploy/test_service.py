@@ -196,3 +196,17 @@ def test_the_controller_rolls_back_a_failing_canary_with_its_numbers(
     assert last.details["numbers"]["rules"]["errors"]["canary_errors"] == 40
     assert "canary failed 40 of 200" in last.reason
     assert controller.tick() == {}  # nothing in progress any more
+
+
+def test_two_controllers_never_act_on_one_deployment_at_once(
+    backend: SqlBackend, churn: Registry
+) -> None:
+    deploy = Deployments(backend, "bob")
+    deploy.create("churn-prod", "churn@1")
+    deploy.canary("churn-prod", "churn@2", CanarySpec(steps=(20, 100), interval_s=3600))
+    first, second = Controller(backend), Controller(backend)
+    assert first.look("churn-prod") is not None  # takes the lease
+    assert second.look("churn-prod") is None  # held by the first
+    assert first.look("churn-prod") is not None  # renews it
+    backend.release_lease("deployment:churn-prod", first.holder)  # the first one stops
+    assert second.look("churn-prod") is not None

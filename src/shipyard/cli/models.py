@@ -211,17 +211,20 @@ def reject(ctx: typer.Context, ref: str, comment: _COMMENT = "") -> None:
 
 @models_app.command("lineage")
 def lineage(ctx: typer.Context, ref: str, as_json: _JSON = False) -> None:
-    """The run that produced a version and the dataset versions that run read."""
+    """The run that produced a version, the dataset versions that run read, and the
+    deployments that routed traffic to it."""
     workspace = workspace_from(ctx)
     version = Registry(workspace.backend, workspace.settings.user).resolve(ref)
     inputs = (
         workspace.backend.run_dataset_versions([version.run_id], "input") if version.run_id else []
     )
+    deployments = workspace.backend.deployments_of_version(version.model, version.version)
     data = {
         "version": version.ref,
         "digest": version.digest,
         "run_id": version.run_id,
         "datasets": [v.ref for _, v in inputs],
+        "deployments": [{"name": name, "since": since} for name, since in deployments],
     }
     if as_json:
         print_json(data)
@@ -229,10 +232,12 @@ def lineage(ctx: typer.Context, ref: str, as_json: _JSON = False) -> None:
     console.print(Text(version.ref, style="bold"))
     if version.run_id is None:
         console.print("  registered without a run")
-        return
-    console.print(Text(f"  produced by run {version.run_id}"))
+    else:
+        console.print(Text(f"  produced by run {version.run_id}"))
     for _, dataset in inputs:
         console.print(Text(f"  which read {dataset.ref}"))
+    for name, since in deployments:
+        console.print(Text(f"  deployed by {name} since {format_time(since)}"))
 
 
 @users_app.command("add")
