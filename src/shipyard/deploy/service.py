@@ -7,12 +7,13 @@ store as one compare-and-set write with its event and audit entry.
 
 from __future__ import annotations
 
+import functools
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from shipyard.deploy.ab import AbReport, AbSpec, VariantCounts, ab_report
 from shipyard.deploy.analysis import (
@@ -33,7 +34,7 @@ from shipyard.entities import (
     Strategy,
     Target,
 )
-from shipyard.errors import InvalidArgumentError, PermissionDeniedError
+from shipyard.errors import ConflictError, InvalidArgumentError, PermissionDeniedError
 from shipyard.registry import Registry, parse_model_ref
 from shipyard.store import Backend
 
@@ -49,6 +50,26 @@ CONTROLLER = "shipyard-controller"
 """The actor the rollout controller records its decisions under."""
 STABLE, CANARY, SHADOW = "stable", "canary", "shadow"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
+
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+def _retried(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run a person's change again (it re-reads the deployment) when the controller saved
+    its numbers between the read and the write; give up after a few tries."""
+
+    @functools.wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        for _ in range(4):
+            try:
+                return method(*args, **kwargs)
+            except ConflictError:
+                time.sleep(0.05)
+        return method(*args, **kwargs)
+
+    return run
 
 
 def validate_deployment_name(name: str) -> str:
@@ -141,6 +162,7 @@ class Deployments:
             require_approved=[(version.model, version.version)],
         )
 
+    @_retried
     def canary(
         self, name: str, model_ref: str, spec: CanarySpec | None = None, *, reason: str = ""
     ) -> Deployment:
@@ -252,6 +274,7 @@ class Deployments:
             )
         raise ValueError(f"unknown decision {decision.action!r}")
 
+    @_retried
     def promote(self, name: str, *, reason: str = "") -> Deployment:
         """End the rollout in progress now with the challenger promoted (a person decides)."""
         deployment = self.get(name)
@@ -307,6 +330,7 @@ class Deployments:
             require_approved=[(canary.model, canary.version)],
         )
 
+    @_retried
     def rollback(self, name: str, *, reason: str = "") -> Deployment:
         """Undo: a rollout in progress ends with its challenger removed; a promoted deployment
         returns to the version it replaced (and its alias with it)."""
@@ -364,6 +388,7 @@ class Deployments:
             ),
         )
 
+    @_retried
     def shadow(
         self, name: str, model_ref: str, percent: float = 100.0, *, reason: str = ""
     ) -> Deployment:
@@ -392,6 +417,7 @@ class Deployments:
             ),
         )
 
+    @_retried
     def stop_shadow(self, name: str, *, reason: str = "") -> Deployment:
         """Stop mirroring to the shadow route."""
         deployment = self.get(name)
@@ -531,6 +557,7 @@ class Deployments:
 
     # A/B tests -----------------------------------------------------------------------------
 
+    @_retried
     def ab(
         self,
         name: str,
@@ -617,6 +644,7 @@ class Deployments:
         ]
         return ab_report(counts, spec)
 
+    @_retried
     def conclude(self, name: str, *, reason: str = "") -> tuple[Deployment, AbReport]:
         """End an A/B test by promoting its winner.
 
@@ -655,6 +683,7 @@ class Deployments:
         )
         return saved, report
 
+    @_retried
     def pause(self, name: str, *, reason: str = "") -> Deployment:
         """Freeze the rollout in progress: the controller neither advances nor rolls back."""
         deployment = self.get(name)
@@ -667,6 +696,7 @@ class Deployments:
             event=_event("pause", reason or "paused by hand", self.user),
         )
 
+    @_retried
     def resume(self, name: str, *, reason: str = "") -> Deployment:
         """Go on with a paused or held rollout; its current step starts over."""
         deployment = self.get(name)
