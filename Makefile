@@ -41,13 +41,16 @@ imports: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration and not e2e"
 
-## bench: side by side with MLflow, DVC, MLServer and Evidently, each in its own venv; hashing
+## bench: side by side with MLflow, DVC, MLServer and Evidently, each in its own venv; hashing;
+## OIP binary vs JSON; deployment routing
 bench: $(STAMP)
 	$(BIN)/python bench/tracking_vs_mlflow.py
 	$(BIN)/python bench/hashing.py
 	$(BIN)/python bench/data_vs_dvc.py
 	$(BIN)/python bench/serving_vs_mlserver.py --batch
 	$(BIN)/python bench/drift_vs_evidently.py
+	$(BIN)/python bench/oip_binary.py
+	$(BIN)/python bench/deploy_routes.py
 
 ## lock: refresh constraints.txt from the current environment
 lock:
