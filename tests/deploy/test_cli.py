@@ -75,6 +75,8 @@ def test_every_way_a_model_is_live_and_bad_input(workspace: Path, tmp_path: Path
            str(table), "--output", str(out), "--schedule", "every night")  # fmt: skip
     _fails(2, "a canary is for deployments a model server answers for", "deploy", "canary",
            "cancer-nightly", "--model", "cancer@2")  # fmt: skip
+    _fails(2, "is a batch deployment: a model server serves online", "serve", "--deployment",
+           "cancer-nightly")  # fmt: skip
     _ok("deploy", "canary", "cancer-prod", "--model", "cancer@2", "--interval", "1h")
     _fails(2, "already has a canary in progress", "deploy", "canary", "cancer-prod",
            "--model", "cancer@2")  # fmt: skip

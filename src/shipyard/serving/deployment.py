@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from shipyard.deploy.ab import AbSpec, sticky_point
 from shipyard.deploy.controller import Controller
 from shipyard.deploy.stats import RouteCounter
-from shipyard.entities import Deployment, Route, RouteMode, Strategy
+from shipyard.entities import Deployment, Route, RouteMode, Strategy, Target
+from shipyard.errors import InvalidArgumentError
 from shipyard.serving.protocols import RequestError
 
 if TYPE_CHECKING:
@@ -135,7 +136,13 @@ class DeploymentRoutes:
         self.mirror_queue = mirror_queue
         self.on_shadow = on_shadow
         self._random = random.Random()  # noqa: S311 - traffic splitting, not security
-        self.table = self._build(backend.get_deployment(name), {})
+        deployment = backend.get_deployment(name)
+        if deployment.target is not Target.ONLINE:
+            raise InvalidArgumentError(
+                f"deployment {name!r} is a {deployment.target.value} deployment: a model server "
+                "serves online deployments (`shipyard deploy ls` shows each one's target)"
+            )
+        self.table = self._build(deployment, {})
         self.controller = (
             Controller(backend, names=[name], look_seconds=look_seconds) if controller else None
         )
