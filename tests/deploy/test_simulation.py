@@ -144,3 +144,30 @@ def test_a_step_without_enough_traffic_is_held_never_promoted() -> None:
     ]
     assert [d.action for d in decisions] == ["wait", "wait", "wait", "hold"]
     assert "not enough traffic: 61 of 100" in decisions[-1].reason
+
+
+def test_the_metric_rule_reads_feedback_labels_at_a_step_end() -> None:
+    from shipyard.deploy.analysis import Labelled
+
+    spec = CanarySpec(
+        steps=(10, 100), interval_s=30, min_requests=10, metric="accuracy", min_labels=200,
+        latency_increase_pct=None, predictions_psi=None,
+    )  # fmt: skip
+    start = start_analysis(spec, Snapshot(), Snapshot(), 0)
+    traffic = (Snapshot(requests=900), Snapshot(requests=100), 31_000)
+    worse = analyse(spec, start, *traffic, Labelled((400, 360), (300, 210)))
+    assert (worse.action, worse.rule) == ("rollback", "metric")
+    assert "accuracy 0.7000 on 300 labelled rows is below stable's 0.9000" in worse.reason
+    few = analyse(spec, start, *traffic, Labelled((400, 360), (50, 10)))
+    assert few.action == "promote"  # too few labels: the metric does not hold the step back
+    assert "not judged" in few.analysis["rules"]["metric"]["note"]
+    rng = np.random.default_rng(9)
+    false_alarms = sum(
+        analyse(
+            spec, start, *traffic,
+            Labelled((400, int(rng.binomial(400, 0.85))), (300, int(rng.binomial(300, 0.85)))),
+        ).action == "rollback"
+        for _ in range(2000)
+    )  # fmt: skip
+    print(f"metric rule, equal accuracy: {false_alarms / 2000:.4f} rolled back (alpha 0.05)")
+    assert false_alarms / 2000 <= 2 * spec.rule_alpha

@@ -398,6 +398,13 @@ def canary(
     no_errors: Annotated[
         bool, typer.Option("--no-error-rule", help="Do not judge the error rate.")
     ] = False,
+    metric: Annotated[
+        str | None,
+        typer.Option("--metric", help="Also judge accuracy from /feedback labels, per step."),
+    ] = None,
+    min_labels: Annotated[
+        int, typer.Option("--min-labels", min=1, help="Labelled rows a route needs per step.")
+    ] = 100,
     reason: _REASON = "",
     as_json: _JSON = False,
 ) -> None:
@@ -412,6 +419,8 @@ def canary(
         errors=not no_errors,
         latency_increase_pct=None if no_latency else max_latency_increase,
         predictions_psi=None if no_predictions else prediction_psi,
+        metric=metric,
+        min_labels=min_labels,
     )
     _done(_service(ctx).canary(name, model, spec, reason=reason), "Canary started", as_json)
 
@@ -551,6 +560,7 @@ def controller(
         names=list(name) if name else None,
         look_seconds=parse_duration(look),
         on_decision=said,
+        home=workspace.settings.home,
     )
     if once:
         ctl.tick()

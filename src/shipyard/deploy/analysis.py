@@ -34,13 +34,14 @@ from shipyard.errors import InvalidArgumentError
 __all__ = [
     "CanarySpec",
     "Decision",
+    "Labelled",
     "Snapshot",
     "analyse",
     "restart_step",
     "start_analysis",
 ]
 
-ERRORS, LATENCY, PREDICTIONS = "errors", "latency", "predictions"
+ERRORS, LATENCY, PREDICTIONS, METRIC = "errors", "latency", "predictions", "metric"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ class CanarySpec:
         latency_slack_ms: slow must also be this much above stable's p95 (timer noise,
             batching of a small route).
         predictions_psi: PSI from which a significant prediction shift fails (None: off).
+        metric: judge a metric of the answers from feedback labels (``accuracy``; None: off),
+            at the end of each step once both routes have ``min_labels`` labelled rows.
+        min_labels: labelled rows each route needs in a step for the metric to be read; a
+            step with fewer is not held back by it (labels often arrive late).
     """
 
     steps: tuple[float, ...] = (5.0, 25.0, 50.0, 100.0)
@@ -70,6 +75,8 @@ class CanarySpec:
     latency_increase_pct: float | None = 20.0
     latency_slack_ms: float = 5.0
     predictions_psi: float | None = 0.1
+    metric: str | None = None
+    min_labels: int = 100
 
     def __post_init__(self) -> None:
         steps = tuple(float(s) for s in self.steps)
@@ -92,6 +99,10 @@ class CanarySpec:
             raise InvalidArgumentError("a step's deadline cannot be shorter than its interval")
         if not self.rules:
             raise InvalidArgumentError("a canary needs at least one rule to judge it by")
+        if self.metric not in (None, "accuracy"):
+            raise InvalidArgumentError(f"unknown canary --metric {self.metric!r}: use accuracy")
+        if self.min_labels < 1:
+            raise InvalidArgumentError("--min-labels must be at least 1")
 
     @property
     def rules(self) -> tuple[str, ...]:
@@ -101,6 +112,7 @@ class CanarySpec:
                 (ERRORS, self.errors),
                 (LATENCY, self.latency_increase_pct is not None),
                 (PREDICTIONS, self.predictions_psi is not None),
+                (METRIC, self.metric is not None),
             )
             if on
         )
@@ -247,14 +259,24 @@ def _summed(completed: list[float], current: list[float]) -> list[float]:
     return [a + b for a, b in zip(completed, current, strict=True)]
 
 
+@dataclass(frozen=True)
+class Labelled:
+    """Labelled rows of each route in the current step, and how many were right."""
+
+    stable: tuple[int, int] = (0, 0)
+    canary: tuple[int, int] = (0, 0)
+
+
 def analyse(
     spec: CanarySpec,
     analysis: dict[str, Any],
     stable_now: Snapshot,
     canary_now: Snapshot,
     now_ms: int,
+    labelled: Labelled | None = None,
 ) -> Decision:
-    """One look at a running canary."""
+    """One look at a running canary (``labelled``: the step's outcomes, when the canary
+    judges a metric from feedback labels)."""
     state = dict(analysis)
     state["looks"] = int(state.get("looks", 0)) + 1
     step = int(state["step"])
@@ -359,6 +381,12 @@ def analyse(
                     f"{spec.rule_alpha / looks:.2e}) over {shift.canary_rows} canary rows"
                 )
                 return Decision("rollback", reason, numbers, state, rule=PREDICTIONS)
+        if METRIC in spec.rules and labelled is not None:
+            looks = len(spec.steps) - 1
+            worse = _metric_worse(spec, labelled, spec.rule_alpha / looks)
+            rules[METRIC] = worse[1]
+            if worse[0]:
+                return Decision("rollback", worse[2], numbers, state, rule=METRIC)
         nxt = step + 1
         completed = {
             key: _summed(state["log_lr"].get(key, []), state["step_log_lr"].get(key, []))
@@ -387,6 +415,37 @@ def analyse(
         )
         return Decision("hold", reason, numbers, state)
     return Decision("wait", "", numbers, state)
+
+
+def _metric_worse(
+    spec: CanarySpec, labelled: Labelled, alpha: float
+) -> tuple[bool, dict[str, Any], str]:
+    """Whether the canary's metric is significantly below stable's (one-sided z-test)."""
+    from shipyard.monitoring.statistics import proportion_test
+
+    (n_s, right_s), (n_c, right_c) = labelled.stable, labelled.canary
+    numbers: dict[str, Any] = {
+        "metric": spec.metric,
+        "stable_labelled": n_s,
+        "canary_labelled": n_c,
+        "stable_value": right_s / n_s if n_s else None,
+        "canary_value": right_c / n_c if n_c else None,
+        "alpha": alpha,
+    }
+    if min(n_s, n_c) < spec.min_labels:
+        numbers["note"] = f"fewer than {spec.min_labels} labelled rows: not judged this step"
+        return False, numbers, ""
+    test = proportion_test(right_s, n_s, right_c, n_c)
+    one_sided = test.p_value / 2 if right_c / n_c < right_s / n_s else 1 - test.p_value / 2
+    numbers["p_value"] = one_sided
+    if one_sided >= alpha:
+        return False, numbers, ""
+    reason = (
+        f"metric: the canary's {spec.metric} {right_c / n_c:.4f} on {n_c} labelled rows is "
+        f"below stable's {right_s / n_s:.4f} on {n_s} (one-sided p = {one_sided:.2e} < "
+        f"{alpha:.2e})"
+    )
+    return True, numbers, reason
 
 
 def restart_step(

@@ -16,8 +16,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
-from shipyard.deploy.analysis import CanarySpec, Decision, Snapshot, analyse
+from shipyard.deploy.analysis import CanarySpec, Decision, Labelled, Snapshot, analyse
 from shipyard.deploy.service import CANARY, CONTROLLER, STABLE, Deployments
 from shipyard.entities import Deployment, DeploymentState, Strategy
 from shipyard.errors import ConflictError, ShipyardError
@@ -51,13 +52,14 @@ class Controller:
         look_seconds: float = 2.0,
         lease_seconds: float = 15.0,
         on_decision: Callable[[Deployment, Decision], None] | None = None,
+        home: str | Path | None = None,
     ) -> None:
         self.backend = backend
         self.names = names
         self.look_seconds = look_seconds
         self.lease_ms = int(lease_seconds * 1000)
         self.holder = _holder()
-        self.deployments = Deployments(backend, CONTROLLER)
+        self.deployments = Deployments(backend, CONTROLLER, home=home)
         self.on_decision = on_decision
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,12 +79,21 @@ class Controller:
             return None
         by_key = {(s.route, s.version): s for s in self.backend.get_route_stats(name)}
         spec = CanarySpec.from_dict(deployment.spec.get("canary", {}))
+        labelled = None
+        if spec.metric is not None:
+            outcomes = self.deployments.labelled_outcomes(
+                deployment, int(deployment.analysis.get("step_started", 0))
+            )
+            labelled = Labelled(
+                outcomes.get(stable.name, (0, 0)), outcomes.get(canary.name, (0, 0))
+            )
         decision = analyse(
             spec,
             deployment.analysis,
             Snapshot.of(by_key.get((stable.name, stable.version))),
             Snapshot.of(by_key.get((canary.name, canary.version))),
             now_ms if now_ms is not None else time.time_ns() // 1_000_000,
+            labelled,
         )
         try:
             changed = self.deployments.apply(deployment, decision)

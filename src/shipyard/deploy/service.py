@@ -644,6 +644,12 @@ class Deployments:
         ]
         return ab_report(counts, spec)
 
+    def labelled_outcomes(
+        self, deployment: Deployment, since_ms: int
+    ) -> dict[str, tuple[int, int]]:
+        """Per route: labelled rows since ``since_ms`` and how many predictions were right."""
+        return _labelled_outcomes(deployment, since_ms, self.home)
+
     @_retried
     def conclude(self, name: str, *, reason: str = "") -> tuple[Deployment, AbReport]:
         """End an A/B test by promoting its winner.

@@ -172,6 +172,7 @@ class ModelServer:
             look_seconds=self.settings.look_seconds,
             mirror_queue=self.settings.shadow_queue_size,
             on_shadow=self._log_shadow,
+            home=str(self.workspace.settings.home),
         )
 
     def _log_shadow(

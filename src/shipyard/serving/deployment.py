@@ -108,6 +108,8 @@ class DeploymentRoutes:
         version_of: ``(model, version)`` to its :class:`ModelVersion`.
         load: a version to the :class:`ServedModel` that answers for it.
         controller: run the rollout controller in this process.
+        home: the workspace whose prediction log holds the labelled outcomes (a canary's
+            metric rule).
         look_seconds: how often the controller looks.
         stats_seconds: how often route counts are written to the store.
     """
@@ -124,6 +126,7 @@ class DeploymentRoutes:
         stats_seconds: float = 1.0,
         mirror_queue: int = 1000,
         on_shadow: ShadowSink | None = None,
+        home: str | None = None,
     ) -> None:
         self.deployment_name = name
         self.backend = backend
@@ -144,7 +147,9 @@ class DeploymentRoutes:
             )
         self.table = self._build(deployment, {})
         self.controller = (
-            Controller(backend, names=[name], look_seconds=look_seconds) if controller else None
+            Controller(backend, names=[name], look_seconds=look_seconds, home=home)
+            if controller
+            else None
         )
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
