@@ -175,12 +175,7 @@ class Deployments:
         """
         spec = spec or CanarySpec()
         deployment = self.get(name)
-        self._online(deployment, "a canary")
-        if deployment.state.in_progress:
-            raise InvalidArgumentError(
-                f"deployment {name!r} already has a {deployment.strategy.value} in progress "
-                f"({deployment.state.value}): let it finish, or `shipyard deploy rollback {name}`"
-            )
+        self._can_start(deployment, "a canary")
         stable = _stable_route(deployment)
         version = self._live_version(model_ref)
         if version.model != deployment.model:
@@ -225,6 +220,17 @@ class Deployments:
             raise InvalidArgumentError(
                 f"deployment {deployment.name!r} is a {deployment.target.value} deployment: "
                 f"{doing} is for deployments a model server answers for"
+            )
+
+    @classmethod
+    def _can_start(cls, deployment: Deployment, doing: str) -> None:
+        """An online deployment with no rollout in progress, or a clear error."""
+        cls._online(deployment, doing)
+        if deployment.state.in_progress:
+            name = deployment.name
+            raise InvalidArgumentError(
+                f"deployment {name!r} already has a {deployment.strategy.value} in progress "
+                f"({deployment.state.value}): let it finish, or `shipyard deploy rollback {name}`"
             )
 
     def _snapshots(self, name: str, stable: Route, canary: Route) -> tuple[Snapshot, Snapshot]:
@@ -574,12 +580,7 @@ class Deployments:
         """
         spec = spec or AbSpec()
         deployment = self.get(name)
-        self._online(deployment, "an A/B test")
-        if deployment.state.in_progress:
-            raise InvalidArgumentError(
-                f"deployment {name!r} already has a {deployment.strategy.value} in progress "
-                f"({deployment.state.value}): let it finish, or `shipyard deploy rollback {name}`"
-            )
+        self._can_start(deployment, "an A/B test")
         if len(variants) < 2:
             raise InvalidArgumentError("an A/B test needs at least two --variant")
         names = [v[0] for v in variants]
