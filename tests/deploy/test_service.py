@@ -210,3 +210,44 @@ def test_two_controllers_never_act_on_one_deployment_at_once(
     assert first.look("churn-prod") is not None  # renews it
     backend.release_lease("deployment:churn-prod", first.holder)  # the first one stops
     assert second.look("churn-prod") is not None
+
+
+def test_a_promotion_that_loses_a_race_does_not_move_the_alias(
+    backend: SqlBackend, churn: Registry
+) -> None:
+    deploy = Deployments(backend, "bob")
+    deploy.create("churn-prod", "churn@champion")
+    stale = deploy.canary("churn-prod", "churn@2", CanarySpec(steps=(10, 100)))
+    deploy.rollback("churn-prod", reason="a person was faster")
+    decision = Decision("promote", "step 1 passed", {}, dict(stale.analysis))
+    with pytest.raises(ConflictError):
+        deploy.apply(stale, decision)
+    assert churn.resolve("churn@champion").version == 1
+    assert deploy.get("churn-prod").state is DeploymentState.ROLLED_BACK
+
+
+def test_an_ab_test_rolls_back_to_what_it_replaced_and_counts_by_version(
+    backend: SqlBackend, churn: Registry
+) -> None:
+    from shipyard.deploy.ab import AbSpec
+
+    Registry(backend, "bob").register("churn", digest="03" * 32, flavor="sklearn")
+    deploy = Deployments(backend, "bob")
+    deploy.create("churn-prod", "churn@1")
+    deploy.ab("churn-prod", [("a", "churn@1", 50), ("b", "churn@2", 50)], AbSpec())
+    backend.record_route_stats(
+        "s", [RouteStats("churn-prod", "a", "churn", 1, requests=5000),
+              RouteStats("churn-prod", "b", "churn", 2, requests=5000)],
+    )  # fmt: skip
+    with pytest.raises(InvalidArgumentError, match="deploy conclude"):
+        deploy.promote("churn-prod")
+    ended = deploy.rollback("churn-prod")
+    assert [(r.name, r.version, r.weight) for r in ended.routes] == [("stable", 1, 100.0)]
+    # a second test reusing the names a and b for other versions starts from zero
+    deploy.ab("churn-prod", [("a", "churn@2", 50), ("b", "churn@3", 50)], AbSpec())
+    backend.record_route_stats(
+        "t", [RouteStats("churn-prod", "a", "churn", 2, requests=40),
+              RouteStats("churn-prod", "b", "churn", 3, requests=60)],
+    )  # fmt: skip
+    report = deploy.ab_report("churn-prod")
+    assert {v.name: v.requests for v in report.variants} == {"a": 40, "b": 60}

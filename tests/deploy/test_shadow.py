@@ -65,3 +65,32 @@ def test_a_slow_shadow_never_changes_an_answer_nor_slows_the_live_route(
     table = pq.read_table(logged[0])
     assert set(table.column("mode").to_pylist()) == {"shadow"}
     assert set(table.column("version").to_pylist()) == {"2"}
+
+
+def test_a_request_for_probabilities_only_does_not_stop_the_mirror(
+    workspace: Path,  # noqa: F811
+) -> None:
+    from tests.serving.conftest import register as register_cancer
+
+    trained = register_cancer(workspace)  # cancer@1, champion
+    register_cancer(workspace, c=0.5)  # cancer@2
+    backend = shipyard.open_workspace().backend
+    deploy = Deployments(backend, "alice")
+    deploy.create("cancer-prod", "cancer@1")
+    deploy.shadow("cancer-prod", "cancer@2")
+    client = serve(refs=[], deployment="cancer-prod", controller=False)
+    x = trained.x.head(1)
+    body = {"inputs": [{"name": "x", "shape": [1, 30], "datatype": "FP64",
+                        "data": x.to_numpy().ravel().tolist()}]}  # fmt: skip
+    try:
+        proba_only = dict(body, outputs=[{"name": "predict_proba"}])
+        assert client.post("/v2/models/cancer/infer", json=proba_only).status_code == 200
+        for _ in range(5):
+            assert client.post("/v2/models/cancer/infer", json=body).status_code == 200
+        time.sleep(1.0)
+        assert client.server.routes is not None
+        client.server.routes.flush()
+    finally:
+        client.close()
+    shadow = {s.route: s for s in backend.get_route_stats("cancer-prod")}["shadow"]
+    assert shadow.compared == 5 and shadow.mirrored_dropped == 0

@@ -169,6 +169,28 @@ def batch(
         console.print(Text(f"next run: {format_time(int(next_run))} (shipyard deploy run-due)"))
 
 
+def _run_batch(
+    deployment: Deployment, home: Path, trusted_code: bool, run_predict: Any
+) -> dict[str, Any]:
+    """One run of a batch deployment: what it wrote, or its error."""
+    route = deployment.routes[0]
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    output = Path(deployment.spec["output"]) / f"{deployment.name}-{stamp}.parquet"
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        result = run_predict(
+            route.model_ref, deployment.spec["input"], output, trusted_code=trusted_code, home=home
+        )
+    except Exception as exc:  # recorded, and the other deployments still run
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    return {
+        "output": str(result.output),
+        "rows": result.rows,
+        "model_version": result.model_version,
+        "run_id": result.run_id,
+    }
+
+
 @app.command("run-due")
 def run_due(
     ctx: typer.Context,
@@ -186,39 +208,24 @@ def run_due(
     workspace = workspace_from(ctx)
     service = _service(ctx)
     chosen = [service.get(n) for n in name] if name else service.due_batches()
+    for deployment in chosen:  # every name checked before anything runs
+        if deployment.target.value != "batch":
+            raise InvalidArgumentError(f"deployment {deployment.name!r} is not a batch deployment")
     outcomes = []
     failed = False
     for deployment in chosen:
-        if deployment.target.value != "batch":
-            raise InvalidArgumentError(f"deployment {deployment.name!r} is not a batch deployment")
-        route = deployment.routes[0]
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        output = Path(deployment.spec["output"]) / f"{deployment.name}-{stamp}.parquet"
-        output.parent.mkdir(parents=True, exist_ok=True)
+        outcome = _run_batch(deployment, workspace.settings.home, trusted_code, run_predict)
+        ok = "error" not in outcome
         try:
-            result = run_predict(
-                route.model_ref,
-                deployment.spec["input"],
-                output,
-                trusted_code=trusted_code,
-                home=workspace.settings.home,
-            )
-            outcome: dict[str, Any] = {
-                "output": str(result.output),
-                "rows": result.rows,
-                "model_version": result.model_version,
-                "run_id": result.run_id,
-            }
-            service.record_batch_run(deployment.name, outcome)
-        except Exception as exc:  # recorded, and the other deployments still run
-            failed = True
-            outcome = {"error": f"{type(exc).__name__}: {exc}"}
-            service.record_batch_run(deployment.name, outcome, ok=False)
+            service.record_batch_run(deployment.name, outcome, ok=ok)
+        except Exception as exc:  # the run happened (or failed) anyway: say so, go on
+            outcome["record_error"] = f"{type(exc).__name__}: {exc}"
+            ok = False
+        failed = failed or not ok
         outcomes.append({"deployment": deployment.name} | outcome)
         if not as_json:
-            console.print(
-                Text(f"{deployment.name}: " + ", ".join(f"{k}={v}" for k, v in outcome.items()))
-            )
+            shown = ", ".join(f"{k}={v}" for k, v in outcome.items())
+            console.print(Text(f"{deployment.name}: {shown}"))
     if as_json:
         print_json(outcomes)
     elif not chosen:
@@ -567,9 +574,7 @@ def controller(
         return
     console.print(Text(f"Controller {ctl.holder} looking every {look} (Ctrl-C stops)"))
     try:
-        while True:
-            ctl.tick()
-            time.sleep(ctl.look_seconds)
+        ctl.run()  # a failed look (the store away for a moment) is logged and tried again
     except KeyboardInterrupt:
         return
 

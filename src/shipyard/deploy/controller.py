@@ -121,6 +121,9 @@ class Controller:
             except ShipyardError as exc:
                 log.warning("deployment %s: %s", name, exc)
                 continue
+            except Exception:  # one deployment's trouble must not stop the others' looks
+                log.exception("deployment %s: the look failed", name)
+                continue
             if decision is not None:
                 decided[name] = decision
         return decided

@@ -289,6 +289,11 @@ class Deployments:
                 f"deployment {name!r} was rolled back: there is no challenger to promote; "
                 f"start a new canary (`shipyard deploy canary {name} --model ...`)"
             )
+        if deployment.strategy is Strategy.AB:
+            raise InvalidArgumentError(
+                f"deployment {name!r} runs an A/B test: `shipyard deploy conclude {name}` "
+                "promotes its winner, `shipyard deploy rollback` ends it"
+            )
         if not deployment.state.in_progress or deployment.route(CANARY) is None:
             raise InvalidArgumentError(
                 f"deployment {name!r} has no rollout in progress ({deployment.state.value}): "
@@ -310,10 +315,6 @@ class Deployments:
         stable = _stable_route(deployment)
         if canary is None:
             raise InvalidArgumentError(f"deployment {deployment.name!r} has no canary route")
-        if deployment.alias:
-            # Moved first: if saving the deployment then loses a race, the next look promotes
-            # again and setting the alias once more changes nothing.
-            Registry(self.backend, actor).set_alias(canary.model_ref, deployment.alias)
         routes = (
             Route(STABLE, canary.model, canary.version, 100.0, RouteMode.LIVE, canary.ref),
             *deployment.shadow_routes,
@@ -334,6 +335,7 @@ class Deployments:
                 | ({"alias": f"{deployment.model}@{deployment.alias}"} if deployment.alias else {}),
             ),
             require_approved=[(canary.model, canary.version)],
+            move_alias_to=canary.version,  # in the same transaction: never for a lost race
         )
 
     @_retried
@@ -347,8 +349,6 @@ class Deployments:
         if deployment.state is DeploymentState.PROMOTED and previous:
             back = Route.from_dict(previous)
             current = _stable_route(deployment)
-            if deployment.alias:
-                self.registry.set_alias(back.model_ref, deployment.alias)
             return self.backend.save_deployment(
                 replace(
                     deployment,
@@ -362,6 +362,8 @@ class Deployments:
                     self.user,
                     {"removed": current.model_ref, "restored": back.model_ref},
                 ),
+                require_approved=[(back.model, back.version)],
+                move_alias_to=back.version,
             )
         raise InvalidArgumentError(
             f"deployment {name!r} has nothing to roll back ({deployment.state.value})"
@@ -375,6 +377,21 @@ class Deployments:
         details: dict[str, Any],
         analysis: dict[str, Any] | None = None,
     ) -> Deployment:
+        if deployment.strategy is Strategy.AB:
+            # An A/B test ends with the routes it replaced.
+            before = tuple(Route.from_dict(r) for r in deployment.spec.get("before", ()))
+            kept = before or (replace(deployment.live_routes[0], name=STABLE, weight=100.0),)
+            removed = [r.model_ref for r in deployment.live_routes if r not in kept]
+            return self.backend.save_deployment(
+                replace(
+                    deployment,
+                    strategy=Strategy.SINGLE,
+                    state=DeploymentState.ROLLED_BACK,
+                    routes=(*kept, *deployment.shadow_routes),
+                    analysis=deployment.analysis | {"outcome": "rolled_back"},
+                ),
+                event=_event("rollback", reason, actor, details | {"removed": removed}),
+            )
         stable = _stable_route(deployment)
         canary = deployment.route(CANARY)
         return self.backend.save_deployment(
@@ -602,7 +619,9 @@ class Deployments:
             routes.append(
                 Route(variant, version.model, version.version, weight, RouteMode.LIVE, ref)
             )
-        baseline = {s.route: s.requests for s in self.backend.get_route_stats(name)}
+        baseline = {
+            f"{s.route}@{s.version}": s.requests for s in self.backend.get_route_stats(name)
+        }
         changed = replace(
             deployment,
             strategy=Strategy.AB,
@@ -630,11 +649,11 @@ class Deployments:
             raise InvalidArgumentError(f"deployment {name!r} is not running an A/B test")
         spec = AbSpec.from_dict(deployment.spec["ab"])
         baseline = deployment.analysis.get("baseline_requests", {})
+        live = {(r.name, r.version) for r in deployment.live_routes}
         requests = {
-            s.route: s.requests - int(baseline.get(s.route, 0))
+            s.route: s.requests - int(baseline.get(f"{s.route}@{s.version}", 0))
             for s in self.backend.get_route_stats(name)
-            if deployment.route(s.route) is not None
-            and s.version == deployment.route(s.route).version  # type: ignore[union-attr]
+            if (s.route, s.version) in live
         }
         outcomes = _labelled_outcomes(
             deployment, int(deployment.analysis.get("started", 0)), self.home
@@ -666,8 +685,6 @@ class Deployments:
         winner = deployment.route(report.winner)
         if winner is None:  # pragma: no cover - the report names a live route
             raise InvalidArgumentError(f"no route {report.winner!r}")
-        if deployment.alias:
-            self.registry.set_alias(winner.model_ref, deployment.alias)
         routes = (
             Route(STABLE, winner.model, winner.version, 100.0, RouteMode.LIVE, winner.ref),
             *deployment.shadow_routes,
@@ -687,6 +704,7 @@ class Deployments:
                 {"winner": winner.model_ref, "report": report.to_dict()},
             ),
             require_approved=[(winner.model, winner.version)],
+            move_alias_to=winner.version,
         )
         return saved, report
 
@@ -729,13 +747,13 @@ def _labelled_outcomes(
     from the prediction log since ``since_ms``."""
     from datetime import UTC, datetime
 
-    from shipyard.errors import NotFoundError
+    from shipyard.errors import NotFoundError, WorkspaceNotFoundError
     from shipyard.monitoring.logs import read_predictions
 
     start = datetime.fromtimestamp(since_ms / 1000, tz=UTC)
     try:
         table = read_predictions(deployment.model, start=start, home=home, successful=True)
-    except NotFoundError:
+    except (NotFoundError, WorkspaceNotFoundError):  # no prediction log (yet): no outcomes
         return {}
     if "route" not in table.column_names or "label" not in table.column_names:
         return {}

@@ -46,6 +46,8 @@ holds everything slower."""
 MAX_PREDICTION_KEYS = 256
 """Distinct prediction values counted per route; the rest are counted under :data:`OTHER`."""
 OTHER = "__other__"
+_TINY = 1e-300
+"""Smaller numbers count as 0 (their 2-digit rounding scale would underflow)."""
 
 
 def _key(value: Any) -> str:
@@ -58,6 +60,11 @@ def _key(value: Any) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
+        if abs(value) < _TINY:
+            value = 0.0
+        else:  # 2 significant digits, as _array_keys rounds them
+            scale = 10.0 ** (math.floor(math.log10(abs(value))) - 1)
+            value = round(value / scale) * scale
         if value.is_integer() and abs(value) < 1e15:
             return str(int(value))
         return f"{value:.2g}"
@@ -66,9 +73,37 @@ def _key(value: Any) -> str:
     return str(value)[:64]
 
 
+def _array_keys(values: Any) -> dict[str, int] | None:
+    """:func:`prediction_keys` of a numeric numpy array, vectorised (None: not one)."""
+    import numpy as np
+
+    if values.ndim > 1:
+        values = values.reshape(len(values), -1)[:, 0]
+    kind = values.dtype.kind
+    if kind in "iub":
+        found, counts = np.unique(values, return_counts=True)
+        return {_key(v): int(n) for v, n in zip(found.tolist(), counts.tolist(), strict=True)}
+    if kind != "f" or not np.all(np.isfinite(values)):
+        return None
+    values = np.where(np.abs(values) < _TINY, 0.0, values)
+    magnitude = np.floor(np.log10(np.where(values == 0, 1.0, np.abs(values))))
+    scale = 10.0 ** (magnitude - 1)
+    rounded = np.round(values / scale) * scale  # 2 significant digits, as _key formats them
+    found, counts = np.unique(rounded, return_counts=True)
+    keys: dict[str, int] = {}
+    for value, n in zip(found.tolist(), counts.tolist(), strict=True):
+        key = _key(float(value))
+        keys[key] = keys.get(key, 0) + int(n)
+    return keys
+
+
 def prediction_keys(predictions: Any) -> dict[str, int]:
     """Counts of predictions by value: class labels as they are, numbers to 2 significant
     digits (so a regression model's outputs fall into a bounded set of keys)."""
+    if hasattr(predictions, "dtype") and hasattr(predictions, "ndim") and len(predictions) > 16:
+        keys = _array_keys(predictions)
+        if keys is not None:
+            return keys
     tolist = getattr(predictions, "tolist", None)
     values: Iterable[Any] = tolist() if callable(tolist) else predictions
     if hasattr(predictions, "columns"):  # a DataFrame from a pyfunc model: its first column

@@ -283,7 +283,7 @@ class DeploymentRoutes:
         counted when the mirror queue is full). ``context`` goes to ``on_shadow`` with the
         shadow's answer."""
         shadows = self.table.shadows
-        if not shadows or chosen.pinned:
+        if not shadows or chosen.pinned or answer is None:  # None: probabilities only
             return
         if self._mirrors is None:
             self._mirrors = asyncio.Queue(self.mirror_queue)
@@ -298,8 +298,6 @@ class DeploymentRoutes:
                 self.counter.record_dropped(route.name, route.model, route.version)
 
     async def _mirror_loop(self) -> None:
-        import time
-
         mirrors = self._mirrors
         if mirrors is None:
             return
@@ -309,28 +307,36 @@ class DeploymentRoutes:
             self._shadow_pool = ThreadPoolExecutor(1, thread_name_prefix="shipyard-shadow")
         while True:
             shadow, data, answer, context = await mirrors.get()
-            started = time.perf_counter()
             try:
-                predicted = await loop.run_in_executor(
-                    self._shadow_pool, shadow.served.call, "predict", data
-                )
-                status = 200
-            except Exception:  # the shadow's failure is counted, never the caller's
-                predicted, status = None, 500
-            seconds = time.perf_counter() - started
-            self.record(shadow, status, seconds, predicted)
-            if self.on_shadow is not None:
-                try:
-                    self.on_shadow(shadow, data, predicted, seconds, status, context)
-                except Exception:  # a shadow's log must never stop the mirror
-                    log.exception("could not log a shadow answer")
-            if predicted is not None:
-                agreed, compared, diff = _compare(answer, predicted)
-                route = shadow.route
-                self.counter.record_shadow(
-                    route.name, route.model, route.version,
-                    agreed=agreed, compared=compared, diff=diff,
-                )  # fmt: skip
+                await self._answer_shadow(loop, shadow, data, answer, context)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad mirror must never stop the others
+                log.exception("shadow route %s failed on a mirrored request", shadow.route.name)
+
+    async def _answer_shadow(
+        self, loop: asyncio.AbstractEventLoop, shadow: Chosen, data: Any, answer: Any, context: Any
+    ) -> None:
+        import time
+
+        started = time.perf_counter()
+        try:
+            predicted = await loop.run_in_executor(
+                self._shadow_pool, shadow.served.call, "predict", data
+            )
+            status = 200
+        except Exception:  # the shadow's failure is counted, never the caller's
+            predicted, status = None, 500
+        seconds = time.perf_counter() - started
+        self.record(shadow, status, seconds, predicted)
+        if self.on_shadow is not None:
+            self.on_shadow(shadow, data, predicted, seconds, status, context)
+        if predicted is not None:
+            agreed, compared, diff = _compare(answer, predicted)
+            route = shadow.route
+            self.counter.record_shadow(
+                route.name, route.model, route.version, agreed=agreed, compared=compared, diff=diff
+            )
 
     # background work -------------------------------------------------------------------------
 
@@ -368,10 +374,11 @@ class DeploymentRoutes:
         if self._flusher is not None:
             self._flusher.join(timeout=10)
             self._flusher = None
-        if self._mirror_task is not None:
+        if self._mirror_task is not None:  # mirrors still queued are dropped with the server
             self._mirror_task.cancel()
         if self._shadow_pool is not None:
             self._shadow_pool.shutdown(wait=False, cancel_futures=True)
+        self._mirrors, self._mirror_task, self._shadow_pool = None, None, None
         self.flush()
 
 

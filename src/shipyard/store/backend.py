@@ -275,10 +275,12 @@ class Backend(Protocol):
         *,
         event: DeploymentEvent | None = None,
         require_approved: Sequence[tuple[str, int]] = (),
+        move_alias_to: int | None = None,
     ) -> Deployment:
         """Create (``revision`` 0) or replace a deployment read at ``deployment.revision``
         (ConflictError if it moved on); the event, its lineage rows and audit entry go in
-        the same transaction, as does the approval check of ``require_approved``."""
+        the same transaction, as do the approval check of ``require_approved`` and moving the
+        deployment's alias to ``move_alias_to``."""
         ...
 
     def get_deployment(self, name: str) -> Deployment: ...

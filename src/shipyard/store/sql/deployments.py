@@ -28,7 +28,7 @@ from shipyard.entities import (
 )
 from shipyard.errors import AlreadyExistsError, ConflictError, NotFoundError, PermissionDeniedError
 from shipyard.store.sql.engine import read, with_unique_retries, write
-from shipyard.store.sql.registry import append_audit
+from shipyard.store.sql.registry import append_audit, move_alias
 from shipyard.store.sql.schema import (
     deployment_events,
     deployment_lineage,
@@ -145,11 +145,14 @@ class DeploymentMethods:
         *,
         event: DeploymentEvent | None = None,
         require_approved: Sequence[tuple[str, int]] = (),
+        move_alias_to: int | None = None,
     ) -> Deployment:
         """Create (``revision`` 0) or replace a deployment read at ``deployment.revision``.
 
         Returns it as stored, with its new revision. ``event`` (its actor, action, reason and
         details; the rest is filled in) is written with it, with lineage and audit entries.
+        ``move_alias_to`` moves the deployment's alias to that version of its model in the
+        same transaction (a promotion), so the alias never moves for a change that lost.
 
         Raises:
             AlreadyExistsError: creating a name that exists.
@@ -208,6 +211,14 @@ class DeploymentMethods:
                         f"deployment {deployment.name!r} changed while this change was being "
                         "made (another controller or user): look again and retry"
                     )
+            if move_alias_to is not None and deployment.alias:
+                move_alias(
+                    conn,
+                    deployment.model,
+                    deployment.alias,
+                    move_alias_to,
+                    actor=event.actor if event is not None else deployment.created_by,
+                )
             if event is not None:
                 self._write_event(conn, deployment, event, revision, now)
             return _deployment(self._row(conn, deployment.name))

@@ -33,7 +33,7 @@ from shipyard.store.sql.schema import (
     users,
 )
 
-__all__ = ["GENESIS_HASH", "RegistryMethods", "audit_hash"]
+__all__ = ["GENESIS_HASH", "RegistryMethods", "audit_hash", "move_alias"]
 
 GENESIS_HASH = "0" * 64
 
@@ -79,6 +79,41 @@ def append_audit(
         conn.execute(audit_head.insert().values(id=1, seq=seq, hash=digest))
     else:
         conn.execute(audit_head.update().where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+
+
+def move_alias(
+    conn: sa.Connection,
+    name: str,
+    alias: str,
+    version: int,
+    *,
+    actor: str,
+    require_approved: bool = False,
+) -> None:
+    """Point ``alias`` at ``version`` and audit it, inside the caller's write transaction."""
+    model = RegistryMethods._model_row(conn, name)
+    row = RegistryMethods._version_row(conn, model.model_id, name, version)
+    if require_approved and row.review != ReviewState.APPROVED.value:
+        raise PermissionDeniedError(
+            f"{name}@{version} is not approved ({row.review}); only an approved "
+            f"version can become {alias}"
+        )
+    previous = conn.execute(
+        sa.select(model_aliases.c.version).where(
+            model_aliases.c.model_id == model.model_id, model_aliases.c.alias == alias
+        )
+    ).scalar()
+    if previous is None:
+        conn.execute(
+            model_aliases.insert().values(model_id=model.model_id, alias=alias, version=version)
+        )
+    else:
+        conn.execute(
+            model_aliases.update()
+            .where(model_aliases.c.model_id == model.model_id, model_aliases.c.alias == alias)
+            .values(version=version)
+        )
+    append_audit(conn, actor, "alias.set", f"{name}@{alias}", {"from": previous, "to": version})
 
 
 class RegistryMethods:
@@ -360,35 +395,7 @@ class RegistryMethods:
         """
 
         def change(conn: sa.Connection) -> None:
-            model = self._model_row(conn, name)
-            row = self._version_row(conn, model.model_id, name, version)
-            if require_approved and row.review != ReviewState.APPROVED.value:
-                raise PermissionDeniedError(
-                    f"{name}@{version} is not approved ({row.review}); only an approved "
-                    f"version can become {alias}"
-                )
-            previous = conn.execute(
-                sa.select(model_aliases.c.version).where(
-                    model_aliases.c.model_id == model.model_id, model_aliases.c.alias == alias
-                )
-            ).scalar()
-            if previous is None:
-                conn.execute(
-                    model_aliases.insert().values(
-                        model_id=model.model_id, alias=alias, version=version
-                    )
-                )
-            else:
-                conn.execute(
-                    model_aliases.update()
-                    .where(
-                        model_aliases.c.model_id == model.model_id, model_aliases.c.alias == alias
-                    )
-                    .values(version=version)
-                )
-            append_audit(
-                conn, actor, "alias.set", f"{name}@{alias}", {"from": previous, "to": version}
-            )
+            move_alias(conn, name, alias, version, actor=actor, require_approved=require_approved)
 
         self._audited(f"setting alias {name}@{alias}", change)
 
