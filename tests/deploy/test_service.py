@@ -71,7 +71,10 @@ def test_a_canary_runs_to_promotion_and_moves_the_alias(
     started = deploy.canary("churn-prod", "churn@challenger", CanarySpec(steps=(10, 50)))
     assert started.state is DeploymentState.PROGRESSING
     assert started.strategy is Strategy.CANARY
-    assert {r.name: r.weight for r in started.routes} == {"stable": 90.0, "canary": 10.0}
+    # the canary is compared with a baseline of its size running the stable version
+    assert [(r.name, r.version, r.weight) for r in started.routes] == [
+        ("stable", 1, 80.0), ("baseline", 1, 10.0), ("canary", 2, 10.0),
+    ]  # fmt: skip
     assert backend.deployments_of_version("churn", 2)[0][0] == "churn-prod"
     with pytest.raises(InvalidArgumentError, match="already has a canary in progress"):
         deploy.canary("churn-prod", "churn@2")
@@ -180,7 +183,8 @@ def test_the_controller_rolls_back_a_failing_canary_with_its_numbers(
     backend.record_route_stats(
         "s1",
         [
-            RouteStats("churn-prod", "stable", "churn", 1, requests=800, errors=2),
+            RouteStats("churn-prod", "stable", "churn", 1, requests=600, errors=2),
+            RouteStats("churn-prod", "baseline", "churn", 1, requests=200, errors=1),
             RouteStats("churn-prod", "canary", "churn", 2, requests=200, errors=40),
         ],
     )

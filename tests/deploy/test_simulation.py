@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from shipyard.deploy.analysis import CanarySpec, Snapshot, analyse, start_analysis
+from shipyard.deploy.analysis import (
+    CanarySpec,
+    Snapshot,
+    analyse,
+    canary_weights,
+    start_analysis,
+)
 from shipyard.deploy.stats import LATENCY_EDGES_MS
 
 LOOK_MS = 2_000
@@ -55,20 +61,31 @@ class Counts:
 def rollout(
     rng: np.random.Generator, spec: CanarySpec, stable: Route, canary: Route, history: int = 2_000
 ) -> tuple[str, int, str | None]:
-    """One simulated rollout: (final action, canary requests when decided, failing rule)."""
-    s, c = Counts(), Counts()
-    s.add(rng, stable, history)  # stable served alone before the canary
+    """One simulated rollout: (final action, canary requests when decided, failing rule).
+
+    Traffic is split as the server splits it: stable, a baseline running the stable version at
+    the canary's weight, and the canary; the analysis compares the canary with the baseline.
+    """
+    reference, base, c = Counts(), Counts(), Counts()
+    reference.add(rng, stable, history)  # stable served alone before the canary
     now = 0
-    analysis = start_analysis(spec, s.snapshot(), c.snapshot(), now)
+    analysis = start_analysis(spec, base.snapshot(), c.snapshot(), now, reference.snapshot())
     canary_total = 0
     for _ in range(10_000):
         now += LOOK_MS
-        weight = spec.steps[int(analysis["step"])] / 100
-        n_canary = int(rng.binomial(REQUESTS_PER_LOOK, weight))
-        c.add(rng, canary, n_canary)
-        s.add(rng, stable, REQUESTS_PER_LOOK - n_canary)
-        canary_total += n_canary
-        decision = analyse(spec, analysis, s.snapshot(), c.snapshot(), now)
+        _, baseline_weight, canary_weight = canary_weights(spec.steps[int(analysis["step"])])
+        n_canary, n_baseline, _ = rng.multinomial(
+            REQUESTS_PER_LOOK,
+            [
+                canary_weight / 100,
+                baseline_weight / 100,
+                1 - (canary_weight + baseline_weight) / 100,
+            ],
+        )
+        c.add(rng, canary, int(n_canary))
+        base.add(rng, stable, int(n_baseline))
+        canary_total += int(n_canary)
+        decision = analyse(spec, analysis, base.snapshot(), c.snapshot(), now)
         analysis = decision.analysis
         if decision.action in ("promote", "rollback", "hold"):
             return decision.action, canary_total, decision.rule
@@ -157,7 +174,7 @@ def test_the_metric_rule_reads_feedback_labels_at_a_step_end() -> None:
     traffic = (Snapshot(requests=900), Snapshot(requests=100), 31_000)
     worse = analyse(spec, start, *traffic, Labelled((400, 360), (300, 210)))
     assert (worse.action, worse.rule) == ("rollback", "metric")
-    assert "accuracy 0.7000 on 300 labelled rows is below stable's 0.9000" in worse.reason
+    assert "accuracy 0.7000 on 300 labelled rows is below the baseline's 0.9000" in worse.reason
     few = analyse(spec, start, *traffic, Labelled((400, 360), (50, 10)))
     assert few.action == "promote"  # too few labels: the metric does not hold the step back
     assert "not judged" in few.analysis["rules"]["metric"]["note"]

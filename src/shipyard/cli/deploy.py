@@ -283,7 +283,7 @@ def _status_dict(status: DeploymentStatus) -> dict[str, Any]:
 
 def _public_analysis(analysis: dict[str, Any]) -> dict[str, Any]:
     """The analysis without its bookkeeping (baselines, log likelihoods)."""
-    hidden = {"baseline", "log_lr", "step_log_lr", "latency_from"}
+    hidden = {"step_start", "log_lr", "step_log_lr", "latency_from"}
     return {k: v for k, v in analysis.items() if k not in hidden}
 
 

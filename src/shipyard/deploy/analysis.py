@@ -1,19 +1,24 @@
 """The canary's analysis: at each look, wait, advance, promote, hold or roll back.
 
 Everything here is a pure function of the canary's settings, the analysis so far (a JSON-able
-dict kept in the deployment) and the cumulative counts of the two routes; the controller
-stores the result. The same code runs in the model server, in ``shipyard deploy controller``
-and in the simulations that measure its error rates (``tests/deploy/test_simulation.py``).
+dict kept in the deployment) and the cumulative counts of the routes; the controller stores
+the result. The same code runs in the model server, in ``shipyard deploy controller`` and in
+the simulations that measure its error rates (``tests/deploy/test_simulation.py``).
 
-Rules (each gets an equal share of ``alpha``):
+The canary is compared with a **baseline**: the stable version on a route of its own with the
+canary's weight (:func:`canary_weights`), so that both routes see the same traffic, batching
+and queueing; the rest of the traffic stays on the stable route. Rules (each gets an equal
+share of ``alpha``):
 
 - **errors**: failed requests (any status but 200) are no more frequent on the canary than on
-  stable — the e-process of :mod:`shipyard.deploy.sequential`, checked at every look.
-- **latency**: requests slower than ``(1 + latency_increase_pct/100) * stable p95`` (and at
-  least ``latency_slack_ms`` above it) are no more frequent on the canary — the same e-process
-  over "slow" events. The threshold is fixed once, from stable's requests, before it is used.
-- **predictions**: the canary's predictions are distributed like stable's — chi-square + PSI
-  at the end of each step, at ``alpha_rule / steps`` (a fixed number of looks).
+  the baseline — the e-process of :mod:`shipyard.deploy.sequential`, checked at every look.
+- **latency**: requests slower than ``(1 + latency_increase_pct/100) * p95`` (and at least
+  ``latency_slack_ms`` above it) are no more frequent on the canary — the same e-process over
+  "slow" events. The threshold is fixed once, from the stable route's history (else the
+  baseline's first requests), before the requests it counts.
+- **predictions**: the canary's predictions are distributed like the baseline's — chi-square
+  + PSI at the end of each step, at ``alpha_rule / steps`` (a fixed number of looks).
+- **metric** (optional): accuracy on feedback labels, at the end of each step.
 
 A step advances once ``interval`` has passed *and* the canary answered ``min_requests`` in it
 with no rule failing; the last step (100) is the promotion. A rule failing at any look rolls
@@ -37,6 +42,7 @@ __all__ = [
     "Labelled",
     "Snapshot",
     "analyse",
+    "canary_weights",
     "restart_step",
     "start_analysis",
 ]
@@ -203,10 +209,33 @@ class Decision:
     rule: str | None = None
 
 
+def canary_weights(weight: float) -> tuple[float, float, float]:
+    """``(stable, baseline, canary)`` percents at a step of ``weight`` percent.
+
+    The canary is compared with a *baseline*: the stable version on a route of its own with the
+    canary's weight (or what is left above 50 %), so that both see the same traffic, the same
+    batching and the same queueing — as Kayenta compares a canary with a baseline cluster of
+    its size, never with the production fleet. The rest stays on the stable route.
+    """
+    baseline = min(weight, 100.0 - weight)
+    return 100.0 - weight - baseline, baseline, weight
+
+
+def _share(weight: float) -> float:
+    """The canary's share of the traffic that the canary and the baseline get together."""
+    _, baseline, canary = canary_weights(weight)
+    return canary / (canary + baseline)
+
+
 def start_analysis(
-    spec: CanarySpec, stable: Snapshot, canary: Snapshot, now_ms: int
+    spec: CanarySpec,
+    baseline: Snapshot,
+    canary: Snapshot,
+    now_ms: int,
+    reference: Snapshot | None = None,
 ) -> dict[str, Any]:
-    """The analysis of a canary starting now at its first step."""
+    """The analysis of a canary starting now at its first step (``reference``: the stable
+    route's history, which fixes the latency threshold when it has enough requests)."""
     analysis: dict[str, Any] = {
         "step": 0,
         "weight": spec.steps[0],
@@ -215,14 +244,14 @@ def start_analysis(
         "latency_threshold_ms": None,
         "canary_requests": 0,
     }
-    analysis["latency_threshold_ms"] = _latency_threshold(spec, stable)
-    return _begin_step(analysis, 0, stable, canary, now_ms)
+    analysis["latency_threshold_ms"] = _latency_threshold(spec, reference or baseline)
+    return _begin_step(analysis, 0, baseline, canary, now_ms)
 
 
-def _latency_threshold(spec: CanarySpec, stable: Snapshot) -> float | None:
-    if spec.latency_increase_pct is None or stable.requests < spec.min_requests:
+def _latency_threshold(spec: CanarySpec, baseline: Snapshot) -> float | None:
+    if spec.latency_increase_pct is None or baseline.requests < spec.min_requests:
         return None
-    p95 = latency_quantile(stable.latency, 0.95)
+    p95 = latency_quantile(baseline.latency, 0.95)
     if p95 is None:
         return None
     return edge_at_or_above(
@@ -231,22 +260,22 @@ def _latency_threshold(spec: CanarySpec, stable: Snapshot) -> float | None:
 
 
 def _begin_step(
-    analysis: dict[str, Any], step: int, stable: Snapshot, canary: Snapshot, now_ms: int
+    analysis: dict[str, Any], step: int, baseline: Snapshot, canary: Snapshot, now_ms: int
 ) -> dict[str, Any]:
     out = dict(analysis)
     out["step"] = step
     out["step_started"] = now_ms
-    out["baseline"] = {"stable": stable.to_dict(), "canary": canary.to_dict()}
+    out["step_start"] = {"baseline": baseline.to_dict(), "canary": canary.to_dict()}
     out["step_log_lr"] = {ERRORS: [], LATENCY: []}
-    out["latency_from"] = _slow(out.get("latency_threshold_ms"), stable, canary)
+    out["latency_from"] = _slow(out.get("latency_threshold_ms"), baseline, canary)
     return out
 
 
-def _slow(threshold: float | None, stable: Snapshot, canary: Snapshot) -> dict[str, int] | None:
+def _slow(threshold: float | None, baseline: Snapshot, canary: Snapshot) -> dict[str, int] | None:
     if threshold is None:
         return None
     return {
-        "stable": slower_than(stable.latency, threshold),
+        "baseline": slower_than(baseline.latency, threshold),
         "canary": slower_than(canary.latency, threshold),
     }
 
@@ -263,27 +292,28 @@ def _summed(completed: list[float], current: list[float]) -> list[float]:
 class Labelled:
     """Labelled rows of each route in the current step, and how many were right."""
 
-    stable: tuple[int, int] = (0, 0)
+    baseline: tuple[int, int] = (0, 0)
     canary: tuple[int, int] = (0, 0)
 
 
 def analyse(
     spec: CanarySpec,
     analysis: dict[str, Any],
-    stable_now: Snapshot,
+    baseline_now: Snapshot,
     canary_now: Snapshot,
     now_ms: int,
     labelled: Labelled | None = None,
 ) -> Decision:
-    """One look at a running canary (``labelled``: the step's outcomes, when the canary
-    judges a metric from feedback labels)."""
+    """One look at a running canary: ``baseline_now`` are the cumulative counts of the route it
+    is compared with — the baseline (see :func:`canary_weights`); ``labelled``: the step's
+    outcomes, when the canary judges a metric from feedback labels."""
     state = dict(analysis)
     state["looks"] = int(state.get("looks", 0)) + 1
     step = int(state["step"])
-    share = spec.steps[step] / 100
-    base_stable = Snapshot.from_dict(state["baseline"]["stable"])
-    base_canary = Snapshot.from_dict(state["baseline"]["canary"])
-    stable = stable_now.minus(base_stable)
+    share = _share(spec.steps[step])
+    base_baseline = Snapshot.from_dict(state["step_start"]["baseline"])
+    base_canary = Snapshot.from_dict(state["step_start"]["canary"])
+    baseline = baseline_now.minus(base_baseline)
     canary = canary_now.minus(base_canary)
     state["canary_requests"] = int(analysis.get("canary_requests_before", 0)) + canary.requests
     threshold = 1 / spec.rule_alpha
@@ -291,7 +321,7 @@ def analyse(
         "step": step + 1,
         "weight": spec.steps[step],
         "canary_requests": canary.requests,
-        "stable_requests": stable.requests,
+        "baseline_requests": baseline.requests,
         "elapsed_s": round((now_ms - int(state["step_started"])) / 1000, 3),
         "e_value_threshold": threshold,
     }
@@ -299,36 +329,37 @@ def analyse(
     failing: tuple[str, str] | None = None
 
     if ERRORS in spec.rules:
-        step_lr = rate_log_likelihoods(share, canary.errors, stable.errors)
+        step_lr = rate_log_likelihoods(share, canary.errors, baseline.errors)
         state["step_log_lr"] = {**state["step_log_lr"], ERRORS: step_lr}
         e = e_value(_summed(state["log_lr"][ERRORS], step_lr))
         rules[ERRORS] = {
             "canary_rate": _rate(canary.errors, canary.requests),
-            "stable_rate": _rate(stable.errors, stable.requests),
+            "baseline_rate": _rate(baseline.errors, baseline.requests),
             "canary_errors": canary.errors,
-            "stable_errors": stable.errors,
+            "baseline_errors": baseline.errors,
             "e_value": _finite(e),
         }
         if e >= threshold:
             failing = (
                 ERRORS,
                 f"errors: canary failed {canary.errors} of {canary.requests} requests "
-                f"({_percent(canary.errors, canary.requests)}) against stable's "
-                f"{stable.errors} of {stable.requests} ({_percent(stable.errors, stable.requests)})"
-                f"; e-value {_finite(e):.4g} >= {threshold:.4g}",
+                f"({_percent(canary.errors, canary.requests)}) against the baseline's "
+                f"{baseline.errors} of {baseline.requests} "
+                f"({_percent(baseline.errors, baseline.requests)}); "
+                f"e-value {_finite(e):.4g} >= {threshold:.4g}",
             )
 
     if LATENCY in spec.rules:
         if state.get("latency_threshold_ms") is None:
-            # No stable history at the start: fix the threshold from this step's stable
+            # No history at the start: fix the threshold from this step's baseline
             # requests, and count slow requests only from now on.
-            found = _latency_threshold(spec, stable)
+            found = _latency_threshold(spec, baseline)
             if found is not None:
                 state["latency_threshold_ms"] = found
-                state["latency_from"] = _slow(found, stable_now, canary_now)
+                state["latency_from"] = _slow(found, baseline_now, canary_now)
         limit = state.get("latency_threshold_ms")
         if limit is not None and state.get("latency_from") is not None:
-            slow_s = slower_than(stable_now.latency, limit) - state["latency_from"]["stable"]
+            slow_s = slower_than(baseline_now.latency, limit) - state["latency_from"]["baseline"]
             slow_c = slower_than(canary_now.latency, limit) - state["latency_from"]["canary"]
             step_lr = rate_log_likelihoods(share, max(slow_c, 0), max(slow_s, 0))
             state["step_log_lr"] = {**state["step_log_lr"], LATENCY: step_lr}
@@ -336,21 +367,21 @@ def analyse(
             rules[LATENCY] = {
                 "threshold_ms": limit,
                 "canary_p95_ms": latency_quantile(canary.latency, 0.95),
-                "stable_p95_ms": latency_quantile(stable.latency, 0.95),
+                "baseline_p95_ms": latency_quantile(baseline.latency, 0.95),
                 "canary_slow": slow_c,
-                "stable_slow": slow_s,
+                "baseline_slow": slow_s,
                 "e_value": _finite(e),
             }
             if e >= threshold and failing is None:
                 failing = (
                     LATENCY,
                     f"latency: {slow_c} canary requests slower than {limit:g} ms against "
-                    f"{slow_s} on stable (canary p95 {rules[LATENCY]['canary_p95_ms']} ms, "
-                    f"stable p95 {rules[LATENCY]['stable_p95_ms']} ms); e-value "
+                    f"{slow_s} on the baseline (canary p95 {rules[LATENCY]['canary_p95_ms']} ms, "
+                    f"baseline p95 {rules[LATENCY]['baseline_p95_ms']} ms); e-value "
                     f"{_finite(e):.4g} >= {threshold:.4g}",
                 )
         else:
-            rules[LATENCY] = {"threshold_ms": None, "note": "waiting for stable requests"}
+            rules[LATENCY] = {"threshold_ms": None, "note": "waiting for baseline requests"}
 
     numbers["rules"] = rules
     state["rules"] = rules
@@ -363,7 +394,7 @@ def analyse(
         if PREDICTIONS in spec.rules and spec.predictions_psi is not None:
             looks = len(spec.steps) - 1
             shift = prediction_shift(
-                stable.predictions,
+                baseline.predictions,
                 canary.predictions,
                 alpha=spec.rule_alpha / looks,
                 psi_threshold=spec.predictions_psi,
@@ -376,7 +407,7 @@ def analyse(
             }
             if shift.shifted:
                 reason = (
-                    f"predictions: the canary's predictions shifted from stable's (PSI "
+                    f"predictions: the canary's predictions shifted from the baseline's (PSI "
                     f"{shift.psi:.3f} >= {spec.predictions_psi:g}, p = {shift.p_value:.2e} < "
                     f"{spec.rule_alpha / looks:.2e}) over {shift.canary_rows} canary rows"
                 )
@@ -400,7 +431,7 @@ def analyse(
                 f"{elapsed:.0f} s, every rule held): promoting"
             )
             return Decision("promote", reason, numbers, state)
-        state = _begin_step(state, nxt, stable_now, canary_now, now_ms)
+        state = _begin_step(state, nxt, baseline_now, canary_now, now_ms)
         state["weight"] = spec.steps[nxt]
         reason = (
             f"step {step + 1} passed ({canary.requests} canary requests in {elapsed:.0f} s, "
@@ -420,15 +451,15 @@ def analyse(
 def _metric_worse(
     spec: CanarySpec, labelled: Labelled, alpha: float
 ) -> tuple[bool, dict[str, Any], str]:
-    """Whether the canary's metric is significantly below stable's (one-sided z-test)."""
+    """Whether the canary's metric is significantly below the baseline's (one-sided z-test)."""
     from shipyard.monitoring.statistics import proportion_test
 
-    (n_s, right_s), (n_c, right_c) = labelled.stable, labelled.canary
+    (n_s, right_s), (n_c, right_c) = labelled.baseline, labelled.canary
     numbers: dict[str, Any] = {
         "metric": spec.metric,
-        "stable_labelled": n_s,
+        "baseline_labelled": n_s,
         "canary_labelled": n_c,
-        "stable_value": right_s / n_s if n_s else None,
+        "baseline_value": right_s / n_s if n_s else None,
         "canary_value": right_c / n_c if n_c else None,
         "alpha": alpha,
     }
@@ -442,14 +473,14 @@ def _metric_worse(
         return False, numbers, ""
     reason = (
         f"metric: the canary's {spec.metric} {right_c / n_c:.4f} on {n_c} labelled rows is "
-        f"below stable's {right_s / n_s:.4f} on {n_s} (one-sided p = {one_sided:.2e} < "
+        f"below the baseline's {right_s / n_s:.4f} on {n_s} (one-sided p = {one_sided:.2e} < "
         f"{alpha:.2e})"
     )
     return True, numbers, reason
 
 
 def restart_step(
-    analysis: dict[str, Any], stable: Snapshot, canary: Snapshot, now_ms: int
+    analysis: dict[str, Any], baseline: Snapshot, canary: Snapshot, now_ms: int
 ) -> dict[str, Any]:
     """The analysis when a paused or held canary resumes: the step starts over (its clock and
     counts), the evidence gathered in earlier steps is kept."""
@@ -460,7 +491,7 @@ def restart_step(
     }
     state["log_lr"] = completed
     state["canary_requests_before"] = state.get("canary_requests", 0)
-    return _begin_step(state, int(state["step"]), stable, canary, now_ms)
+    return _begin_step(state, int(state["step"]), baseline, canary, now_ms)
 
 
 def _rate(events: int, requests: int) -> float | None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from shipyard.deploy.analysis import CanarySpec, Decision, Labelled, Snapshot, analyse
-from shipyard.deploy.service import CANARY, CONTROLLER, STABLE, Deployments
+from shipyard.deploy.service import BASELINE, CANARY, CONTROLLER, Deployments
 from shipyard.entities import Deployment, DeploymentState, Strategy
 from shipyard.errors import ConflictError, ShipyardError
 from shipyard.store import Backend
@@ -74,8 +74,8 @@ class Controller:
             return None
         if not self.backend.acquire_lease(f"deployment:{name}", self.holder, self.lease_ms):
             return None
-        stable, canary = deployment.route(STABLE), deployment.route(CANARY)
-        if stable is None or canary is None:
+        baseline, canary = deployment.route(BASELINE), deployment.route(CANARY)
+        if baseline is None or canary is None:
             return None
         by_key = {(s.route, s.version): s for s in self.backend.get_route_stats(name)}
         spec = CanarySpec.from_dict(deployment.spec.get("canary", {}))
@@ -85,12 +85,12 @@ class Controller:
                 deployment, int(deployment.analysis.get("step_started", 0))
             )
             labelled = Labelled(
-                outcomes.get(stable.name, (0, 0)), outcomes.get(canary.name, (0, 0))
+                outcomes.get(baseline.name, (0, 0)), outcomes.get(canary.name, (0, 0))
             )
         decision = analyse(
             spec,
             deployment.analysis,
-            Snapshot.of(by_key.get((stable.name, stable.version))),
+            Snapshot.of(by_key.get((baseline.name, baseline.version))),
             Snapshot.of(by_key.get((canary.name, canary.version))),
             now_ms if now_ms is not None else time.time_ns() // 1_000_000,
             labelled,

@@ -20,6 +20,7 @@ from shipyard.deploy.analysis import (
     CanarySpec,
     Decision,
     Snapshot,
+    canary_weights,
     restart_step,
     start_analysis,
 )
@@ -48,7 +49,7 @@ __all__ = [
 
 CONTROLLER = "shipyard-controller"
 """The actor the rollout controller records its decisions under."""
-STABLE, CANARY, SHADOW = "stable", "canary", "shadow"
+STABLE, BASELINE, CANARY, SHADOW = "stable", "baseline", "canary", "shadow"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
 
@@ -188,13 +189,11 @@ class Deployments:
                 f"{version.ref} is already the stable version of {name!r}: nothing to compare"
             )
         weight = spec.steps[0]
-        routes = (
-            replace(stable, weight=100.0 - weight),
-            Route(CANARY, version.model, version.version, weight, RouteMode.LIVE, model_ref),
-            *deployment.shadow_routes,
-        )
-        snapshots = self._snapshots(deployment.name, stable, routes[1])
-        analysis = start_analysis(spec, *snapshots, _now_ms())
+        canary = Route(CANARY, version.model, version.version, weight, RouteMode.LIVE, model_ref)
+        routes = (*_canary_routes(stable, canary, weight), *deployment.shadow_routes)
+        baseline_now, canary_now = self._snapshots(deployment.name, routes[1], canary)
+        reference, _ = self._snapshots(deployment.name, stable, canary)
+        analysis = start_analysis(spec, baseline_now, canary_now, _now_ms(), reference)
         changed = replace(
             deployment,
             strategy=Strategy.CANARY,
@@ -233,10 +232,10 @@ class Deployments:
                 f"({deployment.state.value}): let it finish, or `shipyard deploy rollback {name}`"
             )
 
-    def _snapshots(self, name: str, stable: Route, canary: Route) -> tuple[Snapshot, Snapshot]:
+    def _snapshots(self, name: str, compared: Route, canary: Route) -> tuple[Snapshot, Snapshot]:
         by_key = {(s.route, s.version): s for s in self.backend.get_route_stats(name)}
         return (
-            Snapshot.of(by_key.get((stable.name, stable.version))),
+            Snapshot.of(by_key.get((compared.name, compared.version))),
             Snapshot.of(by_key.get((canary.name, canary.version))),
         )
 
@@ -265,13 +264,12 @@ class Deployments:
             )
         if decision.action == "advance":
             weight = float(decision.analysis["weight"])
-            routes = tuple(
-                replace(r, weight=weight)
-                if r.name == CANARY
-                else replace(r, weight=100.0 - weight)
-                if r.name == STABLE
-                else r
-                for r in deployment.routes
+            canary = deployment.route(CANARY)
+            if canary is None:
+                raise InvalidArgumentError(f"deployment {deployment.name!r} has no canary route")
+            routes = (
+                *_canary_routes(_stable_route(deployment), canary, weight),
+                *deployment.shadow_routes,
             )
             return self.backend.save_deployment(
                 replace(deployment, routes=routes, analysis=decision.analysis),
@@ -729,10 +727,10 @@ class Deployments:
             raise InvalidArgumentError(
                 f"deployment {name!r} is not paused or held ({deployment.state.value})"
             )
-        canary = deployment.route(CANARY)
+        canary, baseline = deployment.route(CANARY), deployment.route(BASELINE)
         analysis = deployment.analysis
-        if canary is not None and analysis.get("baseline"):
-            snapshots = self._snapshots(deployment.name, _stable_route(deployment), canary)
+        if canary is not None and baseline is not None and analysis.get("step_start"):
+            snapshots = self._snapshots(deployment.name, baseline, canary)
             analysis = restart_step(analysis, *snapshots, _now_ms())
         return self.backend.save_deployment(
             replace(deployment, state=DeploymentState.PROGRESSING, analysis=analysis),
@@ -772,6 +770,16 @@ def _same(prediction: Any, label: Any) -> bool:
         return float(prediction) == float(label)
     except (TypeError, ValueError):
         return str(prediction) == str(label)
+
+
+def _canary_routes(stable: Route, canary: Route, weight: float) -> tuple[Route, Route, Route]:
+    """Stable, baseline (the stable version at the canary's weight) and canary routes."""
+    stable_weight, baseline_weight, canary_weight = canary_weights(weight)
+    return (
+        replace(stable, weight=stable_weight),
+        replace(stable, name=BASELINE, weight=baseline_weight),
+        replace(canary, weight=canary_weight),
+    )
 
 
 def _stable_route(deployment: Deployment) -> Route:

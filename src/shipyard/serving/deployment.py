@@ -12,6 +12,7 @@ after the deployment from inside this process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 import threading
@@ -186,7 +187,9 @@ class DeploymentRoutes:
                     deployment, old.live, old.shadows, old.by_name, _sticky(deployment)
                 )
                 return False
-            loaded = {(r.model, r.version): served for r, served in old.by_name.values()}
+            loaded = {
+                (name, r.model, r.version): served for name, (r, served) in old.by_name.items()
+            }
             try:
                 self.table = self._build(deployment, loaded)
             except Exception:
@@ -200,15 +203,30 @@ class DeploymentRoutes:
             return True
 
     def _build(
-        self, deployment: Deployment, loaded: dict[tuple[str, int], ServedModel]
+        self, deployment: Deployment, loaded: dict[tuple[str, str, int], ServedModel]
     ) -> RouteTable:
+        """The route table of ``deployment``; ``loaded``: the models of the table before, by
+        route name and version (reused: a version is loaded once).
+
+        Each route gets a :class:`ServedModel` object of its own, even when two routes serve
+        one version (stable and baseline): the batcher batches by object, so each route's
+        requests are batched and queued as its own traffic — a baseline behaves like the
+        canary it is compared with, not like the big stable route.
+        """
+        versions = {(model, version): served for (_, model, version), served in loaded.items()}
         by_name: dict[str, tuple[Route, ServedModel]] = {}
+        taken: set[int] = set()
         for route in deployment.routes:
-            served = loaded.get((route.model, route.version))
+            served = loaded.get((route.name, route.model, route.version))
             if served is None:
-                served = loaded[(route.model, route.version)] = self._load(
-                    self._version_of(route.model, route.version)
-                )
+                served = versions.get((route.model, route.version))
+                if served is None:
+                    served = versions[(route.model, route.version)] = self._load(
+                        self._version_of(route.model, route.version)
+                    )
+            if id(served) in taken:
+                served = dataclasses.replace(served)  # the same loaded model, its own batches
+            taken.add(id(served))
             by_name[route.name] = (route, served)
         live = []
         total = 0.0
