@@ -96,7 +96,7 @@ def test_an_ab_test_on_a_served_deployment_is_concluded_with_its_winner(
     assert deploy.get("score-prod").state is DeploymentState.STABLE
     started = run_shipyard(
         "deploy", "ab", "score-prod", "--variant", "a=score@1:50", "--variant", "b=score@2:50",
-        "--sticky-key", "header:x-user-id", "--metric", "accuracy", "--min-samples", "150",
+        "--sticky-key", "header:x-user-id", "--metric", "accuracy", "--min-samples", "100",
     )  # fmt: skip
     assert started.returncode == 0, started.stderr
     client = serve(refs=[], deployment="score-prod", trusted_code=True, log_flush_seconds=0.05)
@@ -142,3 +142,31 @@ def test_an_ab_test_on_a_served_deployment_is_concluded_with_its_winner(
     assert after.state is DeploymentState.CONCLUDED
     assert [(r.name, r.version, r.weight) for r in after.routes] == [("stable", 1, 100.0)]
     assert deploy.history("score-prod")[-1].details["report"]["winner"] == "a"
+
+
+def _sticky_test(rng: np.random.Generator, users: int = 2000) -> tuple[str | None, float | None]:
+    """Users of very different activity (a few send most requests) and accuracy, split 50/50
+    by key, with no difference between the variants: (winner, sample-ratio p-value)."""
+    counts = []
+    n_a = int(rng.binomial(2 * users, 0.5))
+    for name, n_users in (("a", n_a), ("b", 2 * users - n_a)):
+        rows = np.minimum(rng.pareto(1.2, n_users) * 3 + 1, 2000).astype(int)
+        skill = rng.beta(8, 2, n_users)  # each user's own accuracy
+        right = rng.binomial(rows, skill)
+        total, correct = int(rows.sum()), int(right.sum())
+        values = tuple((right / rows).tolist())
+        counts.append(VariantCounts(name, 50, total, total, correct, n_users, values))
+    report = ab_report(counts, AbSpec(sticky_key="header:x-user-id", min_samples=100))
+    return report.winner, report.srm_p_value
+
+
+def test_a_sticky_test_counts_users_not_rows() -> None:
+    """Heavy users make rows dependent: counted by unit, false winners stay near alpha and the
+    split is not flagged; counted by row (the naive way), both would be far off."""
+    rng = np.random.default_rng(6)
+    results = [_sticky_test(rng) for _ in range(400)]
+    false_rate = sum(w is not None for w, _ in results) / len(results)
+    flagged = sum(p is not None and p < 0.001 for _, p in results) / len(results)
+    print(f"sticky, no difference: false winner {false_rate:.3f}, split flagged {flagged:.3f}")
+    assert false_rate <= 0.08
+    assert flagged <= 0.01

@@ -10,8 +10,12 @@
   equals the label from ``/feedback``) with a Wilson 95 % interval; a chi-square test of
   homogeneity over variants (two variants: the two-proportion z-test, the same p-value) and
   the Bayesian probability of each being best (Beta(1, 1) priors, Monte Carlo, fixed seed).
-- **Sample-ratio mismatch**: the observed split of requests against the configured weights,
-  chi-square goodness of fit; p below 0.001 flags a broken split and blocks a conclusion.
+  In a sticky test the unit is the caller, not the row (one user's rows are not independent):
+  each labelled unit counts once with its own accuracy (Welch's t-test; ANOVA for more
+  variants), and ``min_samples`` counts labelled units.
+- **Sample-ratio mismatch**: the observed split of what was assigned (units in a sticky test,
+  requests otherwise) against the configured weights, chi-square goodness of fit; p below
+  0.001 flags a broken split and blocks a conclusion.
 - **Stop rule**: a fixed horizon — every variant needs ``min_samples`` labelled rows before a
   winner is named, and then the test is read once (p below ``alpha``), so with no real
   difference a false winner comes up in about ``alpha`` of tests.
@@ -36,6 +40,7 @@ __all__ = [
     "ab_report",
     "parse_variant",
     "sticky_point",
+    "unit_of",
 ]
 
 SRM_ALPHA = 0.001
@@ -107,6 +112,11 @@ def parse_variant(text: str) -> tuple[str, str, float]:
     return name.strip(), ref.strip(), value
 
 
+def unit_of(deployment: str, key: str) -> str:
+    """What the prediction log keeps of a sticky key: a keyed hash, never the key itself."""
+    return hashlib.blake2b(key.encode(), key=deployment.encode()[:64], digest_size=8).hexdigest()
+
+
 def sticky_point(deployment: str, key: str) -> float:
     """Where ``key`` falls in [0, 100): the same for every process and every restart."""
     digest = hashlib.blake2b(f"{deployment}\0{key}".encode(), digest_size=8).digest()
@@ -122,6 +132,10 @@ class VariantCounts:
     requests: int
     labelled: int
     correct: int
+    units: int | None = None
+    """Distinct assignment units (sticky keys) seen, in a sticky test."""
+    unit_values: tuple[float, ...] | None = None
+    """Per labelled unit: the share of its rows predicted right (a sticky test)."""
 
 
 @dataclass(frozen=True)
@@ -175,17 +189,35 @@ def _probability_best(variants: Sequence[VariantCounts], draws: int = 20_000) ->
 
 
 def _srm(variants: Sequence[VariantCounts]) -> float | None:
+    """Sample-ratio p-value over what is assigned: units (a sticky test), else requests."""
     from scipy import stats
 
-    total = sum(v.requests for v in variants)
+    sticky = all(v.units is not None for v in variants)
+    observed = [v.units if sticky and v.units is not None else v.requests for v in variants]
+    total = sum(observed)
     weight = sum(v.weight for v in variants)
     if total == 0 or weight <= 0:
         return None
     statistic = 0.0
-    for v in variants:
+    for v, seen in zip(variants, observed, strict=True):
         expected = total * v.weight / weight
-        statistic += (v.requests - expected) ** 2 / expected
+        statistic += (seen - expected) ** 2 / expected
     return float(stats.chi2.sf(statistic, len(variants) - 1))
+
+
+def _unit_test(variants: Sequence[VariantCounts]) -> float | None:
+    """p-value over units (a sticky test): one user's rows are not independent, so each unit
+    counts once, with its own accuracy — Welch's t-test (two variants) or one-way ANOVA."""
+    from scipy import stats
+
+    groups = [list(v.unit_values or ()) for v in variants]
+    if any(len(g) < 2 for g in groups):
+        return None
+    if all(len(set(g)) == 1 for g in groups):  # no spread anywhere: equal or not, exactly
+        return 1.0 if len({g[0] for g in groups}) == 1 else 0.0
+    if len(groups) == 2:
+        return float(stats.ttest_ind(groups[0], groups[1], equal_var=False).pvalue)
+    return float(stats.f_oneway(*groups).pvalue)
 
 
 def _homogeneity(variants: Sequence[VariantCounts]) -> float | None:
@@ -193,6 +225,8 @@ def _homogeneity(variants: Sequence[VariantCounts]) -> float | None:
 
     from shipyard.monitoring.statistics import chi2_homogeneity, proportion_test
 
+    if all(v.unit_values is not None for v in variants):
+        return _unit_test(variants)
     if any(v.labelled == 0 for v in variants):
         return None
     if len(variants) == 2:
@@ -226,16 +260,21 @@ def ab_report(variants: Sequence[VariantCounts], spec: AbSpec) -> AbReport:
         for i, v in enumerate(variants)
     ]
     notes = []
-    short = [v for v in variants if v.labelled < spec.min_samples]
+    sticky = all(v.unit_values is not None for v in variants)
+    samples = {v.name: len(v.unit_values or ()) if sticky else v.labelled for v in variants}
+    short = [v for v in variants if samples[v.name] < spec.min_samples]
     if short:
+        what = "labelled units (sticky keys)" if sticky else "labelled rows"
         notes.append(
-            "not enough labelled rows: "
-            + ", ".join(f"{v.name} {v.labelled} of {spec.min_samples}" for v in short)
+            f"not enough {what}: "
+            + ", ".join(f"{v.name} {samples[v.name]} of {spec.min_samples}" for v in short)
         )
     if srm:
+        unit = "units" if all(v.units is not None for v in variants) else "requests"
         notes.append(
-            f"sample-ratio mismatch: the requests split "
-            f"{' / '.join(str(v.requests) for v in variants)} against weights "
+            f"sample-ratio mismatch: the {unit} split "
+            f"{' / '.join(str(v.units if unit == 'units' else v.requests) for v in variants)} "
+            "against weights "
             f"{' / '.join(f'{v.weight:g}' for v in variants)} (p = {srm_p:.2e}); "
             "the assignment is broken, so no result can be trusted"
         )

@@ -11,7 +11,7 @@ import functools
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -653,13 +653,25 @@ class Deployments:
             for s in self.backend.get_route_stats(name)
             if (s.route, s.version) in live
         }
-        outcomes = _labelled_outcomes(
+        outcomes = _route_outcomes(
             deployment, int(deployment.analysis.get("started", 0)), self.home
         )
-        counts = [
-            VariantCounts(r.name, r.weight, requests.get(r.name, 0), *outcomes.get(r.name, (0, 0)))
-            for r in deployment.live_routes
-        ]
+        counts = []
+        for route in deployment.live_routes:
+            o = outcomes.get(route.name, _Outcomes())
+            counts.append(
+                VariantCounts(
+                    route.name,
+                    route.weight,
+                    requests.get(route.name, 0),
+                    o.labelled,
+                    o.correct,
+                    units=len(o.units) if spec.sticky_key else None,
+                    unit_values=tuple(right / n for n, right in o.per_unit.values())
+                    if spec.sticky_key
+                    else None,
+                )
+            )
         return ab_report(counts, spec)
 
     def labelled_outcomes(
@@ -738,11 +750,20 @@ class Deployments:
         )
 
 
-def _labelled_outcomes(
+@dataclass
+class _Outcomes:
+    """One route's answers in the prediction log: labelled rows, right ones, and per A/B unit."""
+
+    labelled: int = 0
+    correct: int = 0
+    units: set[str] = field(default_factory=set)
+    per_unit: dict[str, list[int]] = field(default_factory=dict)
+
+
+def _route_outcomes(
     deployment: Deployment, since_ms: int, home: str | Path | None
-) -> dict[str, tuple[int, int]]:
-    """Per route of ``deployment``: labelled rows and rows whose prediction equals the label,
-    from the prediction log since ``since_ms``."""
+) -> dict[str, _Outcomes]:
+    """Per route of ``deployment``: its answered rows since ``since_ms`` with their labels."""
     from datetime import UTC, datetime
 
     from shipyard.errors import NotFoundError, WorkspaceNotFoundError
@@ -755,14 +776,35 @@ def _labelled_outcomes(
         return {}
     if "route" not in table.column_names or "label" not in table.column_names:
         return {}
-    counts: dict[str, list[int]] = {}
-    for row in table.select(["deployment", "route", "prediction", "label"]).to_pylist():
-        if row["deployment"] != deployment.name or row["label"] is None:
+    wanted = ["deployment", "route", "prediction", "label"]
+    wanted += ["unit"] if "unit" in table.column_names else []
+    found: dict[str, _Outcomes] = {}
+    for row in table.select(wanted).to_pylist():
+        if row["deployment"] != deployment.name:
             continue
-        entry = counts.setdefault(row["route"], [0, 0])
-        entry[0] += 1
-        entry[1] += int(_same(row["prediction"], row["label"]))
-    return {route: (n, correct) for route, (n, correct) in counts.items()}
+        entry = found.setdefault(row["route"], _Outcomes())
+        unit = row.get("unit")
+        if unit:
+            entry.units.add(unit)
+        if row["label"] is None:
+            continue
+        right = int(_same(row["prediction"], row["label"]))
+        entry.labelled += 1
+        entry.correct += right
+        if unit:
+            counts = entry.per_unit.setdefault(unit, [0, 0])
+            counts[0] += 1
+            counts[1] += right
+    return found
+
+
+def _labelled_outcomes(
+    deployment: Deployment, since_ms: int, home: str | Path | None
+) -> dict[str, tuple[int, int]]:
+    return {
+        route: (o.labelled, o.correct)
+        for route, o in _route_outcomes(deployment, since_ms, home).items()
+    }
 
 
 def _same(prediction: Any, label: Any) -> bool:

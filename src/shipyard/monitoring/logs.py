@@ -65,7 +65,7 @@ LOG_COLUMNS = (
     "row",
 )
 """The log's own columns in a table from :func:`read_predictions` (inputs come first)."""
-ROUTE_COLUMNS = ("deployment", "route", "mode")
+ROUTE_COLUMNS = ("deployment", "route", "mode", "unit")
 """Columns of rows a deployment answered (added after :data:`LOG_COLUMNS` when present)."""
 LABEL_COLUMNS = ("label", "label_timestamp", "label_delay_seconds")
 INPUTS_METADATA_KEY = b"shipyard.inputs"

@@ -326,9 +326,10 @@ class ModelServer:
         results: dict[str, Any],
         seconds: float,
         route: tuple[str, str, str] = ("", "", ""),
+        unit: str | None = None,
     ) -> None:
         """Queue an answered request for the prediction log (``arrived``: ``time.time()``;
-        ``route``: its deployment, route and mode)."""
+        ``route``: its deployment, route and mode; ``unit``: its A/B assignment unit)."""
         if self.log is not None:
             proba = results.get("predict_proba")
             self.log.log_prediction(
@@ -345,6 +346,7 @@ class ModelServer:
                 classes=served.classes if proba is not None else None,
                 latency_ms=seconds * 1000,
                 route=route,
+                unit=unit,
             )
 
     def log_failure(
@@ -356,6 +358,7 @@ class ModelServer:
         status: int,
         seconds: float,
         route: tuple[str, str, str] = ("", "", ""),
+        unit: str | None = None,
     ) -> None:
         """Queue a failed request for the prediction log (only when its model is known)."""
         if self.log is not None and served is not None:
@@ -368,6 +371,7 @@ class ModelServer:
                 status=status,
                 latency_ms=seconds * 1000,
                 route=route,
+                unit=unit,
             )
 
 

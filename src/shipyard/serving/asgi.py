@@ -361,9 +361,10 @@ class ServingApp:
             if status == 200:
                 context = (request_id, arrived, protocol)
                 server.routes.mirror(route, data, results.get("predict"), context)
+        unit = None if route is None else route.unit
         if status == 200 and served is not None:
             server.log_prediction(
-                request_id, arrived, served, protocol, data, results, seconds, labels
+                request_id, arrived, served, protocol, data, results, seconds, labels, unit
             )
         else:
-            server.log_failure(request_id, arrived, served, protocol, status, seconds, labels)
+            server.log_failure(request_id, arrived, served, protocol, status, seconds, labels, unit)

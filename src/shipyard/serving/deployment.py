@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shipyard.deploy.ab import AbSpec, sticky_point
+from shipyard.deploy.ab import AbSpec, sticky_point, unit_of
 from shipyard.deploy.controller import Controller
 from shipyard.deploy.stats import RouteCounter
 from shipyard.entities import Deployment, Route, RouteMode, Strategy, Target
@@ -64,6 +64,8 @@ class Chosen:
     served: ServedModel
     deployment: str
     pinned: bool = False
+    unit: str | None = None
+    """A hash of the caller's sticky key (A/B tests): the unit the test assigns and counts."""
 
     @property
     def labels(self) -> tuple[str, str, str]:
@@ -273,14 +275,17 @@ class DeploymentRoutes:
         if len(live) == 1:
             return Chosen(live[0][1], live[0][2], name)
         key = headers.get(table.sticky) if table.sticky is not None else None
+        unit = None
         if key is not None:  # one caller, one route: across restarts and processes
-            draw = sticky_point(name, key.decode("latin-1")) / 100 * live[-1][0]
+            text = key.decode("latin-1")
+            draw = sticky_point(name, text) / 100 * live[-1][0]
+            unit = unit_of(name, text)
         else:  # no sticky key (or none asked for): at random by weight
             draw = self._random.random() * live[-1][0]
         for edge, route, served in live:
             if draw < edge:
-                return Chosen(route, served, name)
-        return Chosen(live[-1][1], live[-1][2], name)
+                return Chosen(route, served, name, unit=unit)
+        return Chosen(live[-1][1], live[-1][2], name, unit=unit)
 
     def record(self, chosen: Chosen, status: int, seconds: float, predictions: Any) -> None:
         """Count an answered request for its route (pinned requests are not counted)."""

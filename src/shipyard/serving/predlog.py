@@ -58,6 +58,7 @@ class _Prediction:
     proba: Any = None
     classes: tuple[Any, ...] | None = None
     route: tuple[str, str, str] = ("", "", "")  # deployment, route, mode
+    unit: str | None = None  # the A/B assignment unit (a hash of the sticky key)
 
     @property
     def rows(self) -> int:
@@ -153,6 +154,7 @@ class PredictionLog:
         proba: Any = None,
         classes: tuple[Any, ...] | None = None,
         route: tuple[str, str, str] = ("", "", ""),
+        unit: str | None = None,
     ) -> bool:
         """Queue one answered request; returns False when its rows were dropped.
 
@@ -167,10 +169,11 @@ class PredictionLog:
             proba: the ``predict_proba`` output, when the request asked for it.
             classes: the class labels in ``proba`` column order.
             route: the deployment, route and mode that answered (empty: none).
+            unit: the A/B test's assignment unit (a hash of the sticky key), if any.
         """
         record = _Prediction(
             request_id, timestamp, model, version, protocol, 200, latency_ms,
-            inputs, columns, types, prediction, proba, classes, route,
+            inputs, columns, types, prediction, proba, classes, route, unit,
         )  # fmt: skip
         return self._put(record, record.rows)
 
@@ -185,11 +188,13 @@ class PredictionLog:
         status: int,
         latency_ms: float,
         route: tuple[str, str, str] = ("", "", ""),
+        unit: str | None = None,
     ) -> bool:
         """Queue one failed request (a row without inputs), so error rates can be computed."""
         record = _Prediction(
-            request_id, timestamp, model, version, protocol, status, latency_ms, route=route
-        )
+            request_id, timestamp, model, version, protocol, status, latency_ms,
+            route=route, unit=unit,
+        )  # fmt: skip
         return self._put(record, 1)
 
     def log_feedback(
@@ -355,10 +360,13 @@ def _route_columns(records: list[_Prediction], each: Any) -> dict[str, pa.Array]
 
     if not any(r.route[0] for r in records):
         return {}
-    return {
+    columns = {
         name: pa.array(each([r.route[i] for r in records]), pa.string())
         for i, name in enumerate(("deployment", "route", "mode"))
     }
+    if any(r.unit for r in records):
+        columns["unit"] = pa.array(each([r.unit for r in records]), pa.string())
+    return columns
 
 
 def _answered_table(records: list[_Prediction]) -> pa.Table:
