@@ -41,6 +41,7 @@ import json
 import os
 import platform
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -191,12 +192,22 @@ def setup(tmp: Path) -> dict[str, Any]:
     return info
 
 
+def port_taken() -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", PORT)) == 0
+
+
+def alive(server: Server) -> None:
+    """Fail unless our server is still running (else another one may have answered)."""
+    if any(p.poll() is not None for p in server.procs):
+        tail = "".join(p.read_text(errors="replace")[-3000:] for p in server.logs)
+        raise RuntimeError(f"{server.label}: the server exited:\n{tail}")
+
+
 def wait_ready(server: Server, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        if any(p.poll() is not None for p in server.procs):
-            tail = "".join(p.read_text(errors="replace")[-3000:] for p in server.logs)
-            raise RuntimeError(f"{server.label}: the server exited:\n{tail}")
+        alive(server)
         try:
             with urllib.request.urlopen(server.ready_url("lr"), timeout=2) as r:  # noqa: S310
                 if r.status == 200:
@@ -231,6 +242,8 @@ def bench_server(
     url = server.url("lr")
     rows: list[Result] = []
     seen = max((e["seq"] for e in history(env, home, deployment)), default=0) if deployment else 0
+    if port_taken():
+        raise RuntimeError(f"something else listens on 127.0.0.1:{PORT}: stop it first")
     server.start(tmp / f"{server.label}-{round_}")
     try:
         wait_ready(server)
@@ -242,6 +255,7 @@ def bench_server(
             wrk(tool, url, script, c, args.warmup)
             before = settled(env, home, deployment) if deployment else None
             result = wrk(tool, url, script, c, args.duration)
+            alive(server)
             result |= {"server": label, "c": c, "round": round_, "deployment": deployment}
             if deployment and before is not None:
                 after = settled(env, home, deployment)

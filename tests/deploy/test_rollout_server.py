@@ -21,7 +21,7 @@ from shipyard.deploy.service import Deployments
 from shipyard.entities import DeploymentState
 from shipyard.registry import Registry
 from tests._cli import ROOT, run_shipyard
-from tests.deploy._models import register
+from tests.deploy._models import PLANTED_FAILURES_ENV, register
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ class Server:
     def __init__(self, deployment: str, workers: int = 1) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **{PLANTED_FAILURES_ENV: "1"})
         self.process = subprocess.Popen(
             [
                 sys.executable, "-c", "from shipyard.cli import main; main()",
