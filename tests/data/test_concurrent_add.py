@@ -46,10 +46,16 @@ def test_four_writers_number_versions_without_clashes(tmp_path: Path, store_url:
         for w in range(4)
     ]
     digests = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=180)
-        assert proc.returncode == 0, err
-        digests += out.split()
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=180)
+            assert proc.returncode == 0, err
+            digests += out.split()
+    finally:  # a failed writer must not leave the others running into the next test
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
     backend = SqlBackend(store_url)
     try:
         versions = backend.list_dataset_versions("shared")

@@ -28,13 +28,29 @@ def stat_key(info: os.stat_result) -> StatKey:
     return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
 
 
+def _use_wal(db: sqlite3.Connection, seconds: float = 30.0) -> None:
+    """Switch the cache to WAL once. Several processes opening a new cache at the same moment
+    race for that switch, and SQLite answers the losers "database is locked" at once (its busy
+    timeout does not cover a journal-mode change): try again until the winner is done."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class StatCache:
     """A small SQLite table ``path -> (inode, size, mtime_ns, ctime_ns, digest)``."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self._db)
         self._db.execute("PRAGMA synchronous=OFF")  # a lost entry only costs a re-hash
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, inode INTEGER, "
