@@ -67,7 +67,8 @@ from serving_vs_mlserver import (
     wrk,
 )
 
-SHIPYARD = str(PROJECT_PYTHON.parent / "shipyard")
+# The CLI through the project's interpreter: the console script's shebang can point elsewhere
+SHIPYARD = [str(PROJECT_PYTHON), "-c", "from shipyard.cli import main; main()"]
 CONCURRENCY = (16, 64)
 PORT = 18180
 SERVERS = ("single", "canary", "canary_nc", "shadow")
@@ -106,7 +107,7 @@ SETUP = textwrap.dedent(
 
 def shipyard(env: dict[str, str], cwd: Path, *args: str) -> str:
     proc = subprocess.run(
-        [SHIPYARD, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+        [*SHIPYARD, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
     )
     if proc.returncode != 0:
         raise RuntimeError(f"shipyard {' '.join(args)} failed:\n{proc.stderr.strip()[-3000:]}")
@@ -157,7 +158,7 @@ def deploy(env: dict[str, str], cwd: Path, label: str, round_: int) -> str | Non
 
 
 def server_for(label: str, deployment: str | None, info: dict[str, Any]) -> Server:
-    cmd = [SHIPYARD, "serve", "--port", str(PORT), "--workers", "1"]
+    cmd = [*SHIPYARD, "serve", "--port", str(PORT), "--workers", "1"]
     if deployment is None:
         cmd.append("lr@1")
     else:
@@ -427,6 +428,7 @@ def main() -> int:
 
     tool = ensure_wrk()
     rows: list[Result] = []
+    failed = ""
     with tempfile.TemporaryDirectory(prefix="bench-deploy-") as name:
         tmp = Path(name)
         info = setup(tmp)
@@ -440,12 +442,18 @@ def main() -> int:
         machine = f"{platform.platform()}, {os.cpu_count()} CPUs"
         versions["source"] = source_state()
         print(json.dumps(versions), "on", machine, flush=True)
-        for round_ in range(args.rounds):
-            for label in args.only or SERVERS:
-                load = wait_quiet(args.max_load, args.max_wait)
-                print(f"{label} (round {round_ + 1}, load average {load:.2f}):", flush=True)
-                rows += bench_server(label, info, args, tmp, tool, round_)
+        try:
+            for round_ in range(args.rounds):
+                for label in args.only or SERVERS:
+                    load = wait_quiet(args.max_load, args.max_wait)
+                    print(f"{label} (round {round_ + 1}, load average {load:.2f}):", flush=True)
+                    rows += bench_server(label, info, args, tmp, tool, round_)
+        except Exception as exc:  # report what was measured before it; exit non-zero
+            failed = f"{label} round {round_ + 1}: {type(exc).__name__}: {exc}"
+            print(f"FAILED {failed}", flush=True)
     lines, verdicts = report(rows)
+    if failed:
+        lines += ["", f"INCOMPLETE: the run stopped at {failed}"]
     if (now := source_state()) != versions["source"]:
         changed = f"{versions['source']} -> {now}"
         lines += ["", f"WARNING: src/ changed during the run ({changed}): later servers ran it"]
@@ -461,11 +469,12 @@ def main() -> int:
                     "runs": rows,
                     "verdicts": verdicts,
                     "report": lines,
+                    "failed": failed,
                 },
                 indent=2,
             )
         )
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
