@@ -1,4 +1,4 @@
-"""What a deployment's routing costs: one route vs a 90/10 canary vs a 100 % shadow (issue 13).
+"""What a deployment's routing costs: one route vs a 10 % canary vs a 100 % shadow (issue 13).
 
 Four servers, one at a time, each ``--workers 1`` with the prediction log on (the default),
 on the same machine in the same run, from the CLI in a fresh workspace (``shipyard init``):
@@ -6,11 +6,12 @@ on the same machine in the same run, from the CLI in a fresh workspace (``shipya
 * ``single``: ``shipyard serve lr@1`` (a model served by reference: the baseline);
 * ``canary``: ``shipyard serve --deployment lr-canary``, where ``lr-canary`` was created with
   ``--model lr@1`` and then ``deploy canary lr-canary --model lr@2 --steps 10,100 --interval
-  1h`` (90/10 for the whole run; the controller runs inside the server);
+  1h`` (10 % canary for the whole run, which with its baseline route splits 80/10/10 as
+  stable/baseline/canary; the controller runs inside the server);
 * ``canary_nc``: the same canary (``lr-canary-nc``) served with ``--no-controller``: under this
-  load the in-server controller often rolls the canary back (a 10 % route's requests wait
-  longer for batch company, so its latency rule fires), and then the run no longer measures a
-  split; without a controller the 90/10 split holds for the whole run;
+  load a controller could end the rollout (before the baseline route, a 10 % canary's requests
+  waited longer for batch company and its latency rule fired), and then the run would no
+  longer measure a split; without a controller the split holds for the whole run;
 * ``shadow``: ``shipyard serve --deployment lr-shadow``, created with ``--model lr@1`` and then
   ``deploy shadow lr-shadow --model lr@2 --percent 100`` (every answered request mirrored);
 * ``one_route`` (a diagnostic, only with ``--only``): ``serve --deployment lr-one``, a deployment
