@@ -280,6 +280,14 @@ def _slow(threshold: float | None, baseline: Snapshot, canary: Snapshot) -> dict
     }
 
 
+def _folded(state: dict[str, Any]) -> dict[str, list[float]]:
+    """The evidence of the steps before, with the current step's added (a step ends)."""
+    return {
+        key: _summed(state["log_lr"].get(key, []), state.get("step_log_lr", {}).get(key, []))
+        for key in (ERRORS, LATENCY)
+    }
+
+
 def _summed(completed: list[float], current: list[float]) -> list[float]:
     if not completed:
         return list(current)
@@ -419,11 +427,7 @@ def analyse(
             if worse[0]:
                 return Decision("rollback", worse[2], numbers, state, rule=METRIC)
         nxt = step + 1
-        completed = {
-            key: _summed(state["log_lr"].get(key, []), state["step_log_lr"].get(key, []))
-            for key in (ERRORS, LATENCY)
-        }
-        state["log_lr"] = completed
+        state["log_lr"] = _folded(state)
         state["canary_requests_before"] = state["canary_requests"]
         if spec.steps[nxt] >= 100:
             reason = (
@@ -485,11 +489,7 @@ def restart_step(
     """The analysis when a paused or held canary resumes: the step starts over (its clock and
     counts), the evidence gathered in earlier steps is kept."""
     state = dict(analysis)
-    completed = {
-        key: _summed(state["log_lr"].get(key, []), state.get("step_log_lr", {}).get(key, []))
-        for key in (ERRORS, LATENCY)
-    }
-    state["log_lr"] = completed
+    state["log_lr"] = _folded(state)
     state["canary_requests_before"] = state.get("canary_requests", 0)
     return _begin_step(state, int(state["step"]), baseline, canary, now_ms)
 
