@@ -33,10 +33,13 @@ PUBLIC = {
     "log_params",
     "log_text",
     "open_workspace",
+    "pipeline",
     "search_runs",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
+    "tune",
 }
 
 # Heavy or optional: none of these may load on `import shipyard`.
@@ -97,6 +100,8 @@ def test_every_subpackage_declares_a_sorted_all() -> None:
         "models",
         "validation",
         "monitoring",
+        "pipelines",
+        "tuning",
     ):
         module = importlib.import_module(f"shipyard.{name}")
         exported = module.__all__
@@ -109,7 +114,7 @@ def test_bare_import_loads_nothing_heavy() -> None:
     """`import shipyard` (and `shipyard.data`) leave SQLAlchemy, pandas, DuckDB ... unloaded."""
     code = (
         "import json, sys; import shipyard, shipyard.data, shipyard.models, shipyard.registry, "
-        "shipyard.validation, shipyard.monitoring; "
+        "shipyard.validation, shipyard.monitoring, shipyard.pipelines, shipyard.tuning; "
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     result = subprocess.run(

@@ -11,6 +11,7 @@ A bare ``import shipyard`` is fast: the stores, SQLAlchemy and pandas load on fi
 
 from shipyard.entities import Experiment, Metric, Run, RunStatus
 from shipyard.errors import ShipyardError
+from shipyard.pipelines import pipeline, step
 from shipyard.tracking import (
     ActiveRun,
     active_run,
@@ -57,8 +58,10 @@ __all__ = [
     "log_params",
     "log_text",
     "open_workspace",
+    "pipeline",
     "search_runs",
     "set_tag",
     "set_tags",
     "start_run",
+    "step",
 ]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.data.diff import DatasetDiff, diff
 from shipyard.data.lineage import Lineage, lineage
 from shipyard.data.pointer import Pointer
-from shipyard.data.refs import parse_ref
+from shipyard.data.refs import DatasetRef, parse_ref, ref
 from shipyard.data.remote import Transfer, pull, push
 from shipyard.data.tracked import PathState, TrackedPath, checkout, status
 from shipyard.data.versions import AddResult, add, get, load, resolve
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AddResult",
     "DatasetDiff",
+    "DatasetRef",
     "Lineage",
     "PathState",
     "Pointer",
@@ -45,6 +46,7 @@ __all__ = [
     "profile",
     "pull",
     "push",
+    "ref",
     "resolve",
     "status",
 ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 
+from shipyard.entities import DatasetRef
 from shipyard.errors import InvalidArgumentError
 
-__all__ = ["parse_ref", "validate_dataset_name"]
+__all__ = ["DatasetRef", "parse_ref", "ref", "validate_dataset_name"]
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}")
 
@@ -29,3 +30,9 @@ def parse_ref(ref: str, default: str = "latest") -> tuple[str, str]:
     if sep and not version:
         raise InvalidArgumentError(f"{ref!r}: give a version after '@', e.g. {name}@latest")
     return name, version or default
+
+
+def ref(text: str) -> DatasetRef:
+    """Name a dataset version for a pipeline step: ``shipyard.data.ref("churn@latest")``."""
+    name, version = parse_ref(text)
+    return DatasetRef(name, version)

@@ -16,6 +16,7 @@ __all__ = [
     "ColumnProfile",
     "Dataset",
     "DatasetProfile",
+    "DatasetRef",
     "DatasetVersion",
     "Finding",
     "Histogram",
@@ -186,3 +187,18 @@ class Finding:
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = strict_json(asdict(self))
         return data
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A dataset version named in a pipeline (``churn@latest``), resolved when the run starts.
+
+    A step given one reads a table version as a pandas DataFrame and any other version as the
+    local path of a verified copy; the step's cache key follows the version it resolved to.
+    """
+
+    name: str
+    version: str = "latest"
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"

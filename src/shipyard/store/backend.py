@@ -25,8 +25,11 @@ from shipyard.entities import (
     DeploymentEvent,
     Experiment,
     JournalSegment,
+    LineageEdge,
     Metric,
     ModelVersion,
+    PipelineRun,
+    PipelineStatus,
     RegisteredModel,
     ReviewState,
     Role,
@@ -34,6 +37,8 @@ from shipyard.entities import (
     Run,
     RunOwner,
     RunStatus,
+    StepOutput,
+    StepRun,
     User,
 )
 
@@ -198,6 +203,10 @@ class Backend(Protocol):
     def get_model_version(self, name: str, version: int) -> ModelVersion: ...
     def list_model_versions(self, name: str) -> list[ModelVersion]: ...
     def latest_model_version(self, name: str) -> int: ...
+    def model_versions_of_runs(self, run_ids: Sequence[str]) -> list[tuple[str, int, str]]:
+        """``(model, version, run_id)`` of every version registered from one of ``run_ids``."""
+        ...
+
     def set_review_state(
         self,
         name: str,
@@ -306,3 +315,44 @@ class Backend(Protocol):
         ...
 
     def release_lease(self, name: str, holder: str) -> None: ...
+
+    # pipelines
+    def create_pipeline_run(self, run: PipelineRun, steps: Sequence[StepRun]) -> None:
+        """Record a new run and all its steps (``PENDING``) in one transaction."""
+        ...
+
+    def save_step_run(self, step: StepRun) -> None: ...
+    def finish_pipeline_run(
+        self, run_id: str, status: PipelineStatus, *, end_time: int, error: str = ""
+    ) -> None: ...
+    def beat_pipeline_run(self, run_id: str, now: int) -> None: ...
+    def get_pipeline_run(self, run_id: str) -> PipelineRun: ...
+    def list_pipeline_runs(
+        self, pipeline: str | None = None, *, limit: int = 50, before: int | None = None
+    ) -> list[PipelineRun]: ...
+    def list_step_runs(self, run_id: str) -> list[StepRun]: ...
+    def get_step_run(self, step_run_id: str) -> StepRun: ...
+    def get_cached_step(self, cache_key: str) -> tuple[tuple[StepOutput, ...], str] | None:
+        """The outputs stored under ``cache_key`` and the step run that made them."""
+        ...
+
+    def put_cached_step(
+        self, cache_key: str, outputs: Sequence[StepOutput], step_run_id: str, *, now: int
+    ) -> bool:
+        """Store outputs under ``cache_key`` unless someone already did; True if this did."""
+        ...
+
+    def forget_cached_step(self, cache_key: str) -> None: ...
+    def add_pipeline_lineage(self, edges: Sequence[LineageEdge]) -> None: ...
+    def pipeline_lineage(
+        self, *, run_id: str | None = None, kind: str | None = None, ref: str | None = None
+    ) -> list[LineageEdge]: ...
+
+    # tuning: Optuna's journal of every study in this store
+    def append_tuning_logs(self, logs: Sequence[str]) -> int:
+        """Append JSON ``logs`` in order; return the log number of the first."""
+        ...
+
+    def read_tuning_logs(self, start: int = 0) -> list[str]:
+        """The journal's logs from log number ``start`` on, in order."""
+        ...

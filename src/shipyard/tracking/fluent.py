@@ -7,6 +7,7 @@ not yet ended. Runs started inside another active run with ``nested=True`` becom
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import sys
@@ -62,6 +63,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_EXPERIMENT = "default"
 RUN_ID_ENV = "SHIPYARD_RUN_ID"
+RUN_TAGS_ENV = "SHIPYARD_RUN_TAGS"
+"""JSON object of tags set on every new run of the process (a pipeline step's runs carry the
+step run they belong to, whichever executor ran the step)."""
 """A run to resume at the first top-level ``start_run`` (set by ``shipyard runs resume``)."""
 
 _stack: list[ActiveRun] = []
@@ -212,7 +216,9 @@ def start_run(
             "nested=True to start a child run"
         )
     # Check everything the user passed before anything is written.
-    clean_tags = {validate_key("tag", k): tag_value(k, v) for k, v in (tags or {}).items()}
+    clean_tags = {
+        validate_key("tag", k): tag_value(k, v) for k, v in {**_env_tags(), **(tags or {})}.items()
+    }
     if name is not None:
         validate_name("run", name)
     if experiment is not None:
@@ -263,6 +269,19 @@ def start_run(
     with _stack_lock:
         _stack.append(run)
     return run
+
+
+def _env_tags() -> dict[str, Any]:
+    text = os.environ.get(RUN_TAGS_ENV)
+    if not text:
+        return {}
+    try:
+        tags = json.loads(text)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"{RUN_TAGS_ENV} is not a JSON object: {exc}") from exc
+    if not isinstance(tags, dict):
+        raise InvalidArgumentError(f"{RUN_TAGS_ENV} must be a JSON object of tags")
+    return tags
 
 
 def _resume(workspace: Workspace, run_id: str) -> ActiveRun:

@@ -26,6 +26,7 @@ from shipyard.store.sql.datasets import DatasetMethods
 from shipyard.store.sql.deployments import DeploymentMethods
 from shipyard.store.sql.engine import chunks, make_engine, read, with_retries, write
 from shipyard.store.sql.liveness import LivenessMethods, insert_metrics
+from shipyard.store.sql.pipelines import PipelineMethods
 from shipyard.store.sql.registry import RegistryMethods
 from shipyard.store.sql.schema import (
     artifacts,
@@ -37,6 +38,7 @@ from shipyard.store.sql.schema import metrics as metrics_table
 from shipyard.store.sql.schema import params as params_table
 from shipyard.store.sql.schema import tags as tags_table
 from shipyard.store.sql.search import compile_filter, compile_order_by
+from shipyard.store.sql.tuning import TuningMethods
 
 __all__ = ["SqlBackend"]
 
@@ -65,7 +67,15 @@ def _py_float(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-class SqlBackend(DatasetMethods, RegistryMethods, AlertMethods, LivenessMethods, DeploymentMethods):
+class SqlBackend(
+    DatasetMethods,
+    RegistryMethods,
+    AlertMethods,
+    LivenessMethods,
+    DeploymentMethods,
+    PipelineMethods,
+    TuningMethods,
+):
     """:class:`~shipyard.store.Backend` over a SQLAlchemy engine.
 
     Args:

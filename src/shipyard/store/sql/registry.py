@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -326,6 +327,21 @@ class RegistryMethods:
                 .order_by(model_versions.c.version)
             ).all()
             return [self._version(conn, name, model.model_id, r) for r in rows]
+
+    def model_versions_of_runs(self, run_ids: Sequence[str]) -> list[tuple[str, int, str]]:
+        """``(model, version, run_id)`` of every version registered from one of ``run_ids``."""
+        if not run_ids:
+            return []
+        with read(self._engine) as conn:
+            rows = conn.execute(
+                sa.select(
+                    registered_models.c.name, model_versions.c.version, model_versions.c.run_id
+                )
+                .join(registered_models, registered_models.c.model_id == model_versions.c.model_id)
+                .where(model_versions.c.run_id.in_(list(run_ids)))
+                .order_by(registered_models.c.name, model_versions.c.version)
+            )
+            return [(r.name, r.version, r.run_id) for r in rows]
 
     def latest_model_version(self, name: str) -> int:
         with read(self._engine) as conn:

@@ -24,12 +24,17 @@ __all__ = [
     "model_tags",
     "model_versions",
     "params",
+    "pipeline_lineage",
+    "pipeline_runs",
     "registered_models",
     "route_stats",
     "run_datasets",
     "run_journals",
     "runs",
+    "step_cache",
+    "step_runs",
     "tags",
+    "tuning_journal",
     "users",
 ]
 
@@ -379,4 +384,82 @@ leases = sa.Table(
     sa.Column("name", sa.String(200), primary_key=True),
     sa.Column("holder", sa.String(200), nullable=False),
     sa.Column("expires", sa.BigInteger, nullable=False),
+)
+
+# A run of a pipeline; ``owner``/``heartbeat`` tell a live run from one whose process died.
+pipeline_runs = sa.Table(
+    "pipeline_runs",
+    metadata,
+    sa.Column("run_id", sa.String(32), primary_key=True),
+    sa.Column("pipeline", sa.String(200), nullable=False),
+    sa.Column("source", sa.String(1000), nullable=False),
+    sa.Column("params", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("executor", sa.String(32), nullable=False),
+    sa.Column("user", sa.String(256), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("heartbeat", sa.BigInteger, nullable=True),
+    sa.Column("start_time", sa.BigInteger, nullable=False),
+    sa.Column("end_time", sa.BigInteger, nullable=True),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_pipeline_runs_pipeline_start", "pipeline", "start_time"),
+)
+
+# One step of a pipeline run: its cache key and the parts it was made of (what ``explain``
+# compares), its outputs' digests, and where a reused output was first made.
+step_runs = sa.Table(
+    "step_runs",
+    metadata,
+    sa.Column("step_run_id", sa.String(32), primary_key=True),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("pipeline_runs.run_id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("function", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("cache_hit", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("cache_key", sa.String(64), nullable=False, server_default=""),
+    sa.Column("key_parts", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("upstream", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("outputs", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("reused_from", sa.String(32), nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("start_time", sa.BigInteger, nullable=True),
+    sa.Column("end_time", sa.BigInteger, nullable=True),
+    sa.Column("logs_digest", sa.String(64), nullable=True),
+    sa.Column("error", sa.Text, nullable=False, server_default=""),
+    sa.UniqueConstraint("run_id", "name"),
+)
+
+# Cache key -> outputs. The first writer wins; a racing second writer's outputs are the same
+# content-addressed bytes, so losing the race loses nothing.
+step_cache = sa.Table(
+    "step_cache",
+    metadata,
+    sa.Column("cache_key", sa.String(64), primary_key=True),
+    sa.Column("outputs", sa.Text, nullable=False),
+    sa.Column("step_run_id", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+
+# Lineage edges of a step run: dataset versions it read, tracking runs it made, model versions
+# it registered (``kind`` dataset_version|run|model_version, ``direction`` read|made).
+pipeline_lineage = sa.Table(
+    "pipeline_lineage",
+    metadata,
+    sa.Column("step_run_id", sa.String(32), primary_key=True),
+    sa.Column("run_id", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("ref", sa.String(300), primary_key=True),
+    sa.Column("direction", sa.String(8), primary_key=True),
+    sa.Index("ix_pipeline_lineage_kind_ref", "kind", "ref"),
+    sa.Index("ix_pipeline_lineage_run_id", "run_id"),
+)
+
+# Optuna's journal (every study of the store in one ordered log): ``seq`` is the log number,
+# given out under a lock so that readers never see a gap that fills in later.
+tuning_journal = sa.Table(
+    "tuning_journal",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("log", sa.Text, nullable=False),
 )
