@@ -65,3 +65,17 @@ __all__ = [
     "start_run",
     "step",
 ]
+
+_SUBPACKAGES = frozenset(
+    {"batch", "data", "deploy", "export", "models", "monitoring", "pipelines", "registry"}
+    | {"tracking", "tuning", "validation"}
+)
+
+
+def __getattr__(name: str) -> object:
+    """``shipyard.data.ref(...)`` after a bare ``import shipyard``: subpackages load on use."""
+    if name in _SUBPACKAGES:
+        import importlib
+
+        return importlib.import_module(f"shipyard.{name}")
+    raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
