@@ -142,12 +142,35 @@ def test_ray_executor_writes_batches_in_order(home: Path, tmp_path: Path) -> Non
     clf = _log_classifier(frame, x)
     source = tmp_path / "in.parquet"
     frame.to_parquet(source, row_group_size=57)
+    local = predict("cancer@1", source, tmp_path / "local.parquet", batch_size=57, proba=True)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        result = predict("cancer@1", source, tmp_path / "p.parquet", batch_size=57, executor="ray")
+        result = predict(
+            "cancer@1", source, tmp_path / "p.parquet", batch_size=57, executor="ray", proba=True
+        )
     finally:
         ray.shutdown()
     out = pq.read_table(result.output).to_pandas()
+    assert pq.read_table(local.output).equals(pq.read_table(result.output))
     assert result.batches == 10
+    # The same prediction log: the same rows, inputs, predictions and probabilities, in order.
+    import glob
+
+    import shipyard
+    from shipyard.monitoring.logformat import predictions_glob
+
+    files = sorted(glob.glob(predictions_glob(shipyard.open_workspace().settings.home, "cancer")))
+    logged = pd.concat([pq.read_table(f).to_pandas() for f in files])
+    jobs = {job: rows.sort_values("row") for job, rows in logged.groupby("request_id")}
+    assert len(jobs) == 2
+    first, second = jobs.values()
+    assert list(first["row"]) == list(range(len(frame)))
+    assert (first["protocol"] == "batch").all()
+    compared = [c for c in first.columns if c.startswith("input.") or c == "prediction"]
+    pd.testing.assert_frame_equal(
+        first[compared].reset_index(drop=True), second[compared].reset_index(drop=True)
+    )
+    np.testing.assert_allclose(np.stack(first["proba"]), np.stack(second["proba"]))
+    np.testing.assert_array_equal(first["prediction"], clf.predict(x))
     np.testing.assert_array_equal(out["patient_id"], frame["patient_id"])
     np.testing.assert_array_equal(out["prediction"], clf.predict(x))

@@ -12,13 +12,16 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipyard.batch.predlog import BatchLog
 from shipyard.errors import InputMismatchError, InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
@@ -266,6 +269,7 @@ def _ray_results(
     version: ModelVersion,
     trusted_code: bool,
     plan: _Plan,
+    address: str | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Score batches as Ray tasks, a bounded window in flight, yielding results in order."""
     try:
@@ -274,7 +278,12 @@ def _ray_results(
         raise InvalidArgumentError(_RAY_HINT) from exc
     started = False
     if not ray.is_initialized():
-        ray.init(address=os.environ.get("RAY_ADDRESS"), log_to_driver=False)
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        if address is not None:
+            from shipyard.pipelines.executors import check_ray_address
+
+            check_ray_address(address)
+        ray.init(address=address, log_to_driver=False, include_dashboard=False)
         started = True
     try:
         files = ray.put(_read_model_files(model_folder))
@@ -306,6 +315,8 @@ def predict(
     dataset_name: str | None = None,
     home: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int | None], None] | None = None,
+    log_predictions: bool = True,
+    ray_address: str | None = None,
 ) -> PredictResult:
     """Score a table with a registered model, streaming it in record batches.
 
@@ -324,6 +335,10 @@ def predict(
         dataset_name: the dataset the output is logged to (default ``<model>-predictions``).
         home: workspace (default: ``SHIPYARD_HOME`` or the nearest ``.shipyard/``).
         progress: called as ``progress(rows_done, rows_total_or_None)`` after each batch.
+        log_predictions: write every scored row to the model's prediction log (as the model
+            server does, ``protocol`` ``batch``), so monitoring sees batch predictions too.
+        ray_address: a running Ray cluster for ``executor="ray"`` (default ``RAY_ADDRESS``, or
+            a local Ray).
 
     Returns:
         The output path, row and batch counts, and the dataset version logged.
@@ -361,14 +376,33 @@ def predict(
         dataset = _dataset(source)
         plan = _plan(model, model_ref, list(dataset.schema.names), key_columns, proba)
         total = dataset.count_rows() if source.fmt == "parquet" else None
-        batches = (
-            b
-            for b in dataset.to_batches(columns=[*plan.keys, *plan.features], batch_size=batch_size)
-            if b.num_rows
+        fed: deque[tuple[pa.RecordBatch, float]] = deque()
+
+        def feeding() -> Iterator[pa.RecordBatch]:
+            for b in dataset.to_batches(
+                columns=[*plan.keys, *plan.features], batch_size=batch_size
+            ):
+                if b.num_rows:
+                    fed.append((b, time.perf_counter()))
+                    yield b
+
+        batches = feeding()
+        job_id = f"batch-{uuid.uuid4().hex}"
+        log = (
+            BatchLog(
+                ws.settings.home,
+                version.model,
+                version.version,
+                job_id,
+                datetime.now(UTC),
+                plan.classes if plan.proba else (),
+            )
+            if log_predictions
+            else None
         )
         if executor == "ray":
             results: Iterator[pa.RecordBatch] = _ray_results(
-                batches, folder, version, trusted_code, plan
+                batches, folder, version, trusted_code, plan, ray_address
             )
         else:
             results = _score_in_threads(model, batches, plan)
@@ -378,9 +412,13 @@ def predict(
         writer = None
         try:
             for scored in results:
+                source_batch, began = fed.popleft()  # results come back in input order
                 if writer is None:
                     writer = pq.ParquetWriter(temp, scored.schema)
                 writer.write_batch(scored)
+                if log is not None:
+                    latency = (time.perf_counter() - began) * 1000
+                    log.add(source_batch.select(list(plan.features)), scored, latency)
                 rows += scored.num_rows
                 count += 1
                 if progress is not None:
@@ -390,6 +428,8 @@ def predict(
             writer.close()
             writer = None
             os.replace(temp, target)
+            if log is not None:
+                log.flush()
         finally:
             if writer is not None:
                 with contextlib.suppress(Exception):
@@ -402,6 +442,8 @@ def predict(
             "shipyard.batch.model_digest": version.digest,
             "shipyard.batch.input": os.fspath(input),
         }
+        if log is not None:
+            tags["shipyard.batch.request_id"] = job_id
         with shipyard.start_run(
             experiment="batch-predictions",
             name=f"predict-{version.model}-{version.version}",

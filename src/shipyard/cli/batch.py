@@ -51,6 +51,14 @@ def predict(
     trusted_code: Annotated[
         bool, typer.Option("--trusted-code", help="Allow models that run code when loaded.")
     ] = False,
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="A running Ray cluster (host:port) for --executor ray."),
+    ] = None,
+    log_predictions: Annotated[
+        bool,
+        typer.Option("--log/--no-log", help="Write the predictions to the model's prediction log."),
+    ] = True,
     as_json: _JSON = False,
 ) -> None:
     """Score a table with a model, streaming it in record batches, and log the predictions."""
@@ -82,6 +90,8 @@ def predict(
             trusted_code=trusted_code,
             home=home_from(ctx),
             progress=progress,
+            log_predictions=log_predictions,
+            ray_address=ray_address,
         )
     if as_json:
         print_json(

@@ -128,8 +128,16 @@ def run(
 
     params = _params(param or [])
     pipe, source = load_pipeline(target)
-    if not as_json:
-        err_console.print(f"Running pipeline [bold]{escape(pipe.name)}[/] ({executor})")
+    announced = False
+
+    def progress(step: StepRun) -> None:
+        # Said once the run is recorded: bad input before that gives its error line alone.
+        nonlocal announced
+        if not announced:
+            announced = True
+            err_console.print(f"Running pipeline [bold]{escape(pipe.name)}[/] ({executor})")
+        _said(step)
+
     result = run_pipeline(
         pipe,
         params,
@@ -139,7 +147,7 @@ def run(
         ray_address=ray_address,
         max_workers=max_workers,
         echo=not as_json,
-        progress=None if as_json else _said,
+        progress=None if as_json else progress,
     )
     if as_json:
         print_json(_run_dict(result.run) | {"steps": [_step_dict(s) for s in result.steps]})

@@ -37,8 +37,14 @@ JSON value, string).
 
 from __future__ import annotations
 
-from datetime import datetime
+import os
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "CLASSES_METADATA_KEY",
@@ -49,6 +55,7 @@ __all__ = [
     "hour_partition",
     "predictions_glob",
     "segment_folder",
+    "write_segment",
 ]
 
 PREDICTIONS_AREA = "predictions"
@@ -79,3 +86,20 @@ def predictions_glob(root: str | Path, model: str | None = None) -> str:
 def feedback_glob(root: str | Path) -> str:
     """A glob over every feedback segment."""
     return str(Path(root) / FEEDBACK_AREA / "*" / "part-*.parquet")
+
+
+def write_segment(folder: Path, table: pa.Table) -> Path:
+    """Write ``table`` as a new segment in ``folder``: a hidden temporary file, then a rename,
+    so readers never see half a segment."""
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+    final = folder / f"part-{stamp}-{uuid.uuid4().hex}.parquet"
+    temp = folder / f".{final.name}.tmp"
+    try:
+        pq.write_table(table, temp)
+        os.replace(temp, final)
+    finally:
+        temp.unlink(missing_ok=True)
+    return final

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import threading
-import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from shipyard.monitoring.logformat import (
     INPUT_PREFIX,
     PREDICTIONS_AREA,
     segment_folder,
+    write_segment,
 )
 
 if TYPE_CHECKING:
@@ -269,7 +269,7 @@ class PredictionLog:
             return
         for table in tables:
             try:
-                _write_segment(folder, table)
+                write_segment(folder, table)
             except Exception:  # a full disk must not kill the writer
                 log.exception("could not write %d log rows to %s; they are lost", table.num_rows,
                               folder)  # fmt: skip
@@ -573,18 +573,3 @@ def _feedback_table(records: list[_Feedback]) -> pa.Table:
             "label": pa.array([r.label for r in records], pa.string()),
         }
     )
-
-
-def _write_segment(folder: Path, table: pa.Table) -> Path:
-    import pyarrow.parquet as pq
-
-    folder.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    final = folder / f"part-{stamp}-{uuid.uuid4().hex}.parquet"
-    temp = folder / f".{final.name}.tmp"
-    try:
-        pq.write_table(table, temp)
-        os.replace(temp, final)
-    finally:
-        temp.unlink(missing_ok=True)
-    return final
