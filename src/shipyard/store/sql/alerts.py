@@ -14,12 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from shipyard.entities import AlertEvent, AlertState, Severity
 from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.store.backend import AlertProgress
-from shipyard.store.sql.engine import read, with_retries, with_unique_retries, write
+from shipyard.store.sql.engine import dialect_insert, read, with_retries, with_unique_retries, write
 from shipyard.store.sql.schema import alert_events, alert_state
 
 __all__ = ["DELIVERY_STATUSES", "AlertMethods"]
@@ -142,11 +141,9 @@ class AlertMethods:
                 if event_rows:
                     # Event ids derive from (model, rule, state, window): an event already
                     # stored (progress reset by hand, say) is not stored twice.
-                    insert = (
-                        postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-                    )
+                    insert = dialect_insert(conn.dialect.name, alert_events)
                     conn.execute(
-                        insert(alert_events).on_conflict_do_nothing(index_elements=["event_id"]),
+                        insert.on_conflict_do_nothing(index_elements=["event_id"]),
                         event_rows,
                     )
             return True

@@ -9,7 +9,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from shipyard.config import redact_url
@@ -24,7 +23,7 @@ from shipyard.store.sql import migrate
 from shipyard.store.sql.alerts import AlertMethods
 from shipyard.store.sql.datasets import DatasetMethods
 from shipyard.store.sql.deployments import DeploymentMethods
-from shipyard.store.sql.engine import chunks, make_engine, read, with_retries, write
+from shipyard.store.sql.engine import chunks, dialect_insert, make_engine, read, with_retries, write
 from shipyard.store.sql.liveness import LivenessMethods, insert_metrics
 from shipyard.store.sql.pipelines import PipelineMethods
 from shipyard.store.sql.registry import RegistryMethods
@@ -109,7 +108,7 @@ class SqlBackend(
 
     def _insert(self, table: sa.Table) -> Any:
         dialect = self._engine.dialect.name
-        return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        return dialect_insert(dialect, table)
 
     # experiments ---------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from shipyard.errors import InvalidArgumentError, StoreError
 __all__ = [
     "BUSY_TIMEOUT_S",
     "chunks",
+    "dialect_insert",
     "is_unique_violation",
     "make_engine",
     "read",
@@ -207,3 +208,15 @@ def with_unique_retries(operation: Callable[[], T], *, what: str, attempts: int 
                 raise
             time.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 6)))  # noqa: S311
     raise StoreError(f"{what}: too many concurrent writers, try again")
+
+
+def dialect_insert(dialect: str, table: sa.Table) -> Any:
+    """``INSERT`` with the dialect's ``ON CONFLICT`` support (PostgreSQL or SQLite).
+
+    The dialect module is imported on use: PostgreSQL's pulls in every driver's module, which a
+    SQLite store never needs.
+    """
+    import importlib
+
+    name = "postgresql" if dialect == "postgresql" else "sqlite"
+    return importlib.import_module(f"sqlalchemy.dialects.{name}").insert(table)

@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from shipyard.entities import JournalSegment, Metric, RunOwner, RunStatus
 from shipyard.errors import NotFoundError
-from shipyard.store.sql.engine import chunks, read, with_retries, write
+from shipyard.store.sql.engine import chunks, dialect_insert, read, with_retries, write
 from shipyard.store.sql.schema import latest_metrics, run_journals, runs
 from shipyard.store.sql.schema import metrics as metrics_table
 
@@ -37,7 +36,7 @@ def _db_float(value: float) -> float | None:
 
 
 def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+    return dialect_insert(conn.dialect.name, table)
 
 
 def insert_metrics(conn: sa.Connection, metrics: Sequence[Metric]) -> None:
