@@ -33,6 +33,7 @@ from shipyard.tracking import (
     set_tags,
     start_run,
 )
+from shipyard.tuning import tune
 
 __version__ = "0.1.0.dev0"
 
@@ -64,6 +65,7 @@ __all__ = [
     "set_tags",
     "start_run",
     "step",
+    "tune",
 ]
 
 _SUBPACKAGES = frozenset(

@@ -9,7 +9,17 @@ import typer
 from rich.markup import escape
 from rich.text import Text
 
-from shipyard.cli import artifacts, data, deploy, experiments, models, monitor, pipeline, runs
+from shipyard.cli import (
+    artifacts,
+    data,
+    deploy,
+    experiments,
+    models,
+    monitor,
+    pipeline,
+    runs,
+    tune,
+)
 from shipyard.cli._base import ShipyardGroup, console
 from shipyard.cli.batch import export, predict
 from shipyard.cli.serve import serve
@@ -37,6 +47,7 @@ app.add_typer(models.audit_app, name="audit")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(tune.app, name="tune")
 app.command("validate")(validate)
 app.command("serve")(serve)
 app.command("predict")(predict)

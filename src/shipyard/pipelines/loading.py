@@ -45,8 +45,8 @@ def _import_file(path: Path) -> ModuleType:
 
 
 def _same_file(module: ModuleType, path: Path) -> bool:
-    file = getattr(module, "__file__", None)
-    return bool(file) and Path(file).resolve() == path
+    file: str | None = getattr(module, "__file__", None)
+    return file is not None and Path(file).resolve() == path
 
 
 def load_pipeline(target: str) -> tuple[Pipeline, str]:
