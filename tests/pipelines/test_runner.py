@@ -173,3 +173,42 @@ def test_a_running_run_whose_process_died_shows_as_crashed(home: Path) -> None:
         **{**alive.__dict__, "owner": json.dumps([me.host, 2**22 + os.getpid(), "1"])}
     )
     assert shown_status(gone) == "CRASHED"
+
+
+def test_a_tuning_study_is_a_step(tmp_path: Path, home: Path) -> None:
+    path = write(
+        tmp_path,
+        '''
+        import shipyard
+        from shipyard.tuning import Float
+
+        def objective(trial):
+            return (trial.params["x"] - 2.0) ** 2
+
+        @shipyard.step
+        def search(trials: int) -> dict:
+            study = shipyard.tune(
+                objective, {"x": Float(-5.0, 5.0)}, n_trials=trials, study="quad", seed=1
+            )
+            return {"x": study.best_params["x"], "value": study.best_value}
+
+        @shipyard.step
+        def report(best: dict) -> str:
+            return f"x={best['x']:.2f}"
+
+        @shipyard.pipeline
+        def tuned(trials: int = 8):
+            return report(search(trials))
+        ''',
+    )
+    result = run(path, "tuned")
+    best = result.output("search")
+    assert best["value"] == pytest.approx((best["x"] - 2.0) ** 2)
+    edges = shipyard.open_workspace().backend.pipeline_lineage(run_id=result.run_id)
+    made = [e.ref for e in edges if e.kind == "run"]
+    assert len(made) == 9  # the study's run and its 8 trials
+    study_runs = [shipyard.get_run(r) for r in made]
+    parents = {r.parent_run_id for r in study_runs}
+    assert len(parents) == 2  # None for the study's run, its id for every trial
+    assert all(e.step_run_id == result.step("search").step_run_id for e in edges)
+    assert run(path, "tuned").cached == ["search", "report"]  # no new trials on a re-run

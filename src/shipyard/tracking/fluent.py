@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "active_run",
+    "default_run_tags",
     "end_run",
     "flush",
     "get_metric_history",
@@ -217,7 +218,8 @@ def start_run(
         )
     # Check everything the user passed before anything is written.
     clean_tags = {
-        validate_key("tag", k): tag_value(k, v) for k, v in {**_env_tags(), **(tags or {})}.items()
+        validate_key("tag", k): tag_value(k, v)
+        for k, v in {**default_run_tags(), **(tags or {})}.items()
     }
     if name is not None:
         validate_name("run", name)
@@ -271,7 +273,8 @@ def start_run(
     return run
 
 
-def _env_tags() -> dict[str, Any]:
+def default_run_tags() -> dict[str, Any]:
+    """The tags ``SHIPYARD_RUN_TAGS`` sets on every new run of this process."""
     text = os.environ.get(RUN_TAGS_ENV)
     if not text:
         return {}

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.entities import RunStatus
 from shipyard.errors import InvalidArgumentError, ShipyardError
 from shipyard.tracking import ActiveRun, Workspace, active_run, open_workspace
-from shipyard.tracking.fluent import DEFAULT_EXPERIMENT
+from shipyard.tracking.fluent import DEFAULT_EXPERIMENT, default_run_tags
 from shipyard.tracking.liveness import owner_is_dead, this_process
 from shipyard.tracking.run import now_ms
 from shipyard.tracking.validation import validate_key, validate_name
@@ -244,6 +244,7 @@ def _create_study_run(
         start_time=now_ms(),
         parent_run_id=None if parent is None else parent.run_id,
         tags={
+            **default_run_tags(),
             TAG_STUDY: args.study,
             TAG_DIRECTION: direction_name(storage.get_study_directions(study_id)),
         },

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.entities import ArtifactRecord, Metric, RunStatus
 from shipyard.errors import InvalidArgumentError
 from shipyard.tracking import ActiveRun, Workspace
+from shipyard.tracking.fluent import default_run_tags
 from shipyard.tracking.liveness import this_process
 from shipyard.tracking.run import now_ms
 from shipyard.tracking.validation import int64, metric_value, validate_key
@@ -211,7 +212,7 @@ class TrialRunner:
             user=self.workspace.settings.user,
             start_time=now_ms(),
             parent_run_id=ctx.parent_run_id,
-            tags={TAG_STUDY: ctx.study, TAG_TRIAL: str(optuna_trial.number)},
+            tags={**default_run_tags(), TAG_STUDY: ctx.study, TAG_TRIAL: str(optuna_trial.number)},
             owner=this_process(),
         )
         run = ActiveRun(self.workspace, stored, owned=True)
