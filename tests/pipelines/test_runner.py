@@ -133,6 +133,15 @@ def test_runs_and_models_made_by_a_step_are_in_its_lineage(tmp_path: Path, home:
     assert ws.backend.pipeline_lineage(kind="model_version", ref="churn-model@1")[0].run_id == (
         result.run_id
     )
+    from typer.testing import CliRunner
+
+    from shipyard.cli import app
+
+    shown = CliRunner().invoke(app, ["models", "lineage", "churn-model@1", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.output)["pipeline_runs"] == [
+        {"pipeline": "training", "run_id": result.run_id, "step": "train"}
+    ]
 
 
 def test_outputs_are_loaded_by_name(tmp_path: Path, home: Path) -> None:
@@ -178,7 +187,7 @@ def test_a_running_run_whose_process_died_shows_as_crashed(home: Path) -> None:
 def test_a_tuning_study_is_a_step(tmp_path: Path, home: Path) -> None:
     path = write(
         tmp_path,
-        '''
+        """
         import shipyard
         from shipyard.tuning import Float
 
@@ -199,7 +208,7 @@ def test_a_tuning_study_is_a_step(tmp_path: Path, home: Path) -> None:
         @shipyard.pipeline
         def tuned(trials: int = 8):
             return report(search(trials))
-        ''',
+        """,
     )
     result = run(path, "tuned")
     best = result.output("search")

@@ -219,11 +219,17 @@ def lineage(ctx: typer.Context, ref: str, as_json: _JSON = False) -> None:
         workspace.backend.run_dataset_versions([version.run_id], "input") if version.run_id else []
     )
     deployments = workspace.backend.deployments_of_version(version.model, version.version)
+    pipeline_steps = []
+    for edge in workspace.backend.pipeline_lineage(kind="model_version", ref=version.ref):
+        step = workspace.backend.get_step_run(edge.step_run_id)
+        run = workspace.backend.get_pipeline_run(edge.run_id)
+        pipeline_steps.append({"pipeline": run.pipeline, "run_id": run.run_id, "step": step.name})
     data = {
         "version": version.ref,
         "digest": version.digest,
         "run_id": version.run_id,
         "datasets": [v.ref for _, v in inputs],
+        "pipeline_runs": pipeline_steps,
         "deployments": [{"name": name, "since": since} for name, since in deployments],
     }
     if as_json:
@@ -234,6 +240,13 @@ def lineage(ctx: typer.Context, ref: str, as_json: _JSON = False) -> None:
         console.print("  registered without a run")
     else:
         console.print(Text(f"  produced by run {version.run_id}"))
+    for made in pipeline_steps:
+        console.print(
+            Text(
+                f"  in step {made['step']} of pipeline {made['pipeline']} "
+                f"(run {made['run_id'][:8]})"
+            )
+        )
     for _, dataset in inputs:
         console.print(Text(f"  which read {dataset.ref}"))
     for name, since in deployments:
