@@ -9,6 +9,8 @@ Example:
 A bare ``import shipyard`` is fast: the stores, SQLAlchemy and pandas load on first use.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from shipyard.entities import Experiment, Metric, Run, RunStatus
 from shipyard.errors import ShipyardError
 from shipyard.pipelines import pipeline, step
@@ -33,7 +35,9 @@ from shipyard.tracking import (
     set_tags,
     start_run,
 )
-from shipyard.tuning import tune
+
+if TYPE_CHECKING:
+    from shipyard.tuning import tune
 
 __version__ = "0.1.0.dev0"
 
@@ -74,8 +78,14 @@ _SUBPACKAGES = frozenset(
 )
 
 
-def __getattr__(name: str) -> object:
-    """``shipyard.data.ref(...)`` after a bare ``import shipyard``: subpackages load on use."""
+def __getattr__(name: str) -> Any:
+    """``shipyard.data.ref(...)`` after a bare ``import shipyard``: subpackages load on use
+    (and ``shipyard.tune`` with its package)."""
+    if name == "tune":
+        from shipyard.tuning import tune as found
+
+        globals()["tune"] = found
+        return found
     if name in _SUBPACKAGES:
         import importlib
 

@@ -8,14 +8,12 @@ them when asked. Plugins register under the ``shipyard.executors`` entry-point g
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from importlib.metadata import entry_points
 from typing import Any, Protocol, runtime_checkable
 
 from shipyard.errors import InvalidArgumentError
@@ -107,6 +105,8 @@ class ProcessExecutor:
         workers = max_workers or os.cpu_count() or 1
         if workers < 1:
             raise InvalidArgumentError("max_workers must be at least 1")
+        import multiprocessing
+
         method = (
             "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
         )
@@ -327,6 +327,8 @@ def get_executor(name: str, **options: Any) -> Executor:
     """
     factory = _BUILTIN.get(name)
     if factory is None:
+        from importlib.metadata import entry_points
+
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             if ep.name == name:
                 factory = ep.load()

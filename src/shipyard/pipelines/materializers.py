@@ -19,7 +19,6 @@ re-runs the steps instead of reading old files the new way. Plugins register mor
 from __future__ import annotations
 
 import json
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -224,6 +223,8 @@ _plugins: list[Materializer] | None = None
 def _plugin_materializers() -> list[Materializer]:
     global _plugins
     if _plugins is None:
+        from importlib.metadata import entry_points  # slow to import: only when used
+
         loaded: list[Materializer] = []
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             obj = ep.load()
