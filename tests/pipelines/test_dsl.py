@@ -63,8 +63,8 @@ def test_string_parameters_from_the_command_line_are_converted() -> None:
     ("params", "message"),
     [
         ({"epochs": 3}, "has no parameter 'epochs'; its parameters: n, ratio, verbose"),
-        ({"n": "ten"}, "parameter 'n' of pipeline 'flow' takes a int, not 'ten'"),
-        ({"verbose": "maybe"}, "takes a bool"),
+        ({"n": "ten"}, "parameter 'n' of pipeline 'flow' must be an integer, not 'ten'"),
+        ({"verbose": "maybe"}, "must be true or false"),
     ],
 )
 def test_bad_parameters_are_named(params: dict[str, object], message: str) -> None:
@@ -87,7 +87,7 @@ def test_literal_arguments_must_be_json_values() -> None:
         return total(object())
 
     with pytest.raises(
-        InvalidArgumentError, match="argument 'values': a object cannot be a literal"
+        InvalidArgumentError, match="argument 'values': a object value cannot be a literal"
     ):
         bad.build()
 

@@ -124,7 +124,12 @@ def run(
     as_json: _JSON = False,
 ) -> None:
     """Run a pipeline: steps whose code, parameters and inputs are unchanged are reused."""
-    from shipyard.pipelines import load_pipeline, run_pipeline
+    from shipyard.pipelines import (
+        PipelineCancelledError,
+        PipelineFailedError,
+        load_pipeline,
+        run_pipeline,
+    )
 
     params = _params(param or [])
     pipe, source = load_pipeline(target)
@@ -138,17 +143,25 @@ def run(
             err_console.print(f"Running pipeline [bold]{escape(pipe.name)}[/] ({executor})")
         _said(step)
 
-    result = run_pipeline(
-        pipe,
-        params,
-        executor=executor,
-        home=home_from(ctx),
-        source=source,
-        ray_address=ray_address,
-        max_workers=max_workers,
-        echo=not as_json,
-        progress=None if as_json else progress,
-    )
+    try:
+        result = run_pipeline(
+            pipe,
+            params,
+            executor=executor,
+            home=home_from(ctx),
+            source=source,
+            ray_address=ray_address,
+            max_workers=max_workers,
+            echo=not as_json,
+            progress=None if as_json else progress,
+        )
+    except (PipelineFailedError, PipelineCancelledError) as exc:
+        if as_json:  # scripts get the record of a run that failed too, then the exit code
+            backend = workspace_from(ctx).backend
+            record = backend.get_pipeline_run(exc.run_id)
+            steps = backend.list_step_runs(exc.run_id)
+            print_json(_run_dict(record) | {"steps": [_step_dict(s) for s in steps]})
+        raise
     if as_json:
         print_json(_run_dict(result.run) | {"steps": [_step_dict(s) for s in result.steps]})
         return

@@ -235,7 +235,7 @@ def _argument(step: str, arg: str, value: Any) -> Any:
         json.dumps(value, allow_nan=True, sort_keys=True)
     except (TypeError, ValueError):
         raise InvalidArgumentError(
-            f"step {step!r}, argument {arg!r}: a {type(value).__name__} cannot be a literal "
+            f"step {step!r}, argument {arg!r}: a {type(value).__name__} value cannot be a literal "
             "argument; literals must be JSON values (numbers, strings, booleans, None, lists, "
             "dicts) — pass data as the output of another step"
         ) from None
@@ -414,6 +414,14 @@ def _returned_outputs(name: str, returned: Any) -> Iterator[Output]:
         yield item
 
 
+_KIND_WORDS: dict[Any, str] = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+}
+
+
 def _convert(pipe: Pipeline, name: str, value: Any) -> Any:
     if not isinstance(value, str):
         return value
@@ -442,7 +450,8 @@ def _convert(pipe: Pipeline, name: str, value: Any) -> Any:
         if kind in (None, inspect.Parameter.empty):
             return value
         raise InvalidArgumentError(
-            f"parameter {name!r} of pipeline {pipe.name!r} takes a {kind.__name__}, not {value!r}"
+            f"parameter {name!r} of pipeline {pipe.name!r} must be "
+            f"{_KIND_WORDS.get(kind, kind.__name__)}, not {value!r}"
         ) from None
 
 

@@ -231,14 +231,14 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, *, address: str | None = None, num_cpus: int | None = None) -> None:
+        address = address or os.environ.get("RAY_ADDRESS") or None
+        if address is not None:
+            check_ray_address(address)  # before importing Ray: a dead address fails at once
         try:
             import ray
         except ImportError as exc:
             raise InvalidArgumentError(_RAY_HINT) from exc
         self._ray = ray
-        address = address or os.environ.get("RAY_ADDRESS") or None
-        if address is not None:
-            check_ray_address(address)
         self._started = False
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"log_to_driver": False, "include_dashboard": False}

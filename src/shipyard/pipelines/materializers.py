@@ -256,9 +256,10 @@ def choose(obj: object, *, step: str, output: str, allow_pickle: bool) -> Materi
     if allow_pickle:
         return _PICKLE
     raise InvalidArgumentError(
-        f"step {step!r} output {output!r}: no materializer stores a {type_name(obj)} without "
-        "pickle; return a JSON value, numpy array, DataFrame, Arrow table or model, or declare "
-        "the step with @step(allow_pickle=True) (a pickle runs code when it is loaded)"
+        f"step {step!r} output {output!r}: no materializer stores a value of type "
+        f"{type_name(obj)} without pickle; return a JSON value, numpy array, DataFrame, "
+        "Arrow table or model, or declare the step with @step(allow_pickle=True) "
+        "(a pickle runs code when it is loaded)"
     )
 
 

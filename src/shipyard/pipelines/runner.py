@@ -65,11 +65,19 @@ class PipelineFailedError(ShipyardError):
 
     exit_code = 1
 
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
 
 class PipelineCancelledError(ShipyardError):
     """The run was cancelled (Ctrl-C, SIGTERM); recorded ``CANCELLED``."""
 
     exit_code = 130
+
+    def __init__(self, message: str, run_id: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
 
 
 class _Cancelled(BaseException):
@@ -349,8 +357,13 @@ class _Run:
                 arguments[arg] = item.datasets[arg]
             else:
                 arguments[arg] = value
+        # The whole workspace, not only its folder: a Ray worker or the process server
+        # inherited another environment, and runs a step logs belong in this run's stores.
         env = {
             "SHIPYARD_HOME": str(self.ws.settings.home),
+            "SHIPYARD_STORE_URL": self.ws.settings.store_url,
+            "SHIPYARD_ARTIFACTS_URL": self.ws.settings.artifacts_url,
+            "SHIPYARD_USER": self.ws.settings.user,
             "SHIPYARD_RUN_TAGS": json.dumps(
                 {
                     RUN_TAG: self.run.run_id,
@@ -563,7 +576,7 @@ def run_pipeline(
     finished = backend.get_pipeline_run(run_id)
     steps = backend.list_step_runs(run_id)
     if status is PipelineStatus.CANCELLED:
-        raise PipelineCancelledError(f"pipeline run {run_id} was cancelled")
+        raise PipelineCancelledError(f"pipeline run {run_id} was cancelled", run_id)
     if status is PipelineStatus.FAILED:
         failed = state.failed.name if state.failed is not None else "?"
         detail = state.failed.error if state.failed is not None else error
@@ -571,7 +584,8 @@ def run_pipeline(
         raise PipelineFailedError(
             f"step {failed!r} of pipeline {pipe.name!r} failed: {last[0]} "
             f"(run {run_id}; `shipyard pipeline show {run_id[:8]} --logs {failed}` "
-            "has its traceback and logs)"
+            "has its traceback and logs)",
+            run_id,
         )
     return PipelineResult(finished, steps, ws.artifacts)
 
