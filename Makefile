@@ -42,7 +42,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration and not e2e"
 
 ## bench: side by side with MLflow, DVC, MLServer and Evidently, each in its own venv; hashing;
-## OIP binary vs JSON; deployment routing
+## OIP binary vs JSON; deployment routing; pipelines vs ZenML and Prefect; tuning vs Optuna
 bench: $(STAMP)
 	$(BIN)/python bench/tracking_vs_mlflow.py
 	$(BIN)/python bench/hashing.py
@@ -51,6 +51,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/drift_vs_evidently.py
 	$(BIN)/python bench/oip_binary.py
 	$(BIN)/python bench/deploy_routes.py
+	$(BIN)/python bench/pipelines_vs_zenml_prefect.py
+	$(BIN)/python bench/tuning_vs_optuna.py
 
 ## lock: refresh constraints.txt from the current environment
 lock:

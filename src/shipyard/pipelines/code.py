@@ -51,7 +51,10 @@ def _tree(obj: Any) -> ast.AST | None:
 
 def normalised_source(obj: Any) -> str:
     """A stable text of what ``obj`` (a function or class) does."""
-    tree = _tree(obj)
+    return _normalised(obj, _tree(obj))
+
+
+def _normalised(obj: Any, tree: ast.AST | None) -> str:
     if tree is not None:
         return ast.dump(tree, annotate_fields=True, include_attributes=False)
     code = getattr(obj, "__code__", None)
@@ -73,13 +76,20 @@ def _unwrap(obj: Any) -> Any:
     return inner if callable(inner) and hasattr(inner, "__code__") else obj
 
 
-def code_digests(fn: Callable[..., Any]) -> dict[str, str]:
+def code_digests(
+    fn: Callable[..., Any], memo: dict[int, tuple[str, str, ast.AST | None]] | None = None
+) -> dict[str, str]:
     """Digest of ``fn`` and of each function, class and constant of its module it uses.
+
+    Args:
+        fn: the step's function (or the step).
+        memo: shared between calls of one run, so a helper used by many steps is parsed once.
 
     Returns:
         ``{qualified name: digest}``, sorted; constants appear as ``module.NAME``.
     """
     fn = _unwrap(fn)
+    memo = {} if memo is None else memo
     module = getattr(fn, "__module__", None)
     found: dict[str, str] = {}
     pending: list[Any] = [fn]
@@ -89,24 +99,27 @@ def code_digests(fn: Callable[..., Any]) -> dict[str, str]:
         if id(obj) in seen:
             continue
         seen.add(id(obj))
-        text = normalised_source(obj)
-        found[f"{obj.__module__}.{obj.__qualname__}"] = hashlib.sha256(text.encode()).hexdigest()
-        tree = _tree(obj)
+        if id(obj) not in memo:
+            tree = _tree(obj)
+            digest = hashlib.sha256(_normalised(obj, tree).encode()).hexdigest()
+            memo[id(obj)] = (f"{obj.__module__}.{obj.__qualname__}", digest, tree)
+        name, digest, tree = memo[id(obj)]
+        found[name] = digest
         if tree is None:
             continue
         space = getattr(obj, "__globals__", None)
         if space is None:
             source_module = inspect.getmodule(obj)
             space = vars(source_module) if source_module is not None else {}
-        for name in sorted(_names(tree)):
-            if name not in space:
+        for used in sorted(_names(tree)):
+            if used not in space:
                 continue
-            value = _unwrap(space[name])
+            value = _unwrap(space[used])
             if isinstance(value, type | types.FunctionType):
                 if getattr(value, "__module__", None) == module:
                     pending.append(value)
             elif _is_constant(value):
-                found[f"{module}.{name}"] = hashlib.sha256(repr(value).encode()).hexdigest()
+                found[f"{module}.{used}"] = hashlib.sha256(repr(value).encode()).hexdigest()
     return dict(sorted(found.items()))
 
 

@@ -166,6 +166,7 @@ def _resolve_dataset(backend: Backend, ref: DatasetRef) -> DatasetInput:
 def _prepare(pipe: Pipeline, nodes: list[Node], backend: Backend, run_id: str) -> list[_Prepared]:
     """Resolve every dataset and external read and hash every step's code, before recording."""
     codes: dict[int, dict[str, str]] = {}
+    memo: dict[int, Any] = {}  # each function parsed once per run, however many steps use it
     resolved: dict[DatasetRef, DatasetInput] = {}
 
     def dataset(ref: DatasetRef, step: str) -> DatasetInput:
@@ -180,7 +181,7 @@ def _prepare(pipe: Pipeline, nodes: list[Node], backend: Backend, run_id: str) -
     for node in nodes:
         step = node.step
         if id(step) not in codes:
-            codes[id(step)] = code_digests(step.fn)
+            codes[id(step)] = code_digests(step.fn, memo)
         datasets = {
             arg: dataset(value, node.name)
             for arg, value in node.arguments.items()
@@ -278,13 +279,23 @@ class _Run:
         self.running: dict[Future[TaskResult], tuple[str, int]] = {}
         self.retries: list[tuple[float, str, int]] = []
         self.failed: StepRun | None = None
+        self.deferred: list[StepRun] = []
         self.materializers = materializer_versions()
 
-    def save(self, record: StepRun) -> None:
+    def save(self, record: StepRun, *, defer: bool = False) -> None:
+        """Record a step's new state; ``defer`` batches it with the next save (cache hits of
+        one round are written in one transaction)."""
         self.records[record.name] = record
-        self.backend.save_step_run(record)
+        self.deferred.append(record)
+        if not defer:
+            self.flush()
         if self.progress is not None:
             self.progress(record)
+
+    def flush(self) -> None:
+        if self.deferred:
+            self.backend.save_step_runs(self.deferred)
+            self.deferred = []
 
     def key(self, item: _Prepared) -> KeyParts:
         inputs: dict[str, str] = {}
@@ -344,7 +355,8 @@ class _Run:
                         attempts=0,
                         start_time=now,
                         end_time=now,
-                    )
+                    ),
+                    defer=True,
                 )
                 return
             if hit is not None:
@@ -471,6 +483,7 @@ class _Run:
                     progressed = bool(ready)
                     for name in ready:
                         self.start(name, 1)
+            self.flush()
             if not self.running:
                 if self.failed is not None or not self.retries:
                     return
@@ -572,6 +585,8 @@ def run_pipeline(
     finally:
         heartbeat.stop()
         chosen.close()
+        with contextlib.suppress(Exception):  # cache hits not yet written keep their state
+            state.flush()
         backend.finish_pipeline_run(run_id, status, end_time=_now_ms(), error=error)
     finished = backend.get_pipeline_run(run_id)
     steps = backend.list_step_runs(run_id)

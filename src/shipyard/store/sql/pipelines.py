@@ -130,19 +130,24 @@ class PipelineMethods:
 
     def save_step_run(self, step: StepRun) -> None:
         """Overwrite a step run's row with ``step``."""
+        self.save_step_runs([step])
+
+    def save_step_runs(self, steps: Sequence[StepRun]) -> None:
+        """Overwrite the rows of ``steps`` in one transaction."""
 
         def change() -> None:
             with write(self._engine) as conn:
-                values = _step_values(step)
-                done = conn.execute(
-                    step_runs.update()
-                    .where(step_runs.c.step_run_id == step.step_run_id)
-                    .values(**values)
-                )
-                if done.rowcount == 0:
-                    raise NotFoundError(f"no step run {step.step_run_id}")
+                for step in steps:
+                    done = conn.execute(
+                        step_runs.update()
+                        .where(step_runs.c.step_run_id == step.step_run_id)
+                        .values(**_step_values(step))
+                    )
+                    if done.rowcount == 0:
+                        raise NotFoundError(f"no step run {step.step_run_id}")
 
-        with_retries(change, what=f"recording step {step.name}")
+        if steps:
+            with_retries(change, what=f"recording step {steps[0].name}")
 
     def finish_pipeline_run(
         self, run_id: str, status: PipelineStatus, *, end_time: int, error: str = ""
