@@ -35,13 +35,20 @@ class StepExplanation:
         }
 
 
-def _previous_steps(backend: Backend, run: PipelineRun) -> list[tuple[str, dict[str, StepRun]]]:
-    earlier = backend.list_pipeline_runs(run.pipeline, limit=_LOOK_BACK, before=run.start_time)
-    return [
-        (other.run_id, {s.name: s for s in backend.list_step_runs(other.run_id)})
-        for other in earlier
-        if other.run_id != run.run_id
-    ]
+def _previous(
+    backend: Backend, run: PipelineRun, name: str, seen: dict[str, list[StepRun]]
+) -> tuple[str, StepRun] | None:
+    """The latest earlier run of the pipeline that completed step ``name``, and that step
+    (earlier runs' steps are read once, into ``seen``, and only as far back as needed)."""
+    for other in backend.list_pipeline_runs(run.pipeline, limit=_LOOK_BACK, before=run.start_time):
+        if other.run_id == run.run_id:
+            continue
+        if other.run_id not in seen:
+            seen[other.run_id] = backend.list_step_runs(other.run_id)
+        for step in seen[other.run_id]:
+            if step.name == name and step.key_parts and step.status.done:
+                return other.run_id, step
+    return None
 
 
 def _decision(step: StepRun) -> str:
@@ -69,7 +76,7 @@ def _input_sources(step: StepRun, changes: list[str]) -> list[str]:
 def explain(backend: Backend, run_id: str) -> list[StepExplanation]:
     """Explain each step of a run against the latest earlier run that had the same step."""
     run = backend.get_pipeline_run(run_id)
-    history = _previous_steps(backend, run)
+    seen: dict[str, list[StepRun]] = {}
     explained = []
     for step in backend.list_step_runs(run.run_id):
         decision = _decision(step)
@@ -89,16 +96,7 @@ def explain(backend: Backend, run_id: str) -> list[StepExplanation]:
             reasons = ["caching is off for this step (@step(cache=False)): it always runs"]
             explained.append(StepExplanation(step.name, step.status, decision, reasons))
             continue
-        previous = next(
-            (
-                (other_id, steps[step.name])
-                for other_id, steps in history
-                if step.name in steps
-                and steps[step.name].key_parts
-                and steps[step.name].status.done
-            ),
-            None,
-        )
+        previous = _previous(backend, run, step.name, seen)
         if previous is None:
             reasons = [f"first run: no earlier run of {run.pipeline!r} completed this step"]
             explained.append(StepExplanation(step.name, step.status, decision, reasons))

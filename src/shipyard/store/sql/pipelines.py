@@ -24,7 +24,13 @@ from shipyard.entities import (
     StepStatus,
 )
 from shipyard.errors import InvalidArgumentError, NotFoundError
-from shipyard.store.sql.engine import is_unique_violation, read, with_retries, write
+from shipyard.store.sql.engine import (
+    dialect_insert,
+    is_unique_violation,
+    read,
+    with_retries,
+    write,
+)
 from shipyard.store.sql.schema import pipeline_lineage, pipeline_runs, step_cache, step_runs
 
 __all__ = ["PipelineMethods"]
@@ -274,26 +280,19 @@ class PipelineMethods:
         """Record lineage edges (an edge recorded twice is kept once)."""
         if not edges:
             return
+        rows = [
+            {
+                "step_run_id": e.step_run_id,
+                "run_id": e.run_id,
+                "kind": e.kind,
+                "ref": e.ref,
+                "direction": e.direction,
+            }
+            for e in edges
+        ]
         with write(self._engine) as conn:
-            for edge in edges:
-                exists = conn.execute(
-                    sa.select(pipeline_lineage.c.step_run_id).where(
-                        pipeline_lineage.c.step_run_id == edge.step_run_id,
-                        pipeline_lineage.c.kind == edge.kind,
-                        pipeline_lineage.c.ref == edge.ref,
-                        pipeline_lineage.c.direction == edge.direction,
-                    )
-                ).first()
-                if exists is None:
-                    conn.execute(
-                        pipeline_lineage.insert().values(
-                            step_run_id=edge.step_run_id,
-                            run_id=edge.run_id,
-                            kind=edge.kind,
-                            ref=edge.ref,
-                            direction=edge.direction,
-                        )
-                    )
+            insert = dialect_insert(conn.dialect.name, pipeline_lineage)
+            conn.execute(insert.on_conflict_do_nothing(), rows)
 
     def pipeline_lineage(
         self, *, run_id: str | None = None, kind: str | None = None, ref: str | None = None
