@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from rich.text import Text
 
 from shipyard.cli import (
     artifacts,
+    automate,
     data,
     deploy,
     experiments,
@@ -49,6 +51,7 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(deploy.app, name="deploy")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(tune.app, name="tune")
+app.add_typer(automate.app, name="automate")
 app.command("validate")(validate)
 app.command("serve")(serve)
 app.command("predict")(predict)
@@ -70,6 +73,11 @@ def _root(
     ctx.obj = {"home": home}
 
 
+class CiKind(StrEnum):
+    github = "github"
+    gitlab = "gitlab"
+
+
 @app.command("init")
 def init(
     ctx: typer.Context,
@@ -77,9 +85,62 @@ def init(
         Path | None,
         typer.Argument(help="Folder to create .shipyard/ in (default: --home, or here)."),
     ] = None,
+    ci: Annotated[
+        CiKind | None,
+        typer.Option(
+            "--ci",
+            help="Also write a CI job into PATH (or here): train, gate, keep the report.",
+        ),
+    ] = None,
+    pipeline: Annotated[
+        str | None, typer.Option("--pipeline", help="With --ci: the pipeline, FILE.py:NAME.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="With --ci: the model the pipeline registers.")
+    ] = None,
+    gate_data: Annotated[
+        str | None,
+        typer.Option(
+            "--gate-data", help="With --ci: unseen rows, DATASET@v or a CSV/Parquet file."
+        ),
+    ] = None,
+    gate_policy: Annotated[
+        str | None,
+        typer.Option("--gate-policy", help="With --ci: the gate policy YAML (default: gate.yaml)."),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="With --ci: the true-value column (default: target)."),
+    ] = None,
+    sensitive: Annotated[
+        list[str] | None,
+        typer.Option("--sensitive", help="With --ci: sensitive column for fairness (repeatable)."),
+    ] = None,
+    install: Annotated[
+        str | None,
+        typer.Option(
+            "--install",
+            help="With --ci: what pip installs (default: shipyard-mlops\\[sklearn,validation]).",
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="With --ci: replace an existing CI file.")
+    ] = False,
 ) -> None:
-    """Create a workspace (.shipyard/) and its stores."""
+    """Create a workspace (.shipyard/) and its stores; with --ci, also a CI job."""
+    from shipyard.automation.ci import ci_settings_from_options, write_ci
     from shipyard.tracking import open_workspace
+
+    if ci is not None:  # checked before anything is created
+        ci_settings = ci_settings_from_options(
+            pipeline=pipeline,
+            model=model,
+            gate_data=gate_data,
+            gate_policy=gate_policy,
+            target=target,
+            sensitive=sensitive,
+            install=install,
+        )
 
     home = init_workspace(path or (ctx.obj or {}).get("home") or Path("."))
     settings = load_settings(home)
@@ -91,6 +152,18 @@ def init(
     console.print(Text(f"  artifact store:  {redact_url(settings.artifacts_url)}"))
     if admin:
         console.print(Text(f"  {workspace.settings.user} is the admin (shipyard users add ...)"))
+    if ci is not None:
+        root = home.parent if path is not None else Path(".")  # PATH may name .shipyard/
+        written = write_ci(ci.value, ci_settings, root, force=force)
+        where = "repository secrets" if ci is CiKind.github else "CI/CD variables"
+        console.print(Text(f"Wrote {written}"), soft_wrap=True)
+        console.print(
+            Text(
+                f"  to use the team's stores, set the {where} SHIPYARD_STORE_URL and "
+                "SHIPYARD_ARTIFACTS_URL (see the comments in the file)"
+            ),
+            soft_wrap=True,
+        )
 
 
 @app.command("version")

@@ -1,5 +1,10 @@
 """Plain, typed dataclasses for Shipyard's nouns. No I/O, no imports of other floors."""
 
+from shipyard.entities.automation import (
+    AutomationEvent,
+    AutomationLogEntry,
+    AutomationState,
+)
 from shipyard.entities.data import (
     ColumnProfile,
     Dataset,
@@ -98,6 +103,9 @@ __all__ = [
     "AlertState",
     "ArtifactRecord",
     "AuditEntry",
+    "AutomationEvent",
+    "AutomationLogEntry",
+    "AutomationState",
     "CalibrationCurve",
     "ChampionComparison",
     "ColumnDrift",

@@ -516,6 +516,7 @@ def run_pipeline(
     max_workers: int | None = None,
     echo: bool = True,
     progress: Callable[[StepRun], None] | None = None,
+    run_id: str | None = None,
 ) -> PipelineResult:
     """Build and run ``pipe`` with ``params``; record the run and every step.
 
@@ -529,6 +530,8 @@ def run_pipeline(
         max_workers: steps at once for the ``processes`` executor.
         echo: let in-process steps print to this terminal (always captured in the logs).
         progress: called with each step's record whenever it changes.
+        run_id: the run's id (32 hex digits), chosen by the caller so that it can record
+            the id before the run starts (the continuous-training loop does); default new.
 
     Returns:
         The finished run.
@@ -542,7 +545,10 @@ def run_pipeline(
     dag = pipe.build(**(params or {}))
     ws = open_workspace(home, create=True)
     backend = ws.backend
-    run_id = uuid.uuid4().hex
+    if run_id is None:
+        run_id = uuid.uuid4().hex
+    elif len(run_id) != 32 or any(c not in "0123456789abcdef" for c in run_id):
+        raise InvalidArgumentError(f"run_id {run_id!r} is not 32 lowercase hex digits")
     prepared = _prepare(pipe, dag.nodes, backend, run_id)
     if isinstance(executor, str):
         chosen = get_executor(executor, echo=echo, max_workers=max_workers, address=ray_address)

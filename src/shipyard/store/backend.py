@@ -11,13 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from shipyard.entities import (
     AlertEvent,
     AlertState,
     ArtifactRecord,
     AuditEntry,
+    AutomationEvent,
+    AutomationLogEntry,
+    AutomationState,
     Dataset,
     DatasetProfile,
     DatasetVersion,
@@ -360,3 +363,31 @@ class Backend(Protocol):
     def read_tuning_logs(self, start: int = 0) -> list[str]:
         """The journal's logs from log number ``start`` on, in order."""
         ...
+
+    # continuous training: automations, trigger events and their transitions
+    def arm_automation(self, name: str, now: int) -> int:
+        """When ``name`` was first seen (``now`` if it is new)."""
+        ...
+
+    def add_automation_event(self, event: AutomationEvent, *, actor: str) -> bool:
+        """Record ``event`` unless its id exists; True when this call added it."""
+        ...
+
+    def update_automation_event(
+        self, event: AutomationEvent, *, actor: str, details: dict[str, Any] | None = None
+    ) -> AutomationEvent:
+        """Write ``event`` over its read revision (else ``ConflictError``), with a log entry."""
+        ...
+
+    def get_automation_event(self, event_id: str) -> AutomationEvent: ...
+    def list_automation_events(
+        self,
+        *,
+        automation: str | None = None,
+        states: Sequence[AutomationState] | None = None,
+        candidate: str | None = None,
+        source: str | None = None,
+        pipeline_run_id: str | None = None,
+        limit: int = 100,
+    ) -> list[AutomationEvent]: ...
+    def automation_log(self, event_id: str) -> list[AutomationLogEntry]: ...

@@ -21,6 +21,7 @@ from shipyard.errors import (
 )
 from shipyard.store.sql import migrate
 from shipyard.store.sql.alerts import AlertMethods
+from shipyard.store.sql.automation import AutomationMethods
 from shipyard.store.sql.datasets import DatasetMethods
 from shipyard.store.sql.deployments import DeploymentMethods
 from shipyard.store.sql.engine import chunks, dialect_insert, make_engine, read, with_retries, write
@@ -67,6 +68,7 @@ def _py_float(value: float | None) -> float:
 
 
 class SqlBackend(
+    AutomationMethods,
     DatasetMethods,
     RegistryMethods,
     AlertMethods,

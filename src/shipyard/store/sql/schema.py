@@ -10,6 +10,9 @@ __all__ = [
     "artifacts",
     "audit_head",
     "audit_log",
+    "automation_events",
+    "automation_log",
+    "automations",
     "dataset_versions",
     "datasets",
     "deployment_events",
@@ -462,4 +465,60 @@ tuning_journal = sa.Table(
     metadata,
     sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
     sa.Column("log", sa.Text, nullable=False),
+)
+
+# Continuous training: each automation's arming time (triggers fire for what happens after
+# it), its trigger events (keyed by what fired, so detecting it twice names one row) and
+# every transition of an event with its reason.
+automations = sa.Table(
+    "automations",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("armed_at", sa.BigInteger, nullable=False),
+)
+
+automation_events = sa.Table(
+    "automation_events",
+    metadata,
+    sa.Column("event_id", sa.String(64), primary_key=True),
+    sa.Column("automation", sa.String(200), nullable=False),
+    sa.Column("trigger", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("source", sa.String(500), nullable=False),
+    sa.Column("detected_at", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("model", sa.String(200), nullable=False, server_default=""),
+    sa.Column("pipeline_run_id", sa.String(32), nullable=True),
+    sa.Column("candidate", sa.String(300), nullable=True),
+    sa.Column("deployment", sa.String(200), nullable=True),
+    sa.Column("gate", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("approval", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("rollout", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("details", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("revision", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_automation_events_automation_detected_at", "automation", "detected_at"),
+    sa.Index("ix_automation_events_candidate", "candidate"),
+    sa.Index("ix_automation_events_pipeline_run_id", "pipeline_run_id"),
+    sa.Index("ix_automation_events_source", "source"),
+)
+
+automation_log = sa.Table(
+    "automation_log",
+    metadata,
+    sa.Column("id", _BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "event_id",
+        sa.String(64),
+        sa.ForeignKey("automation_events.event_id"),
+        nullable=False,
+    ),
+    sa.Column("at", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("actor", sa.String(256), nullable=False),
+    sa.Column("details", sa.Text, nullable=False, server_default="{}"),
+    sa.Index("ix_automation_log_event_id", "event_id"),
 )
