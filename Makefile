@@ -4,26 +4,29 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check lint typecheck imports unit bench lock clean
+.PHONY: demo test browser check lint typecheck imports unit bench lock clean
 
 $(STAMP): pyproject.toml constraints.txt
-	@# A real browser for the report tests: Debian's chromium (Playwright drives it; its own
-	@# browser download cannot work here). Without root or apt the browser tests skip and say so.
-	test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
-		>/dev/null; } || echo "chromium not installed: browser tests will be skipped"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "pip>=25.1"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e . --group dev
 	touch $(STAMP)
 
-## demo: set up and run the tracking quick start (examples/quickstart.py)
+## demo: set up and run the whole loop on synthetic data (`shipyard demo`); installs nothing
+## outside .venv
 demo: $(STAMP)
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/shipyard demo
 
 ## test: set up, then lint, type-check, check the floors and run the whole test suite
-test: $(STAMP) check
+test: $(STAMP) browser check
 	$(BIN)/python -m pytest
+
+## browser: a real browser for the report tests — Debian's chromium (Playwright drives it; its
+## own browser download cannot work here). Without root or apt the browser tests skip and say so.
+browser:
+	test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+		>/dev/null; } || echo "chromium not installed: browser tests will be skipped"
 
 ## check: ruff, mypy (strict on src/) and the import-linter floor contracts
 check: lint typecheck imports

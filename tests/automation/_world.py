@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PIPELINE = '''
+PIPELINE = """
 import os
 import time
 
@@ -39,7 +39,7 @@ def fit(rows: pd.DataFrame, shuffle: bool, sleep_file: str) -> str:
 @shipyard.pipeline
 def train(dataset: str = "customers@latest", shuffle: bool = False, sleep_file: str = ""):
     return fit(shipyard.data.ref(dataset), shuffle, sleep_file)
-'''
+"""
 
 GATE = """
 min: {roc_auc: 0.75}

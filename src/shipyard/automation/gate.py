@@ -70,9 +70,17 @@ def _summary(report: Any, gate: Any, data: str, champion: str | None) -> dict[st
 
 
 def run_gate(
-    workspace: Workspace, gate: Gate, candidate: str, *, model: str, event_id: str
+    workspace: Workspace,
+    gate: Gate,
+    candidate: str,
+    *,
+    model: str,
+    event_id: str,
+    folder: Path | None = None,
 ) -> GateOutcome:
     """Validate ``candidate`` on the gate's data against the champion and apply the policy.
+
+    The report goes to ``folder`` (default ``<home>/reports/automation/<event_id>/``).
 
     Raises:
         NotFoundError: the gate's dataset does not exist.
@@ -119,7 +127,7 @@ def run_gate(
         )
         notes.append(f"no {model}@{gate.against} yet: max_regression not applied")
     result = apply_policy(report, policy) if policy is not None else None
-    folder = Path(home) / "reports" / "automation" / event_id
+    folder = folder or Path(home) / "reports" / "automation" / event_id
     json_path, html_path = write_report(report, folder, result)
     stored = workspace.artifacts.put_file(json_path)
     summary = _summary(report, result, exact, champion)

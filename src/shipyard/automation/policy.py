@@ -22,6 +22,8 @@ Example::
         rollout:
           deployment: churn-prod
           canary: {steps: [10, 50, 100], interval: 30s, min_requests: 100}
+          # also: deadline, alpha, metric: accuracy, min_labels, errors: false,
+          # prediction_psi: 0.1 (null: off), max_latency_increase: 20 (percent; null: off)
         limits: {max_rejections: 3, period: 1d, backoff: 15m}
 
 Every error names the file and line and says what to write instead.
@@ -354,22 +356,41 @@ def _gate(r: _Reader, node: _Node) -> Gate:
     )
 
 
+_CANARY_RULES = {
+    "prediction_psi": "predictions_psi",
+    "max_latency_increase": "latency_increase_pct",
+}
+_CANARY_KEYS = (
+    "steps",
+    "interval",
+    "min_requests",
+    "deadline",
+    "alpha",
+    "metric",
+    "min_labels",
+    "errors",
+    *_CANARY_RULES,
+)
+
+
 def _rollout(r: _Reader, node: _Node) -> Rollout:
     from shipyard.deploy.analysis import CanarySpec
 
     keys = r.mapping(node, ("deployment", "canary", "alias"), "rollout")
     canary: dict[str, Any] = {}
     if "canary" in keys:
-        raw = r.mapping(
-            keys["canary"],
-            ("steps", "interval", "min_requests", "deadline", "alpha", "metric", "min_labels"),
-            "canary",
-        )
+        raw = r.mapping(keys["canary"], _CANARY_KEYS, "canary")
         for key, value in raw.items():
             if key in ("interval", "deadline"):
                 canary[f"{key}_s"] = r.duration(value).total_seconds()
             elif key == "steps":
                 canary["steps"] = [r.number(v) for v in (value.value or [])]
+            elif key in _CANARY_RULES:
+                # A number sets the rule's threshold; null (or false) turns the rule off.
+                off = value.value is None or value.value is False
+                canary[_CANARY_RULES[key]] = None if off else r.number(value)
+            elif key == "errors":
+                canary["errors"] = r.boolean(value)
             else:
                 canary[key] = r.plain(value)
         try:

@@ -25,6 +25,8 @@ from shipyard.cli import (
 )
 from shipyard.cli._base import ShipyardGroup, console
 from shipyard.cli.batch import export, predict
+from shipyard.cli.demo import demo
+from shipyard.cli.lineage import lineage
 from shipyard.cli.serve import serve
 from shipyard.cli.validate import validate
 from shipyard.config import init_workspace, load_settings, redact_url
@@ -53,6 +55,8 @@ app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(tune.app, name="tune")
 app.add_typer(automate.app, name="automate")
 app.command("validate")(validate)
+app.command("lineage")(lineage)
+app.command("demo")(demo)
 app.command("serve")(serve)
 app.command("predict")(predict)
 app.command("export")(export)

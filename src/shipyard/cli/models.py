@@ -406,3 +406,22 @@ def card(
     ).write(out)
     for path in written:
         console.print(Text(f"wrote {path}"))
+
+
+@models_app.command("why")
+def why(ctx: typer.Context, ref: str, as_json: _JSON = False) -> None:
+    """Why a version is where it is: aliases and deployments, the trigger that started it,
+    its training and data, the gate's numbers, the approval and the rollout."""
+    from shipyard.automation.why import explain_version
+
+    explained = explain_version(workspace_from(ctx).backend, ref)
+    if as_json:
+        print_json(explained.to_dict())
+        return
+    console.print(Text(explained.version, style="bold"))
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, text in explained.lines:
+        table.add_row(label, Text(text))
+    console.print(table)

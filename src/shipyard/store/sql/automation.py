@@ -110,14 +110,19 @@ class AutomationMethods:
         def change() -> bool:
             with write(self._engine) as conn:
                 insert = dialect_insert(conn.dialect.name, automation_events)
-                added = conn.execute(
-                    insert.values(**_values(event)).on_conflict_do_nothing(
-                        index_elements=["event_id"]
-                    )
-                ).rowcount
+                # RETURNING tells an inserted row from a skipped one on both dialects
+                # (PostgreSQL's rowcount is -1 for an INSERT that returns the key).
+                added = (
+                    conn.execute(
+                        insert.values(**_values(event))
+                        .on_conflict_do_nothing(index_elements=["event_id"])
+                        .returning(automation_events.c.event_id)
+                    ).first()
+                    is not None
+                )
                 if added:
                     conn.execute(automation_log.insert().values(**_log_row(event, actor, {})))
-                return bool(added)
+                return added
 
         return with_retries(change, what=f"recording trigger event {event.event_id}")
 

@@ -1,0 +1,3 @@
+"""The whole loop on synthetic data: `shipyard demo`."""
+
+__all__: list[str] = []
