@@ -45,7 +45,8 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration and not e2e"
 
 ## bench: side by side with MLflow, DVC, MLServer and Evidently, each in its own venv; hashing;
-## OIP binary vs JSON; deployment routing; pipelines vs ZenML and Prefect; tuning vs Optuna
+## OIP binary vs JSON; deployment routing; pipelines vs ZenML and Prefect; tuning vs Optuna;
+## the demo's stages
 bench: $(STAMP)
 	$(BIN)/python bench/tracking_vs_mlflow.py
 	$(BIN)/python bench/hashing.py
@@ -56,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/deploy_routes.py
 	$(BIN)/python bench/pipelines_vs_zenml_prefect.py
 	$(BIN)/python bench/tuning_vs_optuna.py
+	$(BIN)/python bench/demo_stages.py
 
 ## lock: refresh constraints.txt from the current environment
 lock:
