@@ -314,3 +314,30 @@ def test_events_and_show_tell_what_happened(home: Path) -> None:
     ]
     bad = run_shipyard("automate", "events", "--state", "sleeping")
     assert bad.returncode == 2 and "unknown state 'sleeping'" in bad.stderr
+
+
+def test_run_keeps_passing_until_sigterm(home: Path) -> None:
+    _seed(home)
+    policy = _world.policy(home.parent, _world.BASIC)
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    loop = subprocess.Popen(
+        [
+            *(sys.executable, "-c", "from shipyard.cli import main; main()", "automate", "run"),
+            *("--policy", str(policy), "--interval", "1s"),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    backend = open_workspace().backend
+    try:
+        # Armed now (as the loop's first pass would), so the next version is new to it.
+        backend.arm_automation("retrain", int(time.time() * 1000))
+        data.add(_world.table(400, 3), name="customers")
+        _wait_for(lambda: [e.state for e in backend.list_automation_events()] == [S.PROMOTED])
+    finally:
+        loop.send_signal(signal.SIGTERM)
+        out, err = loop.communicate(timeout=60)
+    assert loop.returncode == 0, err
+    assert "promoted retrain" in out and out.rstrip().endswith("Stopped.")
