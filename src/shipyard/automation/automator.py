@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from shipyard.automation.policy import Automation, AutomationPolicy, DatasetTrigger
@@ -635,7 +634,3 @@ def _candidate_of(event: AutomationEvent) -> str:
 
 def _age(event: AutomationEvent) -> tuple[int, str]:
     return (event.detected_at, event.event_id)
-
-
-def default_policy_path() -> Path:
-    return Path("automation.yaml")
