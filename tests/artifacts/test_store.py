@@ -560,3 +560,30 @@ def test_memory_url_is_kept(memory_case: StoreCase) -> None:
     memory_case.flip_byte(digest)
     with pytest.raises(ArtifactCorruptedError, match=f"at memory://.*/store/objects/{digest[:2]}/"):
         memory_case.store.read_bytes(digest)
+
+
+def test_a_folder_made_by_another_writer_between_miss_and_look_is_used(tmp_path: Path) -> None:
+    """Four processes adding at once: one misses the object's folder, another makes it before
+    the first looks. The write must go on, not fail as if its source were missing."""
+    from shipyard.artifacts._backends import LocalBackend
+
+    backend = LocalBackend(str(tmp_path / "store"))
+    data = b"raced"
+    digest = ArtifactStore(tmp_path / "other").put_bytes(data).digest
+    real_open = os.open
+    calls = {"n": 0}
+
+    def open_racing(path: str, flags: int, mode: int = 0o777) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:  # the first attempt misses; a rival makes the folder meanwhile
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            raise FileNotFoundError(path)
+        return real_open(path, flags, mode)
+
+    original = os.open
+    os.open = open_racing  # type: ignore[assignment]
+    try:
+        backend.write_bytes(digest, data)
+    finally:
+        os.open = original
+    assert backend.read(digest) == data

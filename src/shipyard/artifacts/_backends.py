@@ -260,10 +260,11 @@ class LocalBackend(ObjectBackend):
             return action()
         except FileNotFoundError:
             folder = os.path.dirname(temp)
-            if os.path.isdir(folder):
-                raise  # the source is what is missing
-            os.makedirs(folder, exist_ok=True)
-            self._new_folder = True
+            if not os.path.isdir(folder):
+                os.makedirs(folder, exist_ok=True)
+                self._new_folder = True
+            # Try again even when the folder is there now: another process may have made it
+            # between our miss and the look. A second miss means the source is what is missing.
             return action()
 
     def _install(
