@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 ## test: set up, then lint, type-check, check the floors and run the whole test suite
 test: $(STAMP) browser check
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 ## browser: a real browser for the report tests — Debian's chromium (Playwright drives it; its
 ## own browser download cannot work here). Without root or apt the browser tests skip and say so.

@@ -21,13 +21,20 @@ class Trained:
     home: Path
 
 
-def register(home: Path, name: str = "cancer", c: float = 1.0) -> Trained:
+@functools.cache
+def _fitted(c: float) -> tuple[Any, Any]:
+    """The data and the fitted classifier, once per process: lbfgs needs thousands of
+    iterations on these unscaled features (about 1 s, most of a test's set-up)."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.linear_model import LogisticRegression
 
     frame = load_breast_cancer(as_frame=True).frame
     x, y = frame.drop(columns="target"), frame["target"]
-    clf = LogisticRegression(max_iter=5000, C=c).fit(x, y)
+    return x, LogisticRegression(max_iter=5000, C=c).fit(x, y)
+
+
+def register(home: Path, name: str = "cancer", c: float = 1.0) -> Trained:
+    x, clf = _fitted(c)
     with shipyard.start_run(experiment="serving", log_code=False) as run:
         version = run.log_model(clf, name, input_example=x.head())
     workspace = shipyard.open_workspace()
