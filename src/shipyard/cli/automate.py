@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from pathlib import Path
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from shipyard.automation import Automator, TickReport
 
 __all__ = ["app"]
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(
     help="Continuous training: triggers start a pipeline, its model is gated, approved and "
@@ -132,9 +135,14 @@ def run(
     console.print(f"Automating {escape(names)}: a pass every {interval} (Ctrl-C stops)")
     try:
         while not stop.is_set():
-            report = automator.tick()
-            for error in report.errors:
-                err_console.print(f"[bold red]error:[/] {escape(error)}")
+            try:
+                report = automator.tick()
+            except Exception as exc:  # a long-running loop reports a bad pass and goes on
+                log.exception("the automation pass failed")
+                err_console.print(f"[bold red]error:[/] this pass failed: {escape(str(exc))}")
+            else:
+                for error in report.errors:
+                    err_console.print(f"[bold red]error:[/] {escape(error)}")
             stop.wait(seconds)
     except KeyboardInterrupt:  # pragma: no cover - interactive
         pass
