@@ -226,6 +226,7 @@ def run_demo(
         port: the model server's port (default: a free one).
         console: where the story is told.
     """
+    _check_installed()
     console = console or Console()
     story = _Story(console)
     project = _project(workspace)
@@ -271,6 +272,20 @@ def run_demo(
     (home / "demo.json").write_text(json.dumps(result.to_dict(), indent=2))
     _epilogue(console, result, keep_serving)
     return result
+
+
+_NEEDED = ("sklearn", "skops", "optuna", "fairlearn", "starlette", "uvicorn", "yaml", "scipy")
+
+
+def _check_installed() -> None:
+    """Fail before anything is written when a part the demo uses is not installed."""
+    from importlib.util import find_spec
+
+    missing = [name for name in _NEEDED if find_spec(name) is None]
+    if missing:
+        raise InvalidArgumentError(
+            f"shipyard demo needs {', '.join(missing)}: pip install 'shipyard-mlops[demo]'"
+        )
 
 
 def _set_up(story: _Story, project: Path, home: Path) -> None:
