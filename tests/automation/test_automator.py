@@ -341,3 +341,23 @@ def test_run_keeps_passing_until_sigterm(home: Path) -> None:
         out, err = loop.communicate(timeout=60)
     assert loop.returncode == 0, err
     assert "promoted retrain" in out and out.rstrip().endswith("Stopped.")
+
+
+def test_a_gate_that_cannot_run_fails_the_event_once(home: Path) -> None:
+    _seed(home)
+    policy = _world.policy(home.parent, _world.BASIC.replace("target: label", "target: nope"))
+    automator = Automator(load_policy(policy))
+    automator.tick()
+    data.add(_world.table(400, 3), name="customers")
+    automator.tick()
+    backend = open_workspace().backend
+    (event,) = backend.list_automation_events()
+    assert event.state is S.FAILED
+    assert event.reason.startswith("the gate could not run:") and "nope" in event.reason
+    automator.tick()  # recorded once: the next pass does not try the gate again
+    assert [h.state for h in backend.automation_log(event.event_id)] == [
+        S.WAITING,
+        S.TRAINING,
+        S.GATING,
+        S.FAILED,
+    ]

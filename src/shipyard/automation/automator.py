@@ -172,6 +172,9 @@ class Automator:
             except ShipyardError as exc:  # one automation's trouble must not stop the others
                 report.errors.append(f"{automation.name}: {exc}")
                 log.warning("automation %s: %s", automation.name, exc)
+            except Exception as exc:
+                report.errors.append(f"{automation.name}: {type(exc).__name__}: {exc}")
+                log.exception("automation %s: the pass failed", automation.name)
         return report
 
     def run(self, interval_s: float = 30.0, stop: threading.Event | None = None) -> None:
@@ -342,6 +345,10 @@ class Automator:
                 )
         except ShipyardError as exc:
             return self._move(event, S.FAILED, f"the gate could not run: {exc}")
+        except Exception as exc:  # the candidate broke the evaluation: record it, never loop
+            log.exception("automation %s: the gate of %s failed", a.name, candidate)
+            reason = f"the gate could not run: {type(exc).__name__}: {exc}"
+            return self._move(event, S.FAILED, reason)
         if not outcome.passed:
             failures = "; ".join(outcome.summary["failures"])
             self._tag(candidate, "rejected: gate failed")
