@@ -73,7 +73,17 @@ __all__ = [
 ]
 
 _SUBPACKAGES = frozenset(
-    {"batch", "data", "deploy", "export", "models", "monitoring", "pipelines", "registry"}
+    {
+        "automation",
+        "batch",
+        "data",
+        "deploy",
+        "export",
+        "models",
+        "monitoring",
+        "pipelines",
+        "registry",
+    }
     | {"tracking", "tuning", "validation"}
 )
 

@@ -28,6 +28,7 @@ from shipyard.cli.batch import export, predict
 from shipyard.cli.demo import demo
 from shipyard.cli.lineage import lineage
 from shipyard.cli.serve import serve
+from shipyard.cli.server import server
 from shipyard.cli.validate import validate
 from shipyard.config import init_workspace, load_settings, redact_url
 from shipyard.registry import Registry
@@ -58,6 +59,7 @@ app.command("validate")(validate)
 app.command("lineage")(lineage)
 app.command("demo")(demo)
 app.command("serve")(serve)
+app.command("server")(server)
 app.command("predict")(predict)
 app.command("export")(export)
 

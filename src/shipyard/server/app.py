@@ -1,0 +1,59 @@
+"""``create_app``: the platform server's ASGI app (FastAPI) over a workspace's stores.
+
+The app holds one :class:`~shipyard.tracking.workspace.Workspace` (the metadata store and the
+artifact store, opened once); every router reads it from ``app.state``. The OpenAPI document
+is served at ``/api/v1/openapi.json``; no documentation page is served, since Swagger UI
+would load its scripts from a CDN.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from fastapi import FastAPI
+
+from shipyard.server.errors import install_error_handlers
+from shipyard.tracking.workspace import open_workspace
+
+__all__ = ["create_app"]
+
+
+def create_app(home: str | os.PathLike[str] | None = None) -> FastAPI:
+    """The server over the workspace ``home`` (default: ``SHIPYARD_HOME`` or the nearest
+    ``.shipyard/``). The store is opened (and migrated) here, before the first request."""
+    from shipyard import __version__
+    from shipyard.server import tracking
+
+    workspace = open_workspace(home)
+    workspace.backend  # noqa: B018 - open and migrate the store now, not on the first request
+    started = time.time()
+
+    app = FastAPI(
+        title="Shipyard",
+        version=__version__,
+        summary="The platform server: tracking, data, registry, deployments, monitoring.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.workspace = workspace
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["service"], summary="Liveness and the store it serves")
+    def health() -> dict[str, object]:
+        return {
+            "status": "ok",
+            "version": __version__,
+            "store": workspace.backend.url,
+            "uptime_s": round(time.time() - started, 3),
+        }
+
+    app.include_router(tracking.router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app over ``SHIPYARD_HOME`` — what each ``shipyard server --workers N`` worker
+    builds (uvicorn imports it by name in every worker process)."""
+    return create_app(os.environ.get("SHIPYARD_HOME") or None)

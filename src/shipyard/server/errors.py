@@ -1,0 +1,93 @@
+"""One error shape for every endpoint: ``{"code", "message", "field"}`` with a 4xx status.
+
+Shipyard's own errors map by kind (not found 404, bad argument 400, permission 403, conflict
+409, store unavailable 503); a request FastAPI cannot validate is a 422 naming the field; an
+unexpected failure is a 500 whose message says nothing of the internals (it is logged).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ShipyardError,
+    StoreError,
+)
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
+
+__all__ = ["error_body", "error_responses", "install_error_handlers", "status_of"]
+
+log = logging.getLogger(__name__)
+
+_STATUS: tuple[tuple[type[ShipyardError], int, str], ...] = (
+    (NotFoundError, 404, "not_found"),
+    (AlreadyExistsError, 409, "already_exists"),
+    (ConflictError, 409, "conflict"),
+    (PermissionDeniedError, 403, "permission_denied"),
+    (InvalidArgumentError, 400, "invalid_argument"),
+    (StoreError, 503, "store_unavailable"),
+)
+
+
+def error_responses() -> dict[int | str, dict[str, Any]]:
+    """The error statuses every endpoint may answer, for the OpenAPI document."""
+    from shipyard.server.schemas import ErrorBody
+
+    return {
+        code: {"description": text, "model": ErrorBody}
+        for code, text in (
+            (400, "A bad argument: `field` names it"),
+            (404, "No such object"),
+            (409, "It exists, or it changed meanwhile"),
+            (422, "The request does not match its schema"),
+        )
+    }
+
+
+def status_of(exc: ShipyardError) -> tuple[int, str]:
+    for kind, status, code in _STATUS:
+        if isinstance(exc, kind):
+            return status, code
+    return 400, "error"
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"code": code, "message": message, "field": field}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
+    async def shipyard_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ShipyardError)  # noqa: S101 - registered for this type only
+        status, code = status_of(exc)
+        field = getattr(exc, "field", None)
+        return JSONResponse(error_body(code, str(exc), field), status_code=status)
+
+    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)  # noqa: S101
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+        return JSONResponse(error_body("invalid_request", message, where or None), status_code=422)
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse(
+            error_body("internal", "the server failed to answer; the server log says why"),
+            status_code=500,
+        )
+
+    app.add_exception_handler(ShipyardError, shipyard_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(Exception, unexpected)

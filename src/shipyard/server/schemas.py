@@ -1,0 +1,198 @@
+"""Request and response bodies of ``/api/v1`` (pydantic): the OpenAPI document is made of them.
+
+Times are epoch milliseconds, as everywhere in Shipyard. Listings are pages: ``items`` and a
+``next_page_token`` to pass back (absent on the last page).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shipyard.entities import ArtifactRecord, Experiment, Metric, Run
+from shipyard.errors import InvalidArgumentError
+
+__all__ = [
+    "ArtifactOut",
+    "ErrorBody",
+    "ExperimentIn",
+    "ExperimentOut",
+    "MetricIn",
+    "MetricOut",
+    "MetricsIn",
+    "Page",
+    "ParamsIn",
+    "RunCreate",
+    "RunEnd",
+    "RunOut",
+    "SearchRuns",
+    "TagsIn",
+    "decode_token",
+    "encode_token",
+]
+
+T = TypeVar("T")
+MAX_PAGE = 1000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ErrorBody(BaseModel):
+    """Every error: what went wrong, in words, and the field at fault (if one is)."""
+
+    code: str = Field(examples=["not_found"])
+    message: str
+    field: str | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_page_token: str | None = None
+
+
+def encode_token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode()
+
+
+def decode_token(token: str | None) -> int:
+    """The offset a page token stands for (0 for none)."""
+    if not token:
+        return 0
+    try:
+        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["o"]
+    except (binascii.Error, ValueError, KeyError, TypeError):
+        raise InvalidArgumentError("page_token is not a token this server gave") from None
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidArgumentError("page_token is not a token this server gave")
+    return offset
+
+
+class ExperimentIn(_Strict):
+    name: str = Field(min_length=1, max_length=256)
+    description: str = Field(default="", max_length=10_000)
+
+
+class ExperimentOut(BaseModel):
+    experiment_id: int
+    name: str
+    created_at: int
+    description: str = ""
+
+    @classmethod
+    def of(cls, e: Experiment) -> ExperimentOut:
+        return cls(
+            experiment_id=e.experiment_id,
+            name=e.name,
+            created_at=e.created_at,
+            description=e.description,
+        )
+
+
+class RunCreate(_Strict):
+    experiment_id: int | None = Field(default=None, ge=0)
+    experiment_name: str | None = Field(default=None, min_length=1, max_length=256)
+    name: str | None = Field(default=None, max_length=256)
+    parent_run_id: str | None = Field(default=None, max_length=32)
+    start_time: int | None = Field(default=None, ge=0)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class RunEnd(_Strict):
+    status: str = Field(examples=["FINISHED"])
+    end_time: int | None = Field(default=None, ge=0)
+
+
+class RunOut(BaseModel):
+    run_id: str
+    experiment_id: int
+    name: str
+    status: str
+    start_time: int
+    end_time: int | None = None
+    parent_run_id: str | None = None
+    user: str = ""
+    params: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, float | None] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, run: Run) -> RunOut:
+        metrics = {k: (None if math.isnan(v) else v) for k, v in run.metrics.items()}
+        return cls(
+            run_id=run.run_id,
+            experiment_id=run.experiment_id,
+            name=run.name,
+            status=run.status.value,
+            start_time=run.start_time,
+            end_time=run.end_time,
+            parent_run_id=run.parent_run_id,
+            user=run.user,
+            params=dict(run.params),
+            metrics=metrics,
+            tags=dict(run.tags),
+        )
+
+
+class ParamsIn(_Strict):
+    params: dict[str, Any] = Field(min_length=1, max_length=100)
+
+
+class TagsIn(_Strict):
+    tags: dict[str, Any] = Field(min_length=1, max_length=100)
+
+
+class MetricIn(_Strict):
+    key: str = Field(min_length=1, max_length=250)
+    value: float | None = Field(description="null stands for NaN")
+    step: int = Field(default=0, ge=-(2**63), lt=2**63)
+    timestamp: int | None = Field(default=None, ge=0)
+
+
+class MetricsIn(_Strict):
+    metrics: list[MetricIn] = Field(min_length=1, max_length=1000)
+
+
+class MetricOut(BaseModel):
+    key: str
+    value: float | None
+    step: int
+    timestamp: int
+
+    @classmethod
+    def of(cls, m: Metric) -> MetricOut:
+        return cls(
+            key=m.key,
+            value=None if m.value != m.value else m.value,
+            step=m.step,
+            timestamp=m.timestamp,
+        )
+
+
+class SearchRuns(_Strict):
+    experiment_ids: list[int] = Field(default_factory=list)
+    experiment_names: list[str] = Field(default_factory=list)
+    filter: str = Field(default="", max_length=10_000, examples=["metrics.auc > 0.9"])
+    order_by: list[str] = Field(default_factory=list, max_length=10)
+    max_results: int = Field(default=100, ge=1, le=MAX_PAGE)
+    page_token: str | None = None
+
+
+class ArtifactOut(BaseModel):
+    path: str
+    digest: str
+    size: int
+    is_dir: bool = False
+    file_count: int = 1
+
+    @classmethod
+    def of(cls, a: ArtifactRecord) -> ArtifactOut:
+        return cls(
+            path=a.path, digest=a.digest, size=a.size, is_dir=a.is_dir, file_count=a.file_count
+        )

@@ -1,0 +1,222 @@
+"""``/api/v1`` for experiments, runs, params, tags, metrics and artifacts listings.
+
+Handlers check input with the tracking package's own validators (the rules ``ActiveRun``
+applies) and call the store's ``Backend``: nothing here decides what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, status
+
+from shipyard.entities import Metric, RunStatus
+from shipyard.errors import InvalidArgumentError
+from shipyard.server.errors import error_responses
+from shipyard.server.schemas import (
+    MAX_PAGE,
+    ArtifactOut,
+    ExperimentIn,
+    ExperimentOut,
+    MetricOut,
+    MetricsIn,
+    Page,
+    ParamsIn,
+    RunCreate,
+    RunEnd,
+    RunOut,
+    SearchRuns,
+    TagsIn,
+    decode_token,
+    encode_token,
+)
+from shipyard.store import Backend
+from shipyard.tracking.validation import (
+    int64,
+    metric_value,
+    param_value,
+    tag_value,
+    validate_key,
+    validate_name,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["tracking"], responses=error_responses())
+
+_Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")]
+_Token = Annotated[str | None, Query(description="next_page_token of the previous page.")]
+
+
+def backend(request: Request) -> Backend:
+    store: Backend = request.app.state.workspace.backend
+    return store
+
+
+def user(request: Request) -> str:
+    name: str = request.app.state.workspace.settings.user
+    return name
+
+
+_Store = Annotated[Backend, Depends(backend)]
+_User = Annotated[str, Depends(user)]
+
+
+def _page(items: list[object], offset: int, limit: int, more: bool) -> dict[str, object]:
+    return {"items": items, "next_page_token": encode_token(offset + limit) if more else None}
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# experiments ---------------------------------------------------------------------------------
+
+
+@router.get("/experiments", response_model=Page[ExperimentOut], summary="List experiments")
+def list_experiments(store: _Store, limit: _Limit = 100, page_token: _Token = None) -> object:
+    offset = decode_token(page_token)
+    found = store.list_experiments()
+    chosen = [ExperimentOut.of(e) for e in found[offset : offset + limit]]
+    return _page(list(chosen), offset, limit, offset + limit < len(found))
+
+
+@router.post(
+    "/experiments",
+    response_model=ExperimentOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an experiment",
+)
+def create_experiment(body: ExperimentIn, store: _Store) -> ExperimentOut:
+    name = validate_name("experiment", body.name)
+    return ExperimentOut.of(store.create_experiment(name, body.description))
+
+
+@router.get(
+    "/experiments/{experiment_id}", response_model=ExperimentOut, summary="Get an experiment"
+)
+def get_experiment(experiment_id: int, store: _Store) -> ExperimentOut:
+    return ExperimentOut.of(store.get_experiment(experiment_id))
+
+
+# runs ----------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED, summary="Start a run"
+)
+def create_run(body: RunCreate, store: _Store, acting: _User) -> RunOut:
+    from shipyard.tracking.fluent import _run_name
+
+    if (body.experiment_id is None) == (body.experiment_name is None):
+        raise InvalidArgumentError("give experiment_id or experiment_name (one of them)")
+    if body.experiment_name is not None:
+        name = validate_name("experiment", body.experiment_name)
+        experiment_id = store.get_or_create_experiment(name).experiment_id
+    else:
+        experiment_id = store.get_experiment(int(body.experiment_id or 0)).experiment_id
+    if body.parent_run_id is not None:
+        store.get_run(body.parent_run_id)  # a clear 404 for an unknown parent
+    tags = {validate_key("tag", k): tag_value(k, v) for k, v in body.tags.items()}
+    run = store.create_run(
+        experiment_id,
+        name=validate_name("run", body.name) if body.name else _run_name(),
+        user=acting,
+        start_time=body.start_time if body.start_time is not None else _now(),
+        parent_run_id=body.parent_run_id,
+        tags=tags,
+    )
+    return RunOut.of(run)
+
+
+@router.get("/runs/{run_id}", response_model=RunOut, summary="Get a run")
+def get_run(run_id: str, store: _Store) -> RunOut:
+    return RunOut.of(store.get_run(store.resolve_run_id(run_id)))
+
+
+@router.post("/runs/{run_id}/end", response_model=RunOut, summary="End a run")
+def end_run(run_id: str, body: RunEnd, store: _Store) -> RunOut:
+    try:
+        final = RunStatus(body.status.upper())
+    except ValueError:
+        raise InvalidArgumentError(
+            f"unknown status {body.status!r}: use FINISHED, FAILED or KILLED"
+        ) from None
+    if final not in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED):
+        raise InvalidArgumentError(f"a run ends FINISHED, FAILED or KILLED, not {final.value}")
+    end = body.end_time if body.end_time is not None else _now()
+    store.end_run(run_id, final, end, only_active=True)
+    return RunOut.of(store.get_run(run_id))
+
+
+@router.post("/runs/{run_id}/params", status_code=204, summary="Log parameters")
+def log_params(run_id: str, body: ParamsIn, store: _Store) -> None:
+    store.log_params(
+        run_id, {validate_key("param", k): param_value(k, v) for k, v in body.params.items()}
+    )
+
+
+@router.post("/runs/{run_id}/tags", status_code=204, summary="Set tags")
+def set_tags(run_id: str, body: TagsIn, store: _Store) -> None:
+    store.set_tags(run_id, {validate_key("tag", k): tag_value(k, v) for k, v in body.tags.items()})
+
+
+@router.post("/runs/{run_id}/metrics", status_code=204, summary="Log metrics")
+def log_metrics(run_id: str, body: MetricsIn, store: _Store) -> None:
+    store.get_run(run_id)  # 404 before anything is written
+    now = _now()
+    batch = [
+        Metric(
+            key=validate_key("metric", m.key),
+            value=math.nan if m.value is None else metric_value(m.key, m.value),
+            step=int64(f"step of metric {m.key!r}", m.step),
+            timestamp=now if m.timestamp is None else m.timestamp,
+            run_id=run_id,
+        )
+        for m in body.metrics
+    ]
+    store.log_metrics(batch)
+
+
+@router.get(
+    "/runs/{run_id}/metrics/{key:path}",
+    response_model=Page[MetricOut],
+    summary="A metric's history, oldest step first",
+)
+def metric_history(
+    run_id: str, key: str, store: _Store, limit: _Limit = 1000, page_token: _Token = None
+) -> object:
+    offset = decode_token(page_token)
+    history = store.get_metric_history(run_id, validate_key("metric", key))
+    chosen = [MetricOut.of(m) for m in history[offset : offset + limit]]
+    return _page(list(chosen), offset, limit, offset + limit < len(history))
+
+
+@router.get(
+    "/runs/{run_id}/artifacts", response_model=list[ArtifactOut], summary="A run's artifacts"
+)
+def list_artifacts(run_id: str, store: _Store) -> list[ArtifactOut]:
+    store.get_run(run_id)
+    return [ArtifactOut.of(a) for a in store.list_artifacts(run_id)]
+
+
+@router.post("/runs/search", response_model=Page[RunOut], summary="Search runs")
+def search_runs(body: SearchRuns, store: _Store) -> object:
+    ids = list(body.experiment_ids)
+    for name in body.experiment_names:
+        found = store.get_experiment_by_name(name)
+        if found is None:
+            raise InvalidArgumentError(f"no experiment named {name!r}")
+        ids.append(found.experiment_id)
+    if not ids:
+        ids = [e.experiment_id for e in store.list_experiments()]
+    offset = decode_token(body.page_token)
+    # One more than a page tells whether another page follows.
+    runs = store.search_runs(
+        ids, body.filter, body.order_by, max_results=body.max_results + 1, offset=offset
+    )
+    more = len(runs) > body.max_results
+    items = [RunOut.of(r) for r in runs[: body.max_results]]
+    return _page(list(items), offset, body.max_results, more)
