@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExistsError",
     "ArtifactCorruptedError",
+    "AuthenticationError",
     "ConflictError",
     "FilterSyntaxError",
     "InputMismatchError",
@@ -96,6 +97,12 @@ class UnsafePathError(InvalidArgumentError):
 
 class PermissionDeniedError(ShipyardError):
     """The acting user may not do this: their role, or the four-eyes rule, forbids it."""
+
+    exit_code = 3
+
+
+class AuthenticationError(ShipyardError):
+    """No valid credentials: no token, or an unknown, revoked or expired one."""
 
     exit_code = 3
 

@@ -21,6 +21,7 @@ from shipyard.cli import (
     monitor,
     pipeline,
     runs,
+    tokens,
     tune,
 )
 from shipyard.cli._base import ShipyardGroup, console
@@ -55,6 +56,7 @@ app.add_typer(deploy.app, name="deploy")
 app.add_typer(pipeline.app, name="pipeline")
 app.add_typer(tune.app, name="tune")
 app.add_typer(automate.app, name="automate")
+app.add_typer(tokens.app, name="token")
 app.command("validate")(validate)
 app.command("lineage")(lineage)
 app.command("demo")(demo)

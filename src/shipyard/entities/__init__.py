@@ -52,6 +52,7 @@ from shipyard.entities.pipelines import (
     StepStatus,
 )
 from shipyard.entities.registry import (
+    ApiToken,
     AuditEntry,
     ModelVersion,
     RegisteredModel,
@@ -101,6 +102,7 @@ __all__ = [
     "AlertEvent",
     "AlertRule",
     "AlertState",
+    "ApiToken",
     "ArtifactRecord",
     "AuditEntry",
     "AutomationEvent",

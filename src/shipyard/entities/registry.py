@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = [
+    "ApiToken",
     "AuditEntry",
     "ModelVersion",
     "RegisteredModel",
@@ -18,11 +19,39 @@ __all__ = [
 
 
 class Role(StrEnum):
-    """What a user may do. ``ADMIN`` may do everything, ``APPROVER`` may approve versions."""
+    """What a user may do. ``ADMIN`` may do everything, ``APPROVER`` may approve versions,
+    ``MEMBER`` may log and register, ``VIEWER`` may only read (on the platform server)."""
 
+    VIEWER = "viewer"
     MEMBER = "member"
     APPROVER = "approver"
     ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        """Viewer 0 < member 1 < approver 2 < admin 3: each may do what those below may."""
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    """An API token of a user. Only a hash of its secret is stored; the secret is shown
+    once, when the token is made."""
+
+    token_id: str
+    user: str
+    name: str
+    created_at: int
+    created_by: str
+    expires_at: int | None = None
+    revoked_at: int | None = None
+    last_used_at: int | None = None
+
+    def usable(self, now: int) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or now < self.expires_at)
 
 
 class ReviewState(StrEnum):

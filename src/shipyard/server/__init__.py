@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 __all__ = ["create_app"]
 
 
-def create_app(home: str | os.PathLike[str] | None = None) -> FastAPI:
+def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False) -> FastAPI:
     """The server's ASGI app over the workspace ``home`` (see :mod:`shipyard.server.app`)."""
     from shipyard.server.app import create_app as build
 
-    return build(home)
+    return build(home, auth=auth)

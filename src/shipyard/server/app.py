@@ -13,15 +13,22 @@ import time
 
 from fastapi import FastAPI
 
+from shipyard.server.auth import FailureLimiter, check_declared
 from shipyard.server.errors import install_error_handlers
 from shipyard.tracking.workspace import open_workspace
 
 __all__ = ["create_app"]
 
 
-def create_app(home: str | os.PathLike[str] | None = None) -> FastAPI:
+def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False) -> FastAPI:
     """The server over the workspace ``home`` (default: ``SHIPYARD_HOME`` or the nearest
-    ``.shipyard/``). The store is opened (and migrated) here, before the first request."""
+    ``.shipyard/``). The store is opened (and migrated) here, before the first request.
+
+    Args:
+        home: the workspace.
+        auth: require an API token on every ``/api/v1`` call (see :mod:`.auth`); off, every
+            call acts as the workspace's user.
+    """
     from shipyard import __version__
     from shipyard.server import tracking
 
@@ -38,6 +45,8 @@ def create_app(home: str | os.PathLike[str] | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.workspace = workspace
+    app.state.auth = auth
+    app.state.limiter = FailureLimiter()
     install_error_handlers(app)
 
     @app.get("/health", tags=["service"], summary="Liveness and the store it serves")
@@ -50,10 +59,12 @@ def create_app(home: str | os.PathLike[str] | None = None) -> FastAPI:
         }
 
     app.include_router(tracking.router)
+    check_declared(app.routes)
     return app
 
 
 def app_from_environment() -> FastAPI:
     """The app over ``SHIPYARD_HOME`` — what each ``shipyard server --workers N`` worker
     builds (uvicorn imports it by name in every worker process)."""
-    return create_app(os.environ.get("SHIPYARD_HOME") or None)
+    auth = os.environ.get("SHIPYARD_SERVER_AUTH", "") == "1"
+    return create_app(os.environ.get("SHIPYARD_HOME") or None, auth=auth)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import (
     AlreadyExistsError,
+    AuthenticationError,
     ConflictError,
     InvalidArgumentError,
     NotFoundError,
@@ -29,6 +30,7 @@ __all__ = ["error_body", "error_responses", "install_error_handlers", "status_of
 log = logging.getLogger(__name__)
 
 _STATUS: tuple[tuple[type[ShipyardError], int, str], ...] = (
+    (AuthenticationError, 401, "unauthenticated"),
     (NotFoundError, 404, "not_found"),
     (AlreadyExistsError, 409, "already_exists"),
     (ConflictError, 409, "conflict"),
@@ -46,6 +48,8 @@ def error_responses() -> dict[int | str, dict[str, Any]]:
         code: {"description": text, "model": ErrorBody}
         for code, text in (
             (400, "A bad argument: `field` names it"),
+            (401, "No valid credentials (authentication on)"),
+            (403, "The caller's role is too low"),
             (404, "No such object"),
             (409, "It exists, or it changed meanwhile"),
             (422, "The request does not match its schema"),
@@ -71,8 +75,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def shipyard_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ShipyardError)  # noqa: S101 - registered for this type only
         status, code = status_of(exc)
+        headers = {}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="shipyard"'
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            status, code = 429, "too_many_failures"
+            headers["Retry-After"] = str(retry_after)
         field = getattr(exc, "field", None)
-        return JSONResponse(error_body(code, str(exc), field), status_code=status)
+        return JSONResponse(error_body(code, str(exc), field), status_code=status, headers=headers)
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)  # noqa: S101

@@ -12,8 +12,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from shipyard.entities import Metric, RunStatus
+from shipyard.entities import Metric, Role, RunStatus
 from shipyard.errors import InvalidArgumentError
+from shipyard.server.auth import Identity, identity, role
 from shipyard.server.errors import error_responses
 from shipyard.server.schemas import (
     MAX_PAGE,
@@ -55,13 +56,10 @@ def backend(request: Request) -> Backend:
     return store
 
 
-def user(request: Request) -> str:
-    name: str = request.app.state.workspace.settings.user
-    return name
-
-
 _Store = Annotated[Backend, Depends(backend)]
-_User = Annotated[str, Depends(user)]
+_Caller = Annotated[Identity, Depends(identity)]
+_READ = role(Role.VIEWER)
+_WRITE = role(Role.MEMBER)
 
 
 def _page(items: list[object], offset: int, limit: int, more: bool) -> dict[str, object]:
@@ -75,7 +73,7 @@ def _now() -> int:
 # experiments ---------------------------------------------------------------------------------
 
 
-@router.get("/experiments", response_model=Page[ExperimentOut], summary="List experiments")
+@router.get("/experiments", response_model=Page[ExperimentOut], summary="List experiments", **_READ)
 def list_experiments(store: _Store, limit: _Limit = 100, page_token: _Token = None) -> object:
     offset = decode_token(page_token)
     found = store.list_experiments()
@@ -88,6 +86,7 @@ def list_experiments(store: _Store, limit: _Limit = 100, page_token: _Token = No
     response_model=ExperimentOut,
     status_code=status.HTTP_201_CREATED,
     summary="Create an experiment",
+    **_WRITE,
 )
 def create_experiment(body: ExperimentIn, store: _Store) -> ExperimentOut:
     name = validate_name("experiment", body.name)
@@ -95,7 +94,10 @@ def create_experiment(body: ExperimentIn, store: _Store) -> ExperimentOut:
 
 
 @router.get(
-    "/experiments/{experiment_id}", response_model=ExperimentOut, summary="Get an experiment"
+    "/experiments/{experiment_id}",
+    response_model=ExperimentOut,
+    summary="Get an experiment",
+    **_READ,
 )
 def get_experiment(experiment_id: int, store: _Store) -> ExperimentOut:
     return ExperimentOut.of(store.get_experiment(experiment_id))
@@ -105,9 +107,13 @@ def get_experiment(experiment_id: int, store: _Store) -> ExperimentOut:
 
 
 @router.post(
-    "/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED, summary="Start a run"
+    "/runs",
+    response_model=RunOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a run",
+    **_WRITE,
 )
-def create_run(body: RunCreate, store: _Store, acting: _User) -> RunOut:
+def create_run(body: RunCreate, store: _Store, caller: _Caller) -> RunOut:
     from shipyard.tracking.fluent import _run_name
 
     if (body.experiment_id is None) == (body.experiment_name is None):
@@ -123,7 +129,7 @@ def create_run(body: RunCreate, store: _Store, acting: _User) -> RunOut:
     run = store.create_run(
         experiment_id,
         name=validate_name("run", body.name) if body.name else _run_name(),
-        user=acting,
+        user=caller.user,
         start_time=body.start_time if body.start_time is not None else _now(),
         parent_run_id=body.parent_run_id,
         tags=tags,
@@ -131,12 +137,12 @@ def create_run(body: RunCreate, store: _Store, acting: _User) -> RunOut:
     return RunOut.of(run)
 
 
-@router.get("/runs/{run_id}", response_model=RunOut, summary="Get a run")
+@router.get("/runs/{run_id}", response_model=RunOut, summary="Get a run", **_READ)
 def get_run(run_id: str, store: _Store) -> RunOut:
     return RunOut.of(store.get_run(store.resolve_run_id(run_id)))
 
 
-@router.post("/runs/{run_id}/end", response_model=RunOut, summary="End a run")
+@router.post("/runs/{run_id}/end", response_model=RunOut, summary="End a run", **_WRITE)
 def end_run(run_id: str, body: RunEnd, store: _Store) -> RunOut:
     try:
         final = RunStatus(body.status.upper())
@@ -151,19 +157,19 @@ def end_run(run_id: str, body: RunEnd, store: _Store) -> RunOut:
     return RunOut.of(store.get_run(run_id))
 
 
-@router.post("/runs/{run_id}/params", status_code=204, summary="Log parameters")
+@router.post("/runs/{run_id}/params", status_code=204, summary="Log parameters", **_WRITE)
 def log_params(run_id: str, body: ParamsIn, store: _Store) -> None:
     store.log_params(
         run_id, {validate_key("param", k): param_value(k, v) for k, v in body.params.items()}
     )
 
 
-@router.post("/runs/{run_id}/tags", status_code=204, summary="Set tags")
+@router.post("/runs/{run_id}/tags", status_code=204, summary="Set tags", **_WRITE)
 def set_tags(run_id: str, body: TagsIn, store: _Store) -> None:
     store.set_tags(run_id, {validate_key("tag", k): tag_value(k, v) for k, v in body.tags.items()})
 
 
-@router.post("/runs/{run_id}/metrics", status_code=204, summary="Log metrics")
+@router.post("/runs/{run_id}/metrics", status_code=204, summary="Log metrics", **_WRITE)
 def log_metrics(run_id: str, body: MetricsIn, store: _Store) -> None:
     store.get_run(run_id)  # 404 before anything is written
     now = _now()
@@ -184,6 +190,7 @@ def log_metrics(run_id: str, body: MetricsIn, store: _Store) -> None:
     "/runs/{run_id}/metrics/{key:path}",
     response_model=Page[MetricOut],
     summary="A metric's history, oldest step first",
+    **_READ,
 )
 def metric_history(
     run_id: str, key: str, store: _Store, limit: _Limit = 1000, page_token: _Token = None
@@ -195,14 +202,17 @@ def metric_history(
 
 
 @router.get(
-    "/runs/{run_id}/artifacts", response_model=list[ArtifactOut], summary="A run's artifacts"
+    "/runs/{run_id}/artifacts",
+    response_model=list[ArtifactOut],
+    summary="A run's artifacts",
+    **_READ,
 )
 def list_artifacts(run_id: str, store: _Store) -> list[ArtifactOut]:
     store.get_run(run_id)
     return [ArtifactOut.of(a) for a in store.list_artifacts(run_id)]
 
 
-@router.post("/runs/search", response_model=Page[RunOut], summary="Search runs")
+@router.post("/runs/search", response_model=Page[RunOut], summary="Search runs", **_READ)
 def search_runs(body: SearchRuns, store: _Store) -> object:
     ids = list(body.experiment_ids)
     for name in body.experiment_names:

@@ -38,6 +38,7 @@ from shipyard.store.sql.schema import metrics as metrics_table
 from shipyard.store.sql.schema import params as params_table
 from shipyard.store.sql.schema import tags as tags_table
 from shipyard.store.sql.search import compile_filter, compile_order_by
+from shipyard.store.sql.tokens import TokenMethods
 from shipyard.store.sql.tuning import TuningMethods
 
 __all__ = ["SqlBackend"]
@@ -75,6 +76,7 @@ class SqlBackend(
     LivenessMethods,
     DeploymentMethods,
     PipelineMethods,
+    TokenMethods,
     TuningMethods,
 ):
     """:class:`~shipyard.store.Backend` over a SQLAlchemy engine.

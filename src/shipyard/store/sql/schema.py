@@ -7,6 +7,7 @@ import sqlalchemy as sa
 __all__ = [
     "alert_events",
     "alert_state",
+    "api_tokens",
     "artifacts",
     "audit_head",
     "audit_log",
@@ -521,4 +522,20 @@ automation_log = sa.Table(
     sa.Column("actor", sa.String(256), nullable=False),
     sa.Column("details", sa.Text, nullable=False, server_default="{}"),
     sa.Index("ix_automation_log_event_id", "event_id"),
+)
+
+# API tokens of the platform server: only the SHA-256 of each token's secret is kept.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("token_id", sa.String(32), primary_key=True),
+    sa.Column("user", sa.String(256), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=True),
+    sa.Column("revoked_at", sa.BigInteger, nullable=True),
+    sa.Column("last_used_at", sa.BigInteger, nullable=True),
+    sa.Index("ix_api_tokens_user", "user"),
 )
