@@ -14,24 +14,41 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shipyard.entities import ArtifactRecord, Experiment, Metric, Run
+from shipyard.entities import (
+    ArtifactRecord,
+    AuditEntry,
+    Experiment,
+    Metric,
+    ModelVersion,
+    RegisteredModel,
+    Run,
+)
 from shipyard.errors import InvalidArgumentError
 
 __all__ = [
+    "AliasIn",
     "ArtifactOut",
+    "AuditOut",
     "ErrorBody",
     "ExperimentIn",
     "ExperimentOut",
+    "GovernedIn",
     "MetricIn",
     "MetricOut",
     "MetricsIn",
+    "ModelOut",
     "Page",
     "ParamsIn",
+    "ReviewIn",
     "RunCreate",
     "RunEnd",
     "RunOut",
     "SearchRuns",
     "TagsIn",
+    "UserIn",
+    "UserOut",
+    "VersionIn",
+    "VersionOut",
     "decode_token",
     "encode_token",
 ]
@@ -195,4 +212,112 @@ class ArtifactOut(BaseModel):
     def of(cls, a: ArtifactRecord) -> ArtifactOut:
         return cls(
             path=a.path, digest=a.digest, size=a.size, is_dir=a.is_dir, file_count=a.file_count
+        )
+
+
+class ModelOut(BaseModel):
+    name: str
+    created_at: int
+    created_by: str
+    description: str = ""
+    governed: bool = False
+    aliases: dict[str, int] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, m: RegisteredModel) -> ModelOut:
+        return cls(
+            name=m.name,
+            created_at=m.created_at,
+            created_by=m.created_by,
+            description=m.description,
+            governed=m.governed,
+            aliases=dict(m.aliases),
+            tags=dict(m.tags),
+        )
+
+
+class VersionOut(BaseModel):
+    model: str
+    version: int
+    ref: str
+    digest: str
+    flavor: str
+    created_at: int
+    created_by: str
+    run_id: str | None = None
+    source: str = ""
+    description: str = ""
+    review: str = "none"
+    tags: dict[str, str] = Field(default_factory=dict)
+    aliases: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, v: ModelVersion) -> VersionOut:
+        return cls(
+            model=v.model,
+            version=v.version,
+            ref=v.ref,
+            digest=v.digest,
+            flavor=v.flavor,
+            created_at=v.created_at,
+            created_by=v.created_by,
+            run_id=v.run_id,
+            source=v.source,
+            description=v.description,
+            review=v.review.value,
+            tags=dict(v.tags),
+            aliases=list(v.aliases),
+        )
+
+
+class VersionIn(_Strict):
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$", description="The model folder's manifest")
+    flavor: str = Field(min_length=1, max_length=64)
+    run_id: str | None = Field(default=None, max_length=32)
+    source: str = Field(default="", max_length=1000)
+    description: str = Field(default="", max_length=10_000)
+
+
+class ReviewIn(_Strict):
+    comment: str = Field(default="", max_length=10_000)
+
+
+class AliasIn(_Strict):
+    version: str = Field(description="A number, `latest` or another alias", max_length=64)
+
+
+class GovernedIn(_Strict):
+    governed: bool
+
+
+class UserIn(_Strict):
+    role: str = Field(examples=["member"])
+
+
+class UserOut(BaseModel):
+    name: str
+    role: str
+    created_at: int
+
+
+class AuditOut(BaseModel):
+    seq: int
+    at: int
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]
+    hash: str
+
+    @classmethod
+    def of(cls, e: AuditEntry) -> AuditOut:
+        return cls(
+            seq=e.seq,
+            at=e.at,
+            actor=e.actor,
+            action=e.action,
+            target=e.target,
+            details=dict(e.details),
+            hash=e.hash,
         )

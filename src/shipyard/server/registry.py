@@ -1,0 +1,203 @@
+"""``/api/v1`` for the registry: models, versions, reviews, aliases, governance, users, audit.
+
+Every rule — who may approve (an approver who neither trained nor registered the version),
+what may become champion of a governed model, who may change roles — is the
+:class:`~shipyard.registry.Registry`'s, acting as the caller: the four-eyes rule holds over
+HTTP exactly as it does locally.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, status
+
+from shipyard.entities import Role
+from shipyard.errors import NotFoundError
+from shipyard.registry import Registry
+from shipyard.server.auth import Identity, identity, role
+from shipyard.server.errors import error_responses
+from shipyard.server.schemas import (
+    MAX_PAGE,
+    AliasIn,
+    AuditOut,
+    GovernedIn,
+    ModelOut,
+    Page,
+    ReviewIn,
+    UserIn,
+    UserOut,
+    VersionIn,
+    VersionOut,
+    decode_token,
+    encode_token,
+)
+from shipyard.store import Backend
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["registry"], responses=error_responses())
+
+_Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")]
+_Token = Annotated[str | None, Query(description="next_page_token of the previous page.")]
+
+
+def registry(request: Request, caller: Annotated[Identity, Depends(identity)]) -> Registry:
+    """The registry's rules, acting as the caller."""
+    backend: Backend = request.app.state.workspace.backend
+    return Registry(backend, caller.user)
+
+
+_Registry = Annotated[Registry, Depends(registry)]
+_READ, _WRITE = role(Role.VIEWER), role(Role.MEMBER)
+_APPROVE, _ADMIN = role(Role.APPROVER), role(Role.ADMIN)
+
+
+def _ref(name: str, version: str) -> str:
+    return f"{name}@{version}"
+
+
+@router.get("/models", response_model=list[ModelOut], summary="List registered models", **_READ)
+def list_models(reg: _Registry) -> list[ModelOut]:
+    return [ModelOut.of(m) for m in reg.models()]
+
+
+@router.get("/models/{name}", response_model=ModelOut, summary="A registered model", **_READ)
+def get_model(name: str, reg: _Registry) -> ModelOut:
+    return ModelOut.of(reg.model(name))
+
+
+@router.get(
+    "/models/{name}/versions",
+    response_model=Page[VersionOut],
+    summary="A model's versions, oldest first",
+    **_READ,
+)
+def list_versions(
+    name: str, reg: _Registry, limit: _Limit = 100, page_token: _Token = None
+) -> object:
+    offset = decode_token(page_token)
+    versions = reg.versions(name)
+    more = offset + limit < len(versions)
+    return {
+        "items": [VersionOut.of(v) for v in versions[offset : offset + limit]],
+        "next_page_token": encode_token(offset + limit) if more else None,
+    }
+
+
+@router.post(
+    "/models/{name}/versions",
+    response_model=VersionOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Register the next version (its files already in the artifact store)",
+    **_WRITE,
+)
+def register_version(name: str, body: VersionIn, request: Request, reg: _Registry) -> VersionOut:
+    if not request.app.state.workspace.artifacts.exists(body.digest):
+        raise NotFoundError(
+            f"no object {body.digest} in the artifact store: upload the model folder first"
+        )
+    if body.run_id is not None:
+        reg.backend.get_run(body.run_id)
+    version = reg.register(
+        name,
+        digest=body.digest,
+        flavor=body.flavor,
+        run_id=body.run_id,
+        source=body.source,
+        description=body.description,
+    )
+    return VersionOut.of(version)
+
+
+@router.get(
+    "/models/{name}/versions/{version}",
+    response_model=VersionOut,
+    summary="A version by number, alias or `latest`",
+    **_READ,
+)
+def get_version(name: str, version: str, reg: _Registry) -> VersionOut:
+    return VersionOut.of(reg.resolve(_ref(name, version)))
+
+
+@router.post(
+    "/models/{name}/versions/{version}/request-review",
+    response_model=VersionOut,
+    summary="Ask for a review",
+    **_WRITE,
+)
+def request_review(name: str, version: str, body: ReviewIn, reg: _Registry) -> VersionOut:
+    return VersionOut.of(reg.request_review(_ref(name, version), body.comment))
+
+
+@router.post(
+    "/models/{name}/versions/{version}/approve",
+    response_model=VersionOut,
+    summary="Approve (an approver who neither trained nor registered it)",
+    **_APPROVE,
+)
+def approve(name: str, version: str, body: ReviewIn, reg: _Registry) -> VersionOut:
+    return VersionOut.of(reg.approve(_ref(name, version), body.comment))
+
+
+@router.post(
+    "/models/{name}/versions/{version}/reject",
+    response_model=VersionOut,
+    summary="Reject, saying why",
+    **_APPROVE,
+)
+def reject(name: str, version: str, body: ReviewIn, reg: _Registry) -> VersionOut:
+    return VersionOut.of(reg.reject(_ref(name, version), body.comment))
+
+
+@router.put(
+    "/models/{name}/aliases/{alias}",
+    response_model=VersionOut,
+    summary="Point an alias at a version",
+    **_WRITE,
+)
+def set_alias(name: str, alias: str, body: AliasIn, reg: _Registry) -> VersionOut:
+    return VersionOut.of(reg.set_alias(_ref(name, body.version), alias))
+
+
+@router.delete(
+    "/models/{name}/aliases/{alias}", status_code=204, summary="Remove an alias", **_WRITE
+)
+def delete_alias(name: str, alias: str, reg: _Registry) -> None:
+    reg.delete_alias(name, alias)
+
+
+@router.put(
+    "/models/{name}/governed",
+    response_model=ModelOut,
+    summary="Govern a model (its champion must be approved), or not",
+    **_ADMIN,
+)
+def set_governed(name: str, body: GovernedIn, reg: _Registry) -> ModelOut:
+    reg.set_governed(name, body.governed)
+    return ModelOut.of(reg.model(name))
+
+
+@router.get("/users", response_model=list[UserOut], summary="Users and their roles", **_ADMIN)
+def list_users(reg: _Registry) -> list[UserOut]:
+    return [UserOut(name=u.name, role=u.role.value, created_at=u.created_at) for u in reg.users()]
+
+
+@router.put("/users/{user}", response_model=UserOut, summary="Give a user a role", **_ADMIN)
+def set_user(user: str, body: UserIn, reg: _Registry) -> UserOut:
+    reg.set_user(user, body.role)
+    found = reg.backend.get_user(user)
+    if found is None:  # pragma: no cover - just written
+        raise NotFoundError(f"no user {user!r}")
+    return UserOut(name=found.name, role=found.role.value, created_at=found.created_at)
+
+
+@router.get(
+    "/audit", response_model=list[AuditOut], summary="The audit log, newest first", **_ADMIN
+)
+def audit(
+    reg: _Registry,
+    target: Annotated[str | None, Query(max_length=300)] = None,
+    limit: _Limit = 100,
+) -> list[AuditOut]:
+    return [AuditOut.of(e) for e in reg.backend.list_audit(limit=limit, target=target)]
