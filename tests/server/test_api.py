@@ -31,6 +31,16 @@ class Client:
         self.app = app
 
     def __call__(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        content = kwargs.get("content")
+        if content is not None and not isinstance(content, bytes | str):
+            chunks = content
+
+            async def stream() -> Any:
+                for chunk in chunks:
+                    yield chunk
+
+            kwargs["content"] = stream()
+
         async def send() -> httpx.Response:
             transport = httpx.ASGITransport(app=self.app)
             async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:

@@ -78,6 +78,7 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {}
         if status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="shipyard"'
+        status = getattr(exc, "status", status)  # a kind with a status of its own (413)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after is not None:
             status, code = 429, "too_many_failures"

@@ -27,7 +27,9 @@ from shipyard.errors import InvalidArgumentError
 
 __all__ = [
     "AliasIn",
+    "ArtifactIn",
     "ArtifactOut",
+    "ArtifactsIn",
     "AuditOut",
     "ErrorBody",
     "ExperimentIn",
@@ -321,3 +323,17 @@ class AuditOut(BaseModel):
             details=dict(e.details),
             hash=e.hash,
         )
+
+
+class ArtifactIn(_Strict):
+    path: str = Field(
+        min_length=1, max_length=1000, description="Where in the run, e.g. plots/roc.png"
+    )
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+    is_dir: bool = False
+    file_count: int = Field(default=1, ge=0)
+
+
+class ArtifactsIn(_Strict):
+    artifacts: list[ArtifactIn] = Field(min_length=1, max_length=1000)
