@@ -29,7 +29,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shipyard.errors import InvalidArgumentError, WorkspaceNotFoundError
@@ -67,6 +67,8 @@ class Settings:
     crashed (on this host the operating system says whether the owner is alive)."""
     sync: bool = False
     """``fsync`` each metric batch so that it survives a power loss, not only a crash."""
+    token: str = field(default="", repr=False)
+    """The API token for a server with ``--auth`` (``SHIPYARD_TOKEN``); never shown."""
 
 
 def find_workspace(start: Path | None = None) -> Path | None:
@@ -144,6 +146,15 @@ def load_settings(
     artifacts_url = environ.get("SHIPYARD_ARTIFACTS_URL") or file_config.get("artifacts", {}).get(
         "url"
     )
+    server = environ.get("SHIPYARD_SERVER") or file_config.get("server", {}).get("url")
+    if server:
+        # A team server holds both stores; this folder keeps only what is per machine.
+        if not server.startswith(("http://", "https://")):
+            raise InvalidArgumentError(
+                f"SHIPYARD_SERVER={server!r} is not a URL: write e.g. http://127.0.0.1:5000"
+            )
+        store_url = server.rstrip("/")
+        artifacts_url = f"{store_url}/api/v1/objects"
     settings = Settings(
         home=path,
         store_url=store_url or f"sqlite:///{path / 'shipyard.db'}",
@@ -154,6 +165,7 @@ def load_settings(
         heartbeat_interval=_number(environ, "SHIPYARD_HEARTBEAT_INTERVAL", 5.0),
         heartbeat_timeout=_number(environ, "SHIPYARD_HEARTBEAT_TIMEOUT", 60.0),
         sync=_flag(environ, "SHIPYARD_SYNC"),
+        token=environ.get("SHIPYARD_TOKEN", ""),
     )
     if settings.heartbeat_timeout < 3 * settings.heartbeat_interval:
         raise InvalidArgumentError(

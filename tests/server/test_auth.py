@@ -68,6 +68,7 @@ def test_the_matrix_of_endpoints_and_roles_from_the_openapi_document(
             alias="champion",
             user="someone",
             digest="0" * 64,
+            journal_id="j1",
         )
         for method, operation in operations.items():
             needed = Role(operation["x-shipyard-role"])  # every endpoint declares one

@@ -111,6 +111,9 @@ class ObjectBackend(ABC):
         so that something else could have written them."""
         return False
 
+    def close(self) -> None:  # noqa: B027 - optional hook: a backend holding connections
+        """Release what the backend holds open."""
+
     def flush(self) -> None:  # noqa: B027 - optional hook, most backends write through
         """Make every write made with ``sync=False`` durable."""
 

@@ -69,17 +69,23 @@ class ArtifactStore:
     """A content-addressed store of files and folders in a local folder or an fsspec URL.
 
     Args:
-        url: a local folder (created on the first write), a ``file://`` URL, or any fsspec
-            URL such as ``s3://bucket/prefix`` or ``memory://name``. Local folders use plain
-            ``os`` calls; everything else goes through fsspec, imported on first use.
+        url: a local folder (created on the first write), a ``file://`` URL, any fsspec
+            URL such as ``s3://bucket/prefix`` or ``memory://name``, or a Shipyard server's
+            ``http(s)://host/api/v1/objects``. Local folders use plain ``os`` calls; fsspec
+            and httpx are imported on first use.
+        token: the API token for a server with ``--auth``.
 
     Raises:
         InvalidArgumentError: if ``url`` is empty, or its fsspec protocol is not installed.
     """
 
-    def __init__(self, url: StrPath) -> None:
+    def __init__(self, url: StrPath, *, token: str | None = None) -> None:
         self._backend: ObjectBackend
-        if isinstance(url, os.PathLike):
+        if isinstance(url, str) and url.startswith(("http://", "https://")):
+            from shipyard.artifacts._http import HttpBackend
+
+            self._backend = HttpBackend(url, token)
+        elif isinstance(url, os.PathLike):
             self._backend = LocalBackend(os.fspath(url))
         elif not isinstance(url, str) or not url:
             raise InvalidArgumentError(f"artifact store URL must be a non-empty string: {url!r}")
@@ -122,6 +128,10 @@ class ArtifactStore:
             location = self._backend.location(digest)
             return hash_file(location) == digest
         return True
+
+    def close(self) -> None:
+        """Release connections (a server's store holds some; the others none)."""
+        self._backend.close()
 
     def flush(self) -> None:
         """Make objects stored with ``sync=False`` durable (one ``sync`` for all of them)."""

@@ -31,14 +31,18 @@ __all__ = [
     "ArtifactOut",
     "ArtifactsIn",
     "AuditOut",
+    "CrashedIn",
     "ErrorBody",
     "ExperimentIn",
     "ExperimentOut",
     "GovernedIn",
+    "HeartbeatIn",
+    "JournalIn",
     "MetricIn",
     "MetricOut",
     "MetricsIn",
     "ModelOut",
+    "OwnerIn",
     "Page",
     "ParamsIn",
     "ReviewIn",
@@ -46,6 +50,7 @@ __all__ = [
     "RunEnd",
     "RunOut",
     "SearchRuns",
+    "SegmentIn",
     "TagsIn",
     "UserIn",
     "UserOut",
@@ -114,7 +119,14 @@ class ExperimentOut(BaseModel):
         )
 
 
+class OwnerIn(_Strict):
+    host: str = Field(min_length=1, max_length=256)
+    pid: int = Field(ge=0)
+    process_start: str = Field(default="", max_length=64)
+
+
 class RunCreate(_Strict):
+    owner: OwnerIn | None = Field(default=None, description="The logging process, if watched")
     experiment_id: int | None = Field(default=None, ge=0)
     experiment_name: str | None = Field(default=None, min_length=1, max_length=256)
     name: str | None = Field(default=None, max_length=256)
@@ -126,6 +138,7 @@ class RunCreate(_Strict):
 class RunEnd(_Strict):
     status: str = Field(examples=["FINISHED"])
     end_time: int | None = Field(default=None, ge=0)
+    only_active: bool = Field(default=True, description="Refuse a run already ended")
 
 
 class RunOut(BaseModel):
@@ -201,6 +214,7 @@ class SearchRuns(_Strict):
     order_by: list[str] = Field(default_factory=list, max_length=10)
     max_results: int = Field(default=100, ge=1, le=MAX_PAGE)
     page_token: str | None = None
+    offset: int | None = Field(default=None, ge=0, description="Instead of a page token")
 
 
 class ArtifactOut(BaseModel):
@@ -337,3 +351,25 @@ class ArtifactIn(_Strict):
 
 class ArtifactsIn(_Strict):
     artifacts: list[ArtifactIn] = Field(min_length=1, max_length=1000)
+
+
+class SegmentIn(_Strict):
+    journal_id: str = Field(min_length=1, max_length=64)
+    run_id: str = Field(min_length=1, max_length=32)
+    segment: int = Field(ge=0)
+    metrics: list[tuple[str, float | None, int, int]] = Field(max_length=100_000)
+
+
+class JournalIn(_Strict):
+    segments: list[SegmentIn] = Field(min_length=1, max_length=1000)
+
+
+class HeartbeatIn(_Strict):
+    run_ids: list[str] = Field(max_length=10_000)
+    owner: OwnerIn
+    now: int = Field(ge=0)
+
+
+class CrashedIn(_Strict):
+    heartbeat: int | None = None
+    now: int = Field(ge=0)

@@ -12,17 +12,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
-from shipyard.entities import Metric, Role, RunStatus
+from shipyard.entities import JournalSegment, Metric, Role, RunOwner, RunStatus
 from shipyard.errors import InvalidArgumentError
 from shipyard.server.auth import Identity, identity, role
 from shipyard.server.errors import error_responses
 from shipyard.server.schemas import (
     MAX_PAGE,
     ArtifactOut,
+    CrashedIn,
     ExperimentIn,
     ExperimentOut,
+    HeartbeatIn,
+    JournalIn,
     MetricOut,
     MetricsIn,
+    OwnerIn,
     Page,
     ParamsIn,
     RunCreate,
@@ -133,6 +137,7 @@ def create_run(body: RunCreate, store: _Store, caller: _Caller) -> RunOut:
         start_time=body.start_time if body.start_time is not None else _now(),
         parent_run_id=body.parent_run_id,
         tags=tags,
+        owner=None if body.owner is None else RunOwner(**body.owner.model_dump()),
     )
     return RunOut.of(run)
 
@@ -153,7 +158,7 @@ def end_run(run_id: str, body: RunEnd, store: _Store) -> RunOut:
     if final not in (RunStatus.FINISHED, RunStatus.FAILED, RunStatus.KILLED):
         raise InvalidArgumentError(f"a run ends FINISHED, FAILED or KILLED, not {final.value}")
     end = body.end_time if body.end_time is not None else _now()
-    store.end_run(run_id, final, end, only_active=True)
+    store.end_run(run_id, final, end, only_active=body.only_active)
     return RunOut.of(store.get_run(run_id))
 
 
@@ -222,7 +227,7 @@ def search_runs(body: SearchRuns, store: _Store) -> object:
         ids.append(found.experiment_id)
     if not ids:
         ids = [e.experiment_id for e in store.list_experiments()]
-    offset = decode_token(body.page_token)
+    offset = body.offset if body.offset is not None else decode_token(body.page_token)
     # One more than a page tells whether another page follows.
     runs = store.search_runs(
         ids, body.filter, body.order_by, max_results=body.max_results + 1, offset=offset
@@ -230,3 +235,76 @@ def search_runs(body: SearchRuns, store: _Store) -> object:
     more = len(runs) > body.max_results
     items = [RunOut.of(r) for r in runs[: body.max_results]]
     return _page(list(items), offset, body.max_results, more)
+
+
+# what a client process needs to log safely: its metric journal, its liveness -------------------
+
+
+@router.post(
+    "/runs/{run_id}/reopen", response_model=RunOut, summary="Reopen an ended run", **_WRITE
+)
+def reopen_run(run_id: str, body: OwnerIn | None, store: _Store) -> RunOut:
+    owner = None if body is None else RunOwner(**body.model_dump())
+    return RunOut.of(store.reopen_run(run_id, owner=owner, now=_now()))
+
+
+@router.post(
+    "/journal",
+    summary="Apply metric journal segments, each at most once; returns how many were new",
+    **_WRITE,
+)
+def log_journal(body: JournalIn, store: _Store) -> dict[str, int]:
+    segments = [
+        JournalSegment(
+            journal_id=s.journal_id,
+            run_id=s.run_id,
+            segment=s.segment,
+            metrics=tuple(
+                (validate_key("metric", k), math.nan if v is None else v, step, ts)
+                for k, v, step, ts in s.metrics
+            ),
+        )
+        for s in body.segments
+    ]
+    return {"new": store.log_journal(segments)}
+
+
+@router.get(
+    "/journal/{journal_id}",
+    summary="The highest segment of a journal already applied (-1: none)",
+    **_READ,
+)
+def applied_segment(journal_id: str, store: _Store) -> dict[str, int]:
+    return {"segment": store.applied_segment(journal_id)}
+
+
+@router.post("/heartbeat", summary="A logging process is alive", **_WRITE)
+def heartbeat(body: HeartbeatIn, store: _Store) -> dict[str, int]:
+    owner = RunOwner(**body.owner.model_dump())
+    return {"runs": store.heartbeat(body.run_ids, owner, body.now)}
+
+
+@router.get("/watched-runs", summary="RUNNING runs that have an owner", **_READ)
+def watched_runs(store: _Store) -> list[dict[str, object]]:
+    return [
+        {"run_id": run_id, "owner": _owner(owner), "heartbeat": beat}
+        for run_id, owner, beat in store.watched_runs()
+    ]
+
+
+def _owner(owner: RunOwner) -> dict[str, object]:
+    return {"host": owner.host, "pid": owner.pid, "process_start": owner.process_start}
+
+
+@router.post(
+    "/runs/{run_id}/crashed",
+    summary="Mark a run CRASHED if its heartbeat is still the one judged dead",
+    **_WRITE,
+)
+def mark_crashed(run_id: str, body: CrashedIn, store: _Store) -> dict[str, int | None]:
+    return {"end_time": store.mark_run_crashed(run_id, heartbeat=body.heartbeat, now=body.now)}
+
+
+@router.get("/runs/{run_id}/latest-steps", summary="The highest step of each metric", **_READ)
+def latest_steps(run_id: str, store: _Store) -> dict[str, int]:
+    return store.latest_steps(run_id)

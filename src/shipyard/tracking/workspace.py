@@ -40,7 +40,11 @@ class Workspace:
     @cached_property
     def backend(self) -> Backend:
         with self._lock:
-            backend = open_backend(self.settings.store_url, sync=self.settings.sync)
+            backend = open_backend(
+                self.settings.store_url,
+                sync=self.settings.sync,
+                token=self.settings.token or None,
+            )
         try:
             self._unreported = self._recover(backend)
         except Exception as exc:  # recovery must never stop a command; the next open retries
@@ -50,7 +54,7 @@ class Workspace:
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
-        return ArtifactStore(self.settings.artifacts_url)
+        return ArtifactStore(self.settings.artifacts_url, token=self.settings.token or None)
 
     @cached_property
     def metric_buffer(self) -> MetricBuffer:
@@ -102,6 +106,8 @@ class Workspace:
             self.metric_buffer.close()
         if "backend" in self.__dict__:
             self.backend.close()
+        if "artifacts" in self.__dict__:
+            self.artifacts.close()
 
 
 _open: dict[Settings, Workspace] = {}

@@ -1,0 +1,372 @@
+"""``RestBackend``: the client's :class:`~shipyard.store.Backend` over a Shipyard server.
+
+Selected by ``SHIPYARD_SERVER=http://host:5000`` (with ``SHIPYARD_TOKEN`` when the server
+runs ``--auth``): the Python API and the CLI then log to the server instead of opening the
+database. The server decides who the caller is (from the token) and checks every rule; the
+client's own checks are only early warnings.
+
+So far it carries experiments, runs, params, tags, metrics (the write-ahead journal's
+segments, applied at most once by the server as by the SQL store), liveness (heartbeats,
+crash marks), artifact records and search — what ``start_run`` … ``search_runs`` need. Every
+other method says it is not available through a server yet.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
+
+from shipyard.entities import (
+    ArtifactRecord,
+    Experiment,
+    JournalSegment,
+    Metric,
+    Run,
+    RunOwner,
+    RunStatus,
+)
+from shipyard.errors import (
+    AlreadyExistsError,
+    AuthenticationError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ShipyardError,
+    StoreError,
+)
+
+__all__ = ["RestBackend"]
+
+_ERRORS: dict[str, type[ShipyardError]] = {
+    "not_found": NotFoundError,
+    "already_exists": AlreadyExistsError,
+    "conflict": ConflictError,
+    "permission_denied": PermissionDeniedError,
+    "unauthenticated": AuthenticationError,
+    "invalid_argument": InvalidArgumentError,
+    "invalid_request": InvalidArgumentError,
+}
+_PAGE = 1000
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _run(data: Mapping[str, Any]) -> Run:
+    return Run(
+        run_id=data["run_id"],
+        experiment_id=data["experiment_id"],
+        name=data["name"],
+        status=RunStatus(data["status"]),
+        start_time=data["start_time"],
+        end_time=data.get("end_time"),
+        parent_run_id=data.get("parent_run_id"),
+        user=data.get("user", ""),
+        params=dict(data.get("params", {})),
+        metrics={k: _nan(v) for k, v in data.get("metrics", {}).items()},
+        tags=dict(data.get("tags", {})),
+    )
+
+
+def _experiment(data: Mapping[str, Any]) -> Experiment:
+    return Experiment(
+        experiment_id=data["experiment_id"],
+        name=data["name"],
+        created_at=data["created_at"],
+        description=data.get("description", ""),
+    )
+
+
+def _owner(owner: RunOwner | None) -> dict[str, Any] | None:
+    if owner is None:
+        return None
+    return {"host": owner.host, "pid": owner.pid, "process_start": owner.process_start}
+
+
+class RestBackend:
+    """The store behind a Shipyard server.
+
+    Args:
+        url: the server, e.g. ``http://127.0.0.1:5000``.
+        token: an API token (``shipyard token create``) for a server with ``--auth``.
+        timeout: seconds to wait for each answer.
+        transport: an httpx transport (tests pass one that calls an app in-process).
+
+    Raises:
+        StoreError: the server does not answer ``/health``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 60.0,
+        transport: Any = None,
+    ) -> None:
+        import httpx
+
+        self._base = url.rstrip("/")
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(
+            base_url=self._base, headers=headers, timeout=timeout, transport=transport
+        )
+        try:
+            self._call("GET", "/health")
+        except BaseException:
+            self._http.close()
+            raise
+
+    @property
+    def url(self) -> str:
+        return self._base
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> Any:
+        import httpx
+
+        try:
+            response = self._http.request(method, path, json=json, params=params)
+        except httpx.TransportError as exc:
+            raise StoreError(f"cannot reach the Shipyard server at {self._base}: {exc}") from None
+        if response.status_code >= 400:
+            _raise(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def _api(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self._call(method, f"/api/v1{path}", **kwargs)
+
+    def __getattr__(self, name: str) -> Callable[..., NoReturn]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def unavailable(*args: Any, **kwargs: Any) -> NoReturn:
+            raise StoreError(
+                f"{name} is not available through a Shipyard server yet: unset "
+                "SHIPYARD_SERVER and open the store directly for it"
+            )
+
+        return unavailable
+
+    # experiments -------------------------------------------------------------------------
+
+    def create_experiment(self, name: str, description: str = "") -> Experiment:
+        body = {"name": name, "description": description}
+        return _experiment(self._api("POST", "/experiments", json=body))
+
+    def get_experiment(self, experiment_id: int) -> Experiment:
+        return _experiment(self._api("GET", f"/experiments/{experiment_id}"))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        found = self._api("GET", "/experiments", params={"name": name})["items"]
+        return _experiment(found[0]) if found else None
+
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        found = self.get_experiment_by_name(name)
+        if found is not None:
+            return found
+        try:
+            return self.create_experiment(name)
+        except AlreadyExistsError:  # another client made it meanwhile
+            again = self.get_experiment_by_name(name)
+            if again is None:  # pragma: no cover - deleted between the two calls
+                raise
+            return again
+
+    def list_experiments(self) -> list[Experiment]:
+        return [_experiment(e) for e in self._pages("/experiments")]
+
+    def _pages(self, path: str, **params: Any) -> list[Any]:
+        items: list[Any] = []
+        token = None
+        while True:
+            query = {**params, "limit": _PAGE, **({"page_token": token} if token else {})}
+            page = self._api("GET", path, params=query)
+            items.extend(page["items"])
+            token = page.get("next_page_token")
+            if not token:
+                return items
+
+    # runs --------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: int,
+        *,
+        name: str,
+        user: str,
+        start_time: int,
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        owner: RunOwner | None = None,
+    ) -> Run:
+        # ``user`` is the server's to decide: the caller its token names.
+        body = {
+            "experiment_id": experiment_id,
+            "name": name,
+            "start_time": start_time,
+            "parent_run_id": parent_run_id,
+            "tags": dict(tags or {}),
+            "owner": _owner(owner),
+        }
+        return _run(self._api("POST", "/runs", json=body))
+
+    def end_run(
+        self, run_id: str, status: RunStatus, end_time: int, *, only_active: bool = False
+    ) -> None:
+        body = {"status": status.value, "end_time": end_time, "only_active": only_active}
+        self._api("POST", f"/runs/{run_id}/end", json=body)
+
+    def reopen_run(
+        self, run_id: str, *, owner: RunOwner | None = None, now: int | None = None
+    ) -> Run:
+        return _run(self._api("POST", f"/runs/{run_id}/reopen", json=_owner(owner)))
+
+    def log_journal(self, segments: Sequence[JournalSegment]) -> int:
+        if not segments:
+            return 0
+        body = {
+            "segments": [
+                {
+                    "journal_id": s.journal_id,
+                    "run_id": s.run_id,
+                    "segment": s.segment,
+                    "metrics": [(k, _json_float(v), step, ts) for k, v, step, ts in s.metrics],
+                }
+                for s in segments
+            ]
+        }
+        return int(self._api("POST", "/journal", json=body)["new"])
+
+    def applied_segment(self, journal_id: str) -> int:
+        return int(self._api("GET", f"/journal/{journal_id}")["segment"])
+
+    def heartbeat(self, run_ids: Sequence[str], owner: RunOwner, now: int) -> int:
+        body = {"run_ids": list(run_ids), "owner": _owner(owner), "now": now}
+        return int(self._api("POST", "/heartbeat", json=body)["runs"])
+
+    def watched_runs(self) -> list[tuple[str, RunOwner, int]]:
+        return [
+            (w["run_id"], RunOwner(**w["owner"]), int(w["heartbeat"]))
+            for w in self._api("GET", "/watched-runs")
+        ]
+
+    def mark_run_crashed(self, run_id: str, *, heartbeat: int | None, now: int) -> int | None:
+        body = {"heartbeat": heartbeat, "now": now}
+        end = self._api("POST", f"/runs/{run_id}/crashed", json=body)["end_time"]
+        return None if end is None else int(end)
+
+    def latest_steps(self, run_id: str) -> dict[str, int]:
+        return {k: int(v) for k, v in self._api("GET", f"/runs/{run_id}/latest-steps").items()}
+
+    def get_run(self, run_id: str) -> Run:
+        return _run(self._api("GET", f"/runs/{run_id}"))
+
+    def resolve_run_id(self, prefix: str) -> str:
+        return str(self._api("GET", f"/runs/{prefix}")["run_id"])
+
+    def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
+        if params:
+            self._api("POST", f"/runs/{run_id}/params", json={"params": dict(params)})
+
+    def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
+        if tags:
+            self._api("POST", f"/runs/{run_id}/tags", json={"tags": dict(tags)})
+
+    def log_metrics(self, metrics: Sequence[Metric]) -> None:
+        by_run: dict[str, list[dict[str, Any]]] = {}
+        for m in metrics:
+            by_run.setdefault(m.run_id, []).append(
+                {
+                    "key": m.key,
+                    "value": _json_float(m.value),
+                    "step": m.step,
+                    "timestamp": m.timestamp,
+                }
+            )
+        for run_id, batch in by_run.items():
+            for start in range(0, len(batch), _PAGE):
+                chunk = batch[start : start + _PAGE]
+                self._api("POST", f"/runs/{run_id}/metrics", json={"metrics": chunk})
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        return [
+            Metric(m["key"], _nan(m["value"]), m["step"], m["timestamp"], run_id)
+            for m in self._pages(f"/runs/{run_id}/metrics/{key}")
+        ]
+
+    def log_artifacts(self, run_id: str, records: Sequence[ArtifactRecord]) -> None:
+        if records:
+            body = {
+                "artifacts": [
+                    {
+                        "path": r.path,
+                        "digest": r.digest,
+                        "size": r.size,
+                        "is_dir": r.is_dir,
+                        "file_count": r.file_count,
+                    }
+                    for r in records
+                ]
+            }
+            self._api("POST", f"/runs/{run_id}/artifacts", json=body)
+
+    def list_artifacts(self, run_id: str) -> list[ArtifactRecord]:
+        return [
+            ArtifactRecord(a["path"], a["digest"], a["size"], a["is_dir"], a["file_count"])
+            for a in self._api("GET", f"/runs/{run_id}/artifacts")
+        ]
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[int],
+        filter_string: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 1000,
+        offset: int = 0,
+    ) -> list[Run]:
+        runs: list[Run] = []
+        while len(runs) < max_results:
+            want = min(_PAGE, max_results - len(runs))
+            body = {
+                "experiment_ids": list(experiment_ids),
+                "filter": filter_string,
+                "order_by": list(order_by),
+                "max_results": want,
+                "offset": offset + len(runs),
+            }
+            page = self._api("POST", "/runs/search", json=body)
+            runs.extend(_run(r) for r in page["items"])
+            if not page.get("next_page_token"):
+                break
+        return runs
+
+
+def _raise(response: Any) -> NoReturn:
+    try:
+        body = response.json()
+        code, message = str(body.get("code", "")), str(body.get("message", ""))
+    except ValueError:
+        code, message = "", response.text[:300]
+    kind = _ERRORS.get(code)
+    if kind is None:
+        raise StoreError(f"the Shipyard server answered {response.status_code}: {message}")
+    raise kind(message)
