@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from shipyard.entities import Role
 from shipyard.errors import NotFoundError
 from shipyard.registry import Registry
+from shipyard.registry.service import validate_model_name
 from shipyard.server.auth import Identity, identity, role
 from shipyard.server.errors import error_responses
 from shipyard.server.schemas import (
@@ -22,6 +23,7 @@ from shipyard.server.schemas import (
     AliasIn,
     AuditOut,
     GovernedIn,
+    ModelIn,
     ModelOut,
     Page,
     ReviewIn,
@@ -60,6 +62,21 @@ def _ref(name: str, version: str) -> str:
 @router.get("/models", response_model=list[ModelOut], summary="List registered models", **_READ)
 def list_models(reg: _Registry) -> list[ModelOut]:
     return [ModelOut.of(m) for m in reg.models()]
+
+
+@router.post(
+    "/models",
+    response_model=ModelOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Register a model name (409 if it exists)",
+    **_WRITE,
+)
+def create_model(body: ModelIn, reg: _Registry) -> ModelOut:
+    name = validate_model_name(body.name)
+    created = reg.backend.create_registered_model(
+        name, actor=reg.user, description=body.description
+    )
+    return ModelOut.of(created)
 
 
 @router.get("/models/{name}", response_model=ModelOut, summary="A registered model", **_READ)
@@ -181,6 +198,14 @@ def set_governed(name: str, body: GovernedIn, reg: _Registry) -> ModelOut:
 @router.get("/users", response_model=list[UserOut], summary="Users and their roles", **_ADMIN)
 def list_users(reg: _Registry) -> list[UserOut]:
     return [UserOut(name=u.name, role=u.role.value, created_at=u.created_at) for u in reg.users()]
+
+
+@router.get("/users/{user}", response_model=UserOut, summary="A user's role", **_READ)
+def get_user(user: str, reg: _Registry) -> UserOut:
+    found = reg.backend.get_user(user)
+    if found is None:
+        raise NotFoundError(f"no user {user!r}")
+    return UserOut(name=found.name, role=found.role.value, created_at=found.created_at)
 
 
 @router.put("/users/{user}", response_model=UserOut, summary="Give a user a role", **_ADMIN)

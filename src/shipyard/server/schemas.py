@@ -231,6 +231,11 @@ class ArtifactOut(BaseModel):
         )
 
 
+class ModelIn(_Strict):
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field(default="", max_length=10_000)
+
+
 class ModelOut(BaseModel):
     name: str
     created_at: int

@@ -19,12 +19,18 @@ from typing import Any, NoReturn
 
 from shipyard.entities import (
     ArtifactRecord,
+    AuditEntry,
     Experiment,
     JournalSegment,
     Metric,
+    ModelVersion,
+    RegisteredModel,
+    ReviewState,
+    Role,
     Run,
     RunOwner,
     RunStatus,
+    User,
 )
 from shipyard.errors import (
     AlreadyExistsError,
@@ -88,6 +94,42 @@ def _owner(owner: RunOwner | None) -> dict[str, Any] | None:
     if owner is None:
         return None
     return {"host": owner.host, "pid": owner.pid, "process_start": owner.process_start}
+
+
+def _model(data: Mapping[str, Any]) -> RegisteredModel:
+    return RegisteredModel(
+        name=data["name"],
+        created_at=data["created_at"],
+        created_by=data["created_by"],
+        description=data.get("description", ""),
+        governed=data.get("governed", False),
+        aliases={k: int(v) for k, v in data.get("aliases", {}).items()},
+        tags=dict(data.get("tags", {})),
+    )
+
+
+def _version(data: Mapping[str, Any]) -> ModelVersion:
+    return ModelVersion(
+        model=data["model"],
+        version=data["version"],
+        digest=data["digest"],
+        flavor=data["flavor"],
+        created_at=data["created_at"],
+        created_by=data["created_by"],
+        run_id=data.get("run_id"),
+        source=data.get("source", ""),
+        description=data.get("description", ""),
+        review=ReviewState(data.get("review", "none")),
+        tags=dict(data.get("tags", {})),
+        aliases=tuple(data.get("aliases", ())),
+    )
+
+
+_REVIEW_ACTIONS = {
+    ReviewState.REQUESTED: "request-review",
+    ReviewState.APPROVED: "approve",
+    ReviewState.REJECTED: "reject",
+}
 
 
 class RestBackend:
@@ -333,6 +375,118 @@ class RestBackend:
         return [
             ArtifactRecord(a["path"], a["digest"], a["size"], a["is_dir"], a["file_count"])
             for a in self._api("GET", f"/runs/{run_id}/artifacts")
+        ]
+
+    # registry: the server applies the rules again, as the token's user ---------------------
+
+    def create_registered_model(
+        self, name: str, *, actor: str, description: str = ""
+    ) -> RegisteredModel:
+        body = {"name": name, "description": description}
+        return _model(self._api("POST", "/models", json=body))
+
+    def get_registered_model(self, name: str) -> RegisteredModel:
+        return _model(self._api("GET", f"/models/{name}"))
+
+    def list_registered_models(self) -> list[RegisteredModel]:
+        return [_model(m) for m in self._api("GET", "/models")]
+
+    def set_model_governed(self, name: str, governed: bool, *, actor: str) -> None:
+        self._api("PUT", f"/models/{name}/governed", json={"governed": governed})
+
+    def create_model_version(
+        self,
+        name: str,
+        *,
+        digest: str,
+        flavor: str,
+        actor: str,
+        run_id: str | None = None,
+        source: str = "",
+        description: str = "",
+    ) -> ModelVersion:
+        body = {
+            "digest": digest,
+            "flavor": flavor,
+            "run_id": run_id,
+            "source": source,
+            "description": description,
+        }
+        return _version(self._api("POST", f"/models/{name}/versions", json=body))
+
+    def get_model_version(self, name: str, version: int) -> ModelVersion:
+        return _version(self._api("GET", f"/models/{name}/versions/{version}"))
+
+    def list_model_versions(self, name: str) -> list[ModelVersion]:
+        return [_version(v) for v in self._pages(f"/models/{name}/versions")]
+
+    def latest_model_version(self, name: str) -> int:
+        return int(self._api("GET", f"/models/{name}/versions/latest")["version"])
+
+    def resolve_model_alias(self, name: str, alias: str) -> int:
+        return int(self._api("GET", f"/models/{name}/versions/{alias}")["version"])
+
+    def set_review_state(
+        self,
+        name: str,
+        version: int,
+        state: ReviewState,
+        *,
+        actor: str,
+        comment: str = "",
+        expected: ReviewState | None = None,
+    ) -> None:
+        action = _REVIEW_ACTIONS.get(state)
+        if action is None:
+            raise InvalidArgumentError(f"a review cannot be set to {state.value} over a server")
+        path = f"/models/{name}/versions/{version}/{action}"
+        self._api("POST", path, json={"comment": comment})
+
+    def set_model_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        require_approved: bool = False,
+    ) -> None:
+        self._api("PUT", f"/models/{name}/aliases/{alias}", json={"version": str(version)})
+
+    def delete_model_alias(self, name: str, alias: str, *, actor: str) -> None:
+        self._api("DELETE", f"/models/{name}/aliases/{alias}")
+
+    def set_user(self, name: str, role: Role, *, actor: str) -> None:
+        self._api("PUT", f"/users/{name}", json={"role": role.value})
+
+    def get_user(self, name: str) -> User | None:
+        try:
+            found = self._api("GET", f"/users/{name}")
+        except NotFoundError:
+            return None
+        return User(found["name"], Role(found["role"]), found["created_at"])
+
+    def list_users(self) -> list[User]:
+        return [
+            User(u["name"], Role(u["role"]), u["created_at"]) for u in self._api("GET", "/users")
+        ]
+
+    def list_audit(self, *, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
+        params: dict[str, Any] = {"limit": limit}
+        if target is not None:
+            params["target"] = target
+        return [
+            AuditEntry(
+                seq=e["seq"],
+                at=e["at"],
+                actor=e["actor"],
+                action=e["action"],
+                target=e["target"],
+                details=e["details"],
+                prev_hash="",
+                hash=e["hash"],
+            )
+            for e in self._api("GET", "/audit", params=params)
         ]
 
     def search_runs(
