@@ -1,0 +1,169 @@
+"""The `mlflow` client, unchanged, against `shipyard server`.
+
+The newest MLflow tracking client (`mlflow-skinny`, the official client without the server)
+is installed from the package index into a venv of its own (`.venvs/mlflow-client`, made once
+and reused), and an ordinary MLflow script runs against a real server on 127.0.0.1 — once
+without authentication and once with a token. Shipyard's own CLI then checks what arrived.
+Model logging, the artifact proxy and the registry are not served yet (docs/mlflow.md).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shipyard.config import init_workspace
+from shipyard.registry import Registry
+from shipyard.registry.tokens import issue_token
+from shipyard.tracking import open_workspace
+from tests._cli import ROOT, run_shipyard
+from tests.server.test_api import _free_port
+
+pytestmark = pytest.mark.e2e
+
+VENV = ROOT / ".venvs" / "mlflow-client"
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import mlflow
+
+    mlflow.set_tracking_uri(sys.argv[1])
+    mlflow.set_experiment("churn-mlflow")
+    with mlflow.start_run(run_name="outer") as run:
+        mlflow.log_param("lr", 0.1)
+        mlflow.log_params({"trees": 50, "depth": 4})
+        for step in range(5):
+            mlflow.log_metric("loss", 1.0 / (step + 1), step=step)
+        mlflow.log_metrics({"auc": 0.91, "f1": 0.8}, step=5)
+        mlflow.set_tag("team", "a")
+        with mlflow.start_run(run_name="inner", nested=True) as child:
+            mlflow.log_metric("auc", 0.9)
+    client = mlflow.MlflowClient()
+    experiment = mlflow.get_experiment_by_name("churn-mlflow")
+    found = client.search_runs([experiment.experiment_id], filter_string="params.lr = '0.1'")
+    history = client.get_metric_history(run.info.run_id, "loss")
+    print(json.dumps({
+        "run": run.info.run_id,
+        "child": child.info.run_id,
+        "found": [r.info.run_id for r in found],
+        "history": [[m.step, m.value] for m in history],
+        "params": client.get_run(run.info.run_id).data.params,
+        "status": client.get_run(run.info.run_id).info.status,
+        "version": mlflow.__version__,
+    }))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def mlflow_python() -> Path:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run(
+            [
+                *(str(python), "-m", "pip", "install", "--quiet"),
+                *("--disable-pip-version-check", "--upgrade", "mlflow-skinny"),
+            ],
+            check=True,
+            timeout=600,
+        )
+    return python
+
+
+def _serve(home: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    port = _free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    server = subprocess.Popen(
+        [
+            *(sys.executable, "-c", "from shipyard.cli import main; main()", "server"),
+            *("--port", str(port), *extra),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{url}/health", timeout=1)
+            return server, url
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "the server never answered"
+            time.sleep(0.05)
+
+
+def _run_script(python: Path, url: str, env: dict[str, str]) -> dict[str, object]:
+    clean = {k: v for k, v in env.items() if not k.startswith(("SHIPYARD_", "PYTHONPATH"))}
+    done = subprocess.run(
+        [str(python), "-c", SCRIPT, url],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("auth", [False, True], ids=["solo", "token"])
+def test_an_ordinary_mlflow_script_logs_to_shipyard(
+    home: Path, mlflow_python: Path, auth: bool
+) -> None:
+    init_workspace(home.parent)
+    backend = open_workspace().backend
+    Registry(backend, "alice").bootstrap_admin()
+    env = dict(os.environ)
+    extra: tuple[str, ...] = ()
+    if auth:
+        extra = ("--auth",)
+        env["MLFLOW_TRACKING_TOKEN"] = issue_token(backend, "alice")[1]
+    server, url = _serve(home, *extra)
+    try:
+        result = _run_script(mlflow_python, url, env)
+    finally:
+        server.terminate()
+        server.communicate(timeout=20)
+    assert result["found"] == [result["run"]]
+    assert result["history"] == [[s, 1.0 / (s + 1)] for s in range(5)]
+    assert result["params"] == {"lr": "0.1", "trees": "50", "depth": "4"}
+    assert result["status"] == "FINISHED"
+    # Shipyard's own CLI sees the same runs, nested as MLflow nested them
+    listed = run_shipyard("runs", "ls", "-e", "churn-mlflow", "--json")
+    runs = {r["run_id"]: r for r in json.loads(listed.stdout)}
+    assert runs[str(result["child"])]["parent_run_id"] == result["run"]
+    outer = runs[str(result["run"])]
+    assert outer["user"] == "alice" and outer["tags"]["team"] == "a"
+    assert outer["metrics"] == {"loss": 0.2, "auc": 0.91, "f1": 0.8}
+
+
+def test_mlflow_errors_keep_mlflow_shape(home: Path) -> None:
+    from shipyard.server import create_app
+    from tests.server.test_api import Client
+
+    init_workspace(home.parent)
+    api = Client(create_app(home))
+    missing = api("GET", "/api/2.0/mlflow/experiments/get-by-name", params={"experiment_name": "x"})
+    assert missing.status_code == 404
+    assert missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    api("POST", "/api/2.0/mlflow/experiments/create", json={"name": "x"})
+    twice = api("POST", "/api/2.0/mlflow/experiments/create", json={"name": "x"})
+    assert twice.status_code == 409 and twice.json()["error_code"] == "RESOURCE_ALREADY_EXISTS"
+    batch = {"run_id": "0" * 32, "metrics": [{"key": "m", "value": 1, "timestamp": 1}] * 1001}
+    too_many = api("POST", "/api/2.0/mlflow/runs/log-batch", json=batch)
+    assert too_many.status_code == 400
+    assert too_many.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert "at most 1000 metrics" in too_many.json()["message"]
