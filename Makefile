@@ -58,6 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/pipelines_vs_zenml_prefect.py
 	$(BIN)/python bench/tuning_vs_optuna.py
 	$(BIN)/python bench/demo_stages.py
+	$(BIN)/python bench/server_vs_mlflow.py
 
 ## lock: refresh constraints.txt from the current environment
 lock:

@@ -82,7 +82,7 @@ router = APIRouter(prefix="/api/2.0/mlflow", tags=["mlflow"], route_class=Mlflow
 _READ, _WRITE = role(Role.VIEWER), role(Role.MEMBER)
 
 
-def backend(request: Request) -> Backend:
+async def backend(request: Request) -> Backend:
     store: Backend = request.app.state.workspace.backend
     return store
 
@@ -253,6 +253,12 @@ def _run_id(*ids: str | None) -> str:
     raise InvalidArgumentError("run_id is required")
 
 
+def _require_run(store: Backend, run_id: str) -> None:
+    """A 404 for an unknown run before anything is written (one indexed lookup)."""
+    if store.resolve_run_id(run_id) != run_id:
+        raise NotFoundError(f"Run '{run_id}' not found")
+
+
 def _float(key: str, value: float | str) -> float:
     if isinstance(value, str):
         try:
@@ -353,7 +359,7 @@ def update_run(body: RunUpdate, store: _Store) -> dict[str, Any]:
 @router.post("/runs/log-metric", summary="MLflow: log a metric", **_WRITE)
 def log_metric(body: LogMetric, store: _Store) -> dict[str, Any]:
     run_id = _run_id(body.run_id, body.run_uuid)
-    store.get_run(run_id)
+    _require_run(store, run_id)
     metric = Metric(
         validate_key("metric", body.key),
         _float(body.key, body.value),
@@ -386,7 +392,7 @@ def log_batch(body: LogBatch, store: _Store) -> dict[str, Any]:
             raise InvalidArgumentError(
                 f"A batch logging request can contain at most {limit} {kind}"
             )
-    store.get_run(body.run_id)
+    _require_run(store, body.run_id)
     now = _now()
     if body.params:
         store.log_params(

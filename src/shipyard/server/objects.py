@@ -40,12 +40,12 @@ MAX_OBJECT_BYTES = 64 * 2**30
 _Digest = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$", description="BLAKE3, 64 hex")]
 
 
-def artifacts(request: Request) -> ArtifactStore:
+async def artifacts(request: Request) -> ArtifactStore:
     store: ArtifactStore = request.app.state.workspace.artifacts
     return store
 
 
-def backend(request: Request) -> Backend:
+async def backend(request: Request) -> Backend:
     store: Backend = request.app.state.workspace.backend
     return store
 

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, status
 
 from shipyard.entities import JournalSegment, Metric, Role, RunOwner, RunStatus
-from shipyard.errors import InvalidArgumentError
+from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.server.auth import Identity, identity, role
 from shipyard.server.errors import error_responses
 from shipyard.server.schemas import (
@@ -55,7 +55,7 @@ _Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")]
 _Token = Annotated[str | None, Query(description="next_page_token of the previous page.")]
 
 
-def backend(request: Request) -> Backend:
+async def backend(request: Request) -> Backend:
     store: Backend = request.app.state.workspace.backend
     return store
 
@@ -176,7 +176,8 @@ def set_tags(run_id: str, body: TagsIn, store: _Store) -> None:
 
 @router.post("/runs/{run_id}/metrics", status_code=204, summary="Log metrics", **_WRITE)
 def log_metrics(run_id: str, body: MetricsIn, store: _Store) -> None:
-    store.get_run(run_id)  # 404 before anything is written
+    if store.resolve_run_id(run_id) != run_id:  # 404 before anything is written
+        raise NotFoundError(f"no run {run_id}")
     now = _now()
     batch = [
         Metric(
