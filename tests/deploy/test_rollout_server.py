@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,18 +51,23 @@ class Server:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ, PYTHONPATH=str(ROOT), **{PLANTED_FAILURES_ENV: "1"})
-        self.process = subprocess.Popen(
-            [
-                sys.executable, "-c", "from shipyard.cli import main; main()",
-                "serve", "--deployment", deployment, "--port", str(self.port),
-                "--workers", str(workers), "--trust-code", "--max-batch-size", "1",
-            ],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        # A file, not a pipe: a pipe nobody reads fills up, and a server that logs into a
+        # full pipe blocks (its workers then stop answering and following the deployment).
+        handle, name = tempfile.mkstemp(prefix="model-server-", suffix=".log")
+        self.log = Path(name)
+        with os.fdopen(handle, "w") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable, "-c", "from shipyard.cli import main; main()",
+                    "serve", "--deployment", deployment, "--port", str(self.port),
+                    "--workers", str(workers), "--trust-code", "--max-batch-size", "1",
+                ],
+                env=env, stdout=log, stderr=subprocess.STDOUT, text=True,
+            )  # fmt: skip
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"the server exited: {self.process.communicate()}")
+                raise AssertionError(f"the server exited: {self.tail()}")
             try:
                 if httpx.get(f"{self.base}/v2/health/ready", timeout=1).status_code == 200:
                     return
@@ -81,10 +87,15 @@ class Server:
                 children.append(int(stat.parent.name))
         return children
 
+    def tail(self, lines: int = 40) -> str:
+        """The end of the server's log, for failure messages."""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            self.process.communicate(timeout=60)
+            self.process.wait(timeout=60)
+        self.log.unlink(missing_ok=True)
 
 
 class Load:
@@ -102,6 +113,16 @@ class Load:
         self.stop_file.touch()
         assert self.process.wait(timeout=60) == 0
         return json.loads(self.out.read_text())  # type: ignore[no-any-return]
+
+    def abandon(self) -> None:
+        """Stop the load after a failed test, so that no process outlives it."""
+        if self.process.poll() is None:
+            self.stop_file.touch()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
 
 
 def _deployments() -> Deployments:
@@ -146,7 +167,7 @@ def test_a_good_challenger_is_promoted_with_no_failed_request_across_a_restart(
         deploy = _deployments()
         deadline = time.monotonic() + 60
         while deploy.get("score-prod").analysis.get("step", 0) < 1:
-            assert time.monotonic() < deadline, deploy.get("score-prod")
+            assert time.monotonic() < deadline, (deploy.get("score-prod"), server.tail())
             time.sleep(0.2)
         # restart a worker mid-rollout: the supervisor starts a new one, which reads the
         # deployment's current routes; the other worker answers meanwhile
@@ -155,6 +176,7 @@ def test_a_good_challenger_is_promoted_with_no_failed_request_across_a_restart(
         time.sleep(2)  # every worker follows the promotion
         summary = load.finish()
     finally:
+        load.abandon()
         server.stop()
     print(f"load: {summary}")
     assert promoted.state is DeploymentState.PROMOTED, _deployments().history("score-prod")[-1]
@@ -185,6 +207,7 @@ def test_a_bad_challenger_is_rolled_back_at_an_early_step(
         rolled = _wait_for("score-prod", {DeploymentState.PROMOTED, DeploymentState.ROLLED_BACK})
         load.finish()
     finally:
+        load.abandon()
         server.stop()
     last = _deployments().history("score-prod")[-1]
     numbers = last.details["numbers"]
