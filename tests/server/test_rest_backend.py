@@ -12,7 +12,6 @@ import pytest
 
 import shipyard
 from shipyard.config import init_workspace
-from shipyard.entities import Role
 from shipyard.errors import AuthenticationError, StoreError
 from shipyard.registry import Registry
 from shipyard.registry.tokens import issue_token
@@ -130,4 +129,3 @@ def test_what_the_server_does_not_carry_yet_says_so(served: _Served) -> None:
 
     with pytest.raises(StoreError, match="not available through a Shipyard server yet"):
         data.add(Path(__file__), name="this-file")
-    assert Role.VIEWER.value == "viewer"

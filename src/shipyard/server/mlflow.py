@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from shipyard.entities import Experiment, Metric, Role, Run, RunStatus
 from shipyard.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, ShipyardError
 from shipyard.server.auth import Identity, identity, role
+from shipyard.server.deps import Store
 from shipyard.server.errors import status_of
 from shipyard.store import Backend
 from shipyard.tracking.validation import (
@@ -82,12 +83,6 @@ router = APIRouter(prefix="/api/2.0/mlflow", tags=["mlflow"], route_class=Mlflow
 _READ, _WRITE = role(Role.VIEWER), role(Role.MEMBER)
 
 
-async def backend(request: Request) -> Backend:
-    store: Backend = request.app.state.workspace.backend
-    return store
-
-
-_Store = Annotated[Backend, Depends(backend)]
 _Caller = Annotated[Identity, Depends(identity)]
 
 
@@ -177,7 +172,7 @@ def _now() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _experiment(e: Experiment, request: Request) -> dict[str, Any]:
+def _experiment(e: Experiment) -> dict[str, Any]:
     return {
         "experiment_id": str(e.experiment_id),
         "name": e.name,
@@ -273,23 +268,21 @@ def _float(key: str, value: float | str) -> float:
 
 @router.get("/experiments/get-by-name", summary="MLflow: an experiment by name", **_READ)
 def get_experiment_by_name(
-    request: Request, store: _Store, experiment_name: Annotated[str, Query()]
+    store: Store, experiment_name: Annotated[str, Query()]
 ) -> dict[str, Any]:
     found = store.get_experiment_by_name(experiment_name)
     if found is None:
         raise NotFoundError(f"Could not find experiment with name '{experiment_name}'")
-    return {"experiment": _experiment(found, request)}
+    return {"experiment": _experiment(found)}
 
 
 @router.get("/experiments/get", summary="MLflow: an experiment by id", **_READ)
-def get_experiment(
-    request: Request, store: _Store, experiment_id: Annotated[str, Query()]
-) -> dict[str, Any]:
-    return {"experiment": _experiment(store.get_experiment(_int(experiment_id)), request)}
+def get_experiment(store: Store, experiment_id: Annotated[str, Query()]) -> dict[str, Any]:
+    return {"experiment": _experiment(store.get_experiment(_int(experiment_id)))}
 
 
 @router.post("/experiments/create", summary="MLflow: create an experiment", **_WRITE)
-def create_experiment(body: ExperimentCreate, store: _Store) -> dict[str, Any]:
+def create_experiment(body: ExperimentCreate, store: Store) -> dict[str, Any]:
     name = validate_name("experiment", body.name)
     if store.get_experiment_by_name(name) is not None:
         raise AlreadyExistsError(f"Experiment '{name}' already exists.")
@@ -297,9 +290,9 @@ def create_experiment(body: ExperimentCreate, store: _Store) -> dict[str, Any]:
 
 
 @router.post("/experiments/search", summary="MLflow: search experiments", **_READ)
-def search_experiments(request: Request, body: ExperimentSearch, store: _Store) -> dict[str, Any]:
+def search_experiments(body: ExperimentSearch, store: Store) -> dict[str, Any]:
     found = store.list_experiments()
-    return {"experiments": [_experiment(e, request) for e in found[: body.max_results]]}
+    return {"experiments": [_experiment(e) for e in found[: body.max_results]]}
 
 
 def _int(text: str) -> int:
@@ -313,7 +306,7 @@ def _int(text: str) -> int:
 
 
 @router.post("/runs/create", summary="MLflow: start a run", **_WRITE)
-def create_run(body: RunCreate, store: _Store, caller: _Caller) -> dict[str, Any]:
+def create_run(body: RunCreate, store: Store, caller: _Caller) -> dict[str, Any]:
     from shipyard.tracking.fluent import _run_name
 
     experiment = store.get_experiment(_int(body.experiment_id or "0"))
@@ -335,7 +328,7 @@ def create_run(body: RunCreate, store: _Store, caller: _Caller) -> dict[str, Any
 
 @router.get("/runs/get", summary="MLflow: a run", **_READ)
 def get_run(
-    store: _Store,
+    store: Store,
     run_id: Annotated[str | None, Query()] = None,
     run_uuid: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
@@ -343,7 +336,7 @@ def get_run(
 
 
 @router.post("/runs/update", summary="MLflow: end or rename a run", **_WRITE)
-def update_run(body: RunUpdate, store: _Store) -> dict[str, Any]:
+def update_run(body: RunUpdate, store: Store) -> dict[str, Any]:
     run_id = _run_id(body.run_id, body.run_uuid)
     if body.run_name:
         store.set_tags(run_id, {"mlflow.runName": tag_value("mlflow.runName", body.run_name)})
@@ -357,7 +350,7 @@ def update_run(body: RunUpdate, store: _Store) -> dict[str, Any]:
 
 
 @router.post("/runs/log-metric", summary="MLflow: log a metric", **_WRITE)
-def log_metric(body: LogMetric, store: _Store) -> dict[str, Any]:
+def log_metric(body: LogMetric, store: Store) -> dict[str, Any]:
     run_id = _run_id(body.run_id, body.run_uuid)
     _require_run(store, run_id)
     metric = Metric(
@@ -372,21 +365,21 @@ def log_metric(body: LogMetric, store: _Store) -> dict[str, Any]:
 
 
 @router.post("/runs/log-parameter", summary="MLflow: log a parameter", **_WRITE)
-def log_param(body: LogParam, store: _Store) -> dict[str, Any]:
+def log_param(body: LogParam, store: Store) -> dict[str, Any]:
     run_id = _run_id(body.run_id, body.run_uuid)
     store.log_params(run_id, {validate_key("param", body.key): param_value(body.key, body.value)})
     return {}
 
 
 @router.post("/runs/set-tag", summary="MLflow: set a tag", **_WRITE)
-def set_tag(body: SetTag, store: _Store) -> dict[str, Any]:
+def set_tag(body: SetTag, store: Store) -> dict[str, Any]:
     run_id = _run_id(body.run_id, body.run_uuid)
     store.set_tags(run_id, {validate_key("tag", body.key): tag_value(body.key, body.value)})
     return {}
 
 
 @router.post("/runs/log-batch", summary="MLflow: log metrics, params and tags at once", **_WRITE)
-def log_batch(body: LogBatch, store: _Store) -> dict[str, Any]:
+def log_batch(body: LogBatch, store: Store) -> dict[str, Any]:
     for kind, limit in _MAX_BATCH.items():
         if len(getattr(body, kind)) > limit:
             raise InvalidArgumentError(
@@ -421,7 +414,7 @@ def log_batch(body: LogBatch, store: _Store) -> dict[str, Any]:
 
 @router.get("/metrics/get-history", summary="MLflow: a metric's history", **_READ)
 def metric_history(
-    store: _Store,
+    store: Store,
     metric_key: Annotated[str, Query()],
     run_id: Annotated[str | None, Query()] = None,
     run_uuid: Annotated[str | None, Query()] = None,
@@ -436,7 +429,7 @@ def metric_history(
 
 
 @router.post("/runs/search", summary="MLflow: search runs", **_READ)
-def search_runs(body: RunSearch, store: _Store) -> dict[str, Any]:
+def search_runs(body: RunSearch, store: Store) -> dict[str, Any]:
     from shipyard.server.schemas import decode_token, encode_token
 
     ids = [_int(i) for i in body.experiment_ids] or [

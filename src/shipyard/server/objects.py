@@ -17,7 +17,7 @@ from typing import Annotated
 
 import anyio
 from blake3 import blake3
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
@@ -26,9 +26,9 @@ from shipyard.artifacts import ArtifactStore, is_digest, safe_relative_path
 from shipyard.entities import ArtifactRecord, Role
 from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.server.auth import role
+from shipyard.server.deps import Objects, Store
 from shipyard.server.errors import error_responses
 from shipyard.server.schemas import ArtifactOut, ArtifactsIn
-from shipyard.store import Backend
 
 __all__ = ["MAX_OBJECT_BYTES", "router"]
 
@@ -38,20 +38,6 @@ MAX_OBJECT_BYTES = 64 * 2**30
 """The largest object one upload may carry (64 GiB)."""
 
 _Digest = Annotated[str, PathParam(pattern=r"^[0-9a-f]{64}$", description="BLAKE3, 64 hex")]
-
-
-async def artifacts(request: Request) -> ArtifactStore:
-    store: ArtifactStore = request.app.state.workspace.artifacts
-    return store
-
-
-async def backend(request: Request) -> Backend:
-    store: Backend = request.app.state.workspace.backend
-    return store
-
-
-_Objects = Annotated[ArtifactStore, Depends(artifacts)]
-_Store = Annotated[Backend, Depends(backend)]
 
 
 class _TooLargeError(InvalidArgumentError):
@@ -64,7 +50,7 @@ class _TooLargeError(InvalidArgumentError):
     summary="Upload an object (the request body, streamed); stored only if its digest matches",
     **role(Role.MEMBER),
 )
-async def upload(digest: _Digest, request: Request, objects: _Objects) -> dict[str, object]:
+async def upload(digest: _Digest, request: Request, objects: Objects) -> dict[str, object]:
     if objects.exists(digest):
         async for _ in request.stream():  # drain: the client may already be sending
             pass
@@ -117,7 +103,7 @@ def _remove(folder: Path) -> None:
     response_class=FileResponse,
     **role(Role.VIEWER),
 )
-def download(digest: _Digest, objects: _Objects) -> FileResponse:
+def download(digest: _Digest, objects: Objects) -> FileResponse:
     path, cleanup = _file(objects, digest)
     return FileResponse(
         path,
@@ -128,7 +114,7 @@ def download(digest: _Digest, objects: _Objects) -> FileResponse:
 
 
 @router.head("/objects/{digest}", summary="Whether the store holds an object", **role(Role.VIEWER))
-def exists(digest: _Digest, objects: _Objects) -> Response:
+def exists(digest: _Digest, objects: Objects) -> Response:
     if not objects.exists(digest):
         raise NotFoundError(f"no object {digest} in the artifact store")
     return Response(headers={"content-length": str(objects.info(digest))})
@@ -141,7 +127,7 @@ def exists(digest: _Digest, objects: _Objects) -> Response:
     summary="Record stored objects as a run's artifacts",
     **role(Role.MEMBER),
 )
-def log_artifacts(run_id: str, body: ArtifactsIn, store: _Store, objects: _Objects) -> object:
+def log_artifacts(run_id: str, body: ArtifactsIn, store: Store, objects: Objects) -> object:
     store.get_run(run_id)
     records = []
     for item in body.artifacts:

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Query, status
 
 from shipyard.entities import JournalSegment, Metric, Role, RunOwner, RunStatus
 from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.server.auth import Identity, identity, role
+from shipyard.server.deps import Store
 from shipyard.server.errors import error_responses
 from shipyard.server.schemas import (
     MAX_PAGE,
@@ -37,7 +39,6 @@ from shipyard.server.schemas import (
     decode_token,
     encode_token,
 )
-from shipyard.store import Backend
 from shipyard.tracking.validation import (
     int64,
     metric_value,
@@ -55,18 +56,12 @@ _Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")]
 _Token = Annotated[str | None, Query(description="next_page_token of the previous page.")]
 
 
-async def backend(request: Request) -> Backend:
-    store: Backend = request.app.state.workspace.backend
-    return store
-
-
-_Store = Annotated[Backend, Depends(backend)]
 _Caller = Annotated[Identity, Depends(identity)]
 _READ = role(Role.VIEWER)
 _WRITE = role(Role.MEMBER)
 
 
-def _page(items: list[object], offset: int, limit: int, more: bool) -> dict[str, object]:
+def _page(items: Sequence[object], offset: int, limit: int, more: bool) -> dict[str, object]:
     return {"items": items, "next_page_token": encode_token(offset + limit) if more else None}
 
 
@@ -78,11 +73,11 @@ def _now() -> int:
 
 
 @router.get("/experiments", response_model=Page[ExperimentOut], summary="List experiments", **_READ)
-def list_experiments(store: _Store, limit: _Limit = 100, page_token: _Token = None) -> object:
+def list_experiments(store: Store, limit: _Limit = 100, page_token: _Token = None) -> object:
     offset = decode_token(page_token)
     found = store.list_experiments()
     chosen = [ExperimentOut.of(e) for e in found[offset : offset + limit]]
-    return _page(list(chosen), offset, limit, offset + limit < len(found))
+    return _page(chosen, offset, limit, offset + limit < len(found))
 
 
 @router.post(
@@ -92,7 +87,7 @@ def list_experiments(store: _Store, limit: _Limit = 100, page_token: _Token = No
     summary="Create an experiment",
     **_WRITE,
 )
-def create_experiment(body: ExperimentIn, store: _Store) -> ExperimentOut:
+def create_experiment(body: ExperimentIn, store: Store) -> ExperimentOut:
     name = validate_name("experiment", body.name)
     return ExperimentOut.of(store.create_experiment(name, body.description))
 
@@ -103,7 +98,7 @@ def create_experiment(body: ExperimentIn, store: _Store) -> ExperimentOut:
     summary="Get an experiment",
     **_READ,
 )
-def get_experiment(experiment_id: int, store: _Store) -> ExperimentOut:
+def get_experiment(experiment_id: int, store: Store) -> ExperimentOut:
     return ExperimentOut.of(store.get_experiment(experiment_id))
 
 
@@ -117,7 +112,7 @@ def get_experiment(experiment_id: int, store: _Store) -> ExperimentOut:
     summary="Start a run",
     **_WRITE,
 )
-def create_run(body: RunCreate, store: _Store, caller: _Caller) -> RunOut:
+def create_run(body: RunCreate, store: Store, caller: _Caller) -> RunOut:
     from shipyard.tracking.fluent import _run_name
 
     if (body.experiment_id is None) == (body.experiment_name is None):
@@ -143,12 +138,12 @@ def create_run(body: RunCreate, store: _Store, caller: _Caller) -> RunOut:
 
 
 @router.get("/runs/{run_id}", response_model=RunOut, summary="Get a run", **_READ)
-def get_run(run_id: str, store: _Store) -> RunOut:
+def get_run(run_id: str, store: Store) -> RunOut:
     return RunOut.of(store.get_run(store.resolve_run_id(run_id)))
 
 
 @router.post("/runs/{run_id}/end", response_model=RunOut, summary="End a run", **_WRITE)
-def end_run(run_id: str, body: RunEnd, store: _Store) -> RunOut:
+def end_run(run_id: str, body: RunEnd, store: Store) -> RunOut:
     try:
         final = RunStatus(body.status.upper())
     except ValueError:
@@ -163,19 +158,19 @@ def end_run(run_id: str, body: RunEnd, store: _Store) -> RunOut:
 
 
 @router.post("/runs/{run_id}/params", status_code=204, summary="Log parameters", **_WRITE)
-def log_params(run_id: str, body: ParamsIn, store: _Store) -> None:
+def log_params(run_id: str, body: ParamsIn, store: Store) -> None:
     store.log_params(
         run_id, {validate_key("param", k): param_value(k, v) for k, v in body.params.items()}
     )
 
 
 @router.post("/runs/{run_id}/tags", status_code=204, summary="Set tags", **_WRITE)
-def set_tags(run_id: str, body: TagsIn, store: _Store) -> None:
+def set_tags(run_id: str, body: TagsIn, store: Store) -> None:
     store.set_tags(run_id, {validate_key("tag", k): tag_value(k, v) for k, v in body.tags.items()})
 
 
 @router.post("/runs/{run_id}/metrics", status_code=204, summary="Log metrics", **_WRITE)
-def log_metrics(run_id: str, body: MetricsIn, store: _Store) -> None:
+def log_metrics(run_id: str, body: MetricsIn, store: Store) -> None:
     if store.resolve_run_id(run_id) != run_id:  # 404 before anything is written
         raise NotFoundError(f"no run {run_id}")
     now = _now()
@@ -199,12 +194,12 @@ def log_metrics(run_id: str, body: MetricsIn, store: _Store) -> None:
     **_READ,
 )
 def metric_history(
-    run_id: str, key: str, store: _Store, limit: _Limit = 1000, page_token: _Token = None
+    run_id: str, key: str, store: Store, limit: _Limit = 1000, page_token: _Token = None
 ) -> object:
     offset = decode_token(page_token)
     history = store.get_metric_history(run_id, validate_key("metric", key))
     chosen = [MetricOut.of(m) for m in history[offset : offset + limit]]
-    return _page(list(chosen), offset, limit, offset + limit < len(history))
+    return _page(chosen, offset, limit, offset + limit < len(history))
 
 
 @router.get(
@@ -213,13 +208,13 @@ def metric_history(
     summary="A run's artifacts",
     **_READ,
 )
-def list_artifacts(run_id: str, store: _Store) -> list[ArtifactOut]:
+def list_artifacts(run_id: str, store: Store) -> list[ArtifactOut]:
     store.get_run(run_id)
     return [ArtifactOut.of(a) for a in store.list_artifacts(run_id)]
 
 
 @router.post("/runs/search", response_model=Page[RunOut], summary="Search runs", **_READ)
-def search_runs(body: SearchRuns, store: _Store) -> object:
+def search_runs(body: SearchRuns, store: Store) -> object:
     ids = list(body.experiment_ids)
     for name in body.experiment_names:
         found = store.get_experiment_by_name(name)
@@ -235,7 +230,7 @@ def search_runs(body: SearchRuns, store: _Store) -> object:
     )
     more = len(runs) > body.max_results
     items = [RunOut.of(r) for r in runs[: body.max_results]]
-    return _page(list(items), offset, body.max_results, more)
+    return _page(items, offset, body.max_results, more)
 
 
 # what a client process needs to log safely: its metric journal, its liveness -------------------
@@ -244,7 +239,7 @@ def search_runs(body: SearchRuns, store: _Store) -> object:
 @router.post(
     "/runs/{run_id}/reopen", response_model=RunOut, summary="Reopen an ended run", **_WRITE
 )
-def reopen_run(run_id: str, body: OwnerIn | None, store: _Store) -> RunOut:
+def reopen_run(run_id: str, body: OwnerIn | None, store: Store) -> RunOut:
     owner = None if body is None else RunOwner(**body.model_dump())
     return RunOut.of(store.reopen_run(run_id, owner=owner, now=_now()))
 
@@ -254,7 +249,7 @@ def reopen_run(run_id: str, body: OwnerIn | None, store: _Store) -> RunOut:
     summary="Apply metric journal segments, each at most once; returns how many were new",
     **_WRITE,
 )
-def log_journal(body: JournalIn, store: _Store) -> dict[str, int]:
+def log_journal(body: JournalIn, store: Store) -> dict[str, int]:
     segments = [
         JournalSegment(
             journal_id=s.journal_id,
@@ -275,18 +270,18 @@ def log_journal(body: JournalIn, store: _Store) -> dict[str, int]:
     summary="The highest segment of a journal already applied (-1: none)",
     **_READ,
 )
-def applied_segment(journal_id: str, store: _Store) -> dict[str, int]:
+def applied_segment(journal_id: str, store: Store) -> dict[str, int]:
     return {"segment": store.applied_segment(journal_id)}
 
 
 @router.post("/heartbeat", summary="A logging process is alive", **_WRITE)
-def heartbeat(body: HeartbeatIn, store: _Store) -> dict[str, int]:
+def heartbeat(body: HeartbeatIn, store: Store) -> dict[str, int]:
     owner = RunOwner(**body.owner.model_dump())
     return {"runs": store.heartbeat(body.run_ids, owner, body.now)}
 
 
 @router.get("/watched-runs", summary="RUNNING runs that have an owner", **_READ)
-def watched_runs(store: _Store) -> list[dict[str, object]]:
+def watched_runs(store: Store) -> list[dict[str, object]]:
     return [
         {"run_id": run_id, "owner": _owner(owner), "heartbeat": beat}
         for run_id, owner, beat in store.watched_runs()
@@ -302,10 +297,10 @@ def _owner(owner: RunOwner) -> dict[str, object]:
     summary="Mark a run CRASHED if its heartbeat is still the one judged dead",
     **_WRITE,
 )
-def mark_crashed(run_id: str, body: CrashedIn, store: _Store) -> dict[str, int | None]:
+def mark_crashed(run_id: str, body: CrashedIn, store: Store) -> dict[str, int | None]:
     return {"end_time": store.mark_run_crashed(run_id, heartbeat=body.heartbeat, now=body.now)}
 
 
 @router.get("/runs/{run_id}/latest-steps", summary="The highest step of each metric", **_READ)
-def latest_steps(run_id: str, store: _Store) -> dict[str, int]:
+def latest_steps(run_id: str, store: Store) -> dict[str, int]:
     return store.latest_steps(run_id)

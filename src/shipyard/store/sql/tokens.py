@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 
 from shipyard.entities import ApiToken
 from shipyard.errors import NotFoundError
-from shipyard.store.sql.engine import read, with_retries, with_unique_retries, write
+from shipyard.store.sql.engine import read, with_retries, write
 from shipyard.store.sql.registry import append_audit
 from shipyard.store.sql.schema import api_tokens
 
@@ -32,13 +33,8 @@ def _token(row: Any) -> ApiToken:
 
 class TokenMethods:
     _engine: sa.Engine
-
-    def _in_audited_write(self, what: str, change: Any) -> Any:
-        def op() -> Any:
-            with write(self._engine) as conn:
-                return change(conn)
-
-        return with_unique_retries(op, what=what)
+    _audited: Callable[[str, Callable[[sa.Connection], Any]], Any]
+    """A change and its audit entry in one transaction (``RegistryMethods._audited``)."""
 
     def create_api_token(self, token: ApiToken, secret_hash: str) -> None:
         """Store a new token (its secret's hash only) and its audit entry."""
@@ -58,7 +54,7 @@ class TokenMethods:
             details = {"name": token.name, "expires_at": token.expires_at}
             append_audit(conn, token.created_by, "token.create", f"token:{token.token_id}", details)
 
-        self._in_audited_write("creating an API token", change)
+        self._audited("creating an API token", change)
 
     def get_api_token(self, token_id: str) -> tuple[ApiToken, str]:
         """A token and its secret's hash.
@@ -101,7 +97,7 @@ class TokenMethods:
                 return  # already revoked: nothing to record
             append_audit(conn, actor, "token.revoke", f"token:{token_id}", {})
 
-        self._in_audited_write(f"revoking API token {token_id}", change)
+        self._audited(f"revoking API token {token_id}", change)
 
     def touch_api_token(self, token_id: str, now: int) -> None:
         """Record a token's use (at most what a reader needs: the last time)."""
@@ -118,6 +114,6 @@ class TokenMethods:
 
     def record_audit(self, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
         """Append one audit entry on its own (a denied request, say)."""
-        self._in_audited_write(
+        self._audited(
             f"auditing {action}", lambda conn: append_audit(conn, actor, action, target, details)
         )
