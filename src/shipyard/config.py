@@ -19,6 +19,10 @@ Inside it, ``config.toml`` may set the store URLs; environment variables overrid
 ``SHIPYARD_SYNC``
     ``1`` to ``fsync`` each metric batch (journal segment and SQLite commit), so that a power
     loss cannot undo a batch; off by default (a ``kill -9`` loses nothing either way).
+``SHIPYARD_SERVER`` / ``SHIPYARD_TOKEN``
+    a platform server to use instead of local stores, and the API token for it. ``shipyard
+    login URL`` keeps both in ``.shipyard/credentials`` (mode 0600) instead; the token there
+    is only ever sent to the server it was issued by.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from shipyard.errors import InvalidArgumentError, WorkspaceNotFoundError
 
 __all__ = [
     "CONFIG_FILE",
+    "CREDENTIALS_FILE",
     "WORKSPACE_DIR",
     "Settings",
     "find_workspace",
@@ -46,6 +51,8 @@ __all__ = [
 
 WORKSPACE_DIR = ".shipyard"
 CONFIG_FILE = "config.toml"
+CREDENTIALS_FILE = "credentials"
+"""JSON ``{"server": URL, "token": TOKEN}`` written by ``shipyard login`` (mode 0600)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +109,22 @@ def init_workspace(path: str | os.PathLike[str] | None = None) -> Path:
     return home
 
 
+def _read_credentials(file: Path) -> dict[str, str]:
+    import json
+
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise InvalidArgumentError(
+            f"{file} cannot be read ({exc}): `shipyard logout` removes it, then log in again"
+        ) from exc
+    if not isinstance(data, dict):
+        return {}
+    return {k: str(v) for k, v in data.items() if k in ("server", "token", "user")}
+
+
 def load_settings(
     home: str | os.PathLike[str] | None = None,
     *,
@@ -146,7 +169,15 @@ def load_settings(
     artifacts_url = environ.get("SHIPYARD_ARTIFACTS_URL") or file_config.get("artifacts", {}).get(
         "url"
     )
-    server = environ.get("SHIPYARD_SERVER") or file_config.get("server", {}).get("url")
+    login = _read_credentials(path / CREDENTIALS_FILE)
+    server = (
+        environ.get("SHIPYARD_SERVER")
+        or file_config.get("server", {}).get("url")
+        or login.get("server")
+    )
+    token = environ.get("SHIPYARD_TOKEN", "")
+    if not token and server and login.get("server", "").rstrip("/") == server.rstrip("/"):
+        token = login.get("token", "")  # only for the server that issued it
     if server:
         # A team server holds both stores; this folder keeps only what is per machine.
         if not server.startswith(("http://", "https://")):
@@ -165,7 +196,7 @@ def load_settings(
         heartbeat_interval=_number(environ, "SHIPYARD_HEARTBEAT_INTERVAL", 5.0),
         heartbeat_timeout=_number(environ, "SHIPYARD_HEARTBEAT_TIMEOUT", 60.0),
         sync=_flag(environ, "SHIPYARD_SYNC"),
-        token=environ.get("SHIPYARD_TOKEN", ""),
+        token=token,
     )
     if settings.heartbeat_timeout < 3 * settings.heartbeat_interval:
         raise InvalidArgumentError(

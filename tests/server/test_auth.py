@@ -69,6 +69,10 @@ def test_the_matrix_of_endpoints_and_roles_from_the_openapi_document(
             user="someone",
             digest="0" * 64,
             journal_id="j1",
+            model_id="m-0",
+            tag_key="t",
+            artifact_path=f"1/{run_id}/artifacts/x.txt",
+            token_id="000000000000",  # noqa: S106 - an id, not a secret
         )
         for method, operation in operations.items():
             needed = Role(operation["x-shipyard-role"])  # every endpoint declares one

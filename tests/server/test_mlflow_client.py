@@ -1,10 +1,12 @@
 """The `mlflow` client, unchanged, against `shipyard server`.
 
-The newest MLflow tracking client (`mlflow-skinny`, the official client without the server)
-is installed from the package index into a venv of its own (`.venvs/mlflow-client`, made once
-and reused), and an ordinary MLflow script runs against a real server on 127.0.0.1 — once
-without authentication and once with a token. Shipyard's own CLI then checks what arrived.
-Model logging, the artifact proxy and the registry are not served yet (docs/mlflow.md).
+The newest MLflow client (`mlflow-skinny`, the official client without the server, with
+scikit-learn, pandas and skops for `mlflow.sklearn`) is installed from the package index into
+a venv of its own (`.venvs/mlflow-client`, made once and reused), and an ordinary MLflow
+training script runs against a real server on 127.0.0.1 — once without authentication and
+once with a token: params, metrics with steps, nested runs, artifacts, `sklearn.log_model`
+with registration, an alias, `search_runs`, and `pyfunc.load_model("models:/name@alias")`
+with a prediction. Shipyard's own CLI and Python API then check what arrived.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ VENV = ROOT / ".venvs" / "mlflow-client"
 
 SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys, tempfile
     import mlflow
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
 
     mlflow.set_tracking_uri(sys.argv[1])
+    X, y = load_iris(return_X_y=True, as_frame=True)
     mlflow.set_experiment("churn-mlflow")
     with mlflow.start_run(run_name="outer") as run:
         mlflow.log_param("lr", 0.1)
@@ -47,7 +52,24 @@ SCRIPT = textwrap.dedent(
         mlflow.set_tag("team", "a")
         with mlflow.start_run(run_name="inner", nested=True) as child:
             mlflow.log_metric("auc", 0.9)
+        folder = tempfile.mkdtemp()
+        with open(os.path.join(folder, "notes.txt"), "w") as f:
+            f.write("hello")
+        os.makedirs(os.path.join(folder, "plots"))
+        with open(os.path.join(folder, "plots", "curve.csv"), "w") as f:
+            f.write("x,y\\n1,2\\n")
+        mlflow.log_artifact(os.path.join(folder, "notes.txt"))
+        mlflow.log_artifacts(folder, artifact_path="bundle")
+        model = LogisticRegression(max_iter=500).fit(X, y)
+        info = mlflow.sklearn.log_model(
+            model, name="model", registered_model_name="iris-clf", input_example=X.head(3)
+        )
     client = mlflow.MlflowClient()
+    client.set_registered_model_alias("iris-clf", "champion", info.registered_model_version)
+    loaded = mlflow.pyfunc.load_model("models:/iris-clf@champion")
+    downloaded = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="bundle/plots/curve.csv"
+    )
     experiment = mlflow.get_experiment_by_name("churn-mlflow")
     found = client.search_runs([experiment.experiment_id], filter_string="params.lr = '0.1'")
     history = client.get_metric_history(run.info.run_id, "loss")
@@ -59,6 +81,13 @@ SCRIPT = textwrap.dedent(
         "params": client.get_run(run.info.run_id).data.params,
         "status": client.get_run(run.info.run_id).info.status,
         "version": mlflow.__version__,
+        "model_version": info.registered_model_version,
+        "predictions": [int(p) for p in loaded.predict(X.head(10))],
+        "expected": [int(p) for p in model.predict(X.head(10))],
+        "artifacts": sorted(a.path for a in client.list_artifacts(run.info.run_id)),
+        "bundle": sorted(a.path for a in client.list_artifacts(run.info.run_id, "bundle")),
+        "curve": open(downloaded).read(),
+        "runs_found": len(mlflow.search_runs(experiment_names=["churn-mlflow"])),
     }))
     """
 )
@@ -67,16 +96,19 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def mlflow_python() -> Path:
     python = VENV / "bin" / "python"
-    if not python.exists():
+    installed = VENV / ".installed-sklearn"
+    if not installed.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run(
             [
                 *(str(python), "-m", "pip", "install", "--quiet"),
-                *("--disable-pip-version-check", "--upgrade", "mlflow-skinny"),
+                *("--disable-pip-version-check", "--upgrade"),
+                *("mlflow-skinny", "scikit-learn", "pandas", "skops"),
             ],
             check=True,
-            timeout=600,
+            timeout=900,
         )
+        installed.touch()
     return python
 
 
@@ -119,18 +151,25 @@ def _run_script(python: Path, url: str, env: dict[str, str]) -> dict[str, object
     return result
 
 
-@pytest.mark.parametrize("auth", [False, True], ids=["solo", "token"])
+@pytest.mark.parametrize("auth", ["solo", "token", "password"])
 def test_an_ordinary_mlflow_script_logs_to_shipyard(
-    home: Path, mlflow_python: Path, auth: bool
+    home: Path, mlflow_python: Path, auth: str
 ) -> None:
     init_workspace(home.parent)
     backend = open_workspace().backend
     Registry(backend, "alice").bootstrap_admin()
     env = dict(os.environ)
     extra: tuple[str, ...] = ()
-    if auth:
+    if auth == "token":
         extra = ("--auth",)
         env["MLFLOW_TRACKING_TOKEN"] = issue_token(backend, "alice")[1]
+    elif auth == "password":
+        from shipyard.registry.passwords import set_password
+
+        extra = ("--auth",)
+        set_password(backend, "alice", "alice", "a long passphrase")
+        env["MLFLOW_TRACKING_USERNAME"] = "alice"
+        env["MLFLOW_TRACKING_PASSWORD"] = "a long passphrase"  # noqa: S105 - a test user
     server, url = _serve(home, *extra)
     try:
         result = _run_script(mlflow_python, url, env)
@@ -148,6 +187,31 @@ def test_an_ordinary_mlflow_script_logs_to_shipyard(
     outer = runs[str(result["run"])]
     assert outer["user"] == "alice" and outer["tags"]["team"] == "a"
     assert outer["metrics"] == {"loss": 0.2, "auc": 0.91, "f1": 0.8}
+    # artifacts through MLflow's proxy are the run's artifacts in Shipyard, and back
+    assert result["artifacts"] == ["bundle", "notes.txt"]
+    assert result["bundle"] == ["bundle/notes.txt", "bundle/plots"]
+    assert result["curve"] == "x,y\n1,2\n"
+    listed = json.loads(run_shipyard("artifacts", "ls", str(result["run"]), "--json").stdout)
+    assert {a["path"] for a in listed} == {
+        "notes.txt",
+        "bundle/notes.txt",
+        "bundle/plots/curve.csv",
+    }
+    # the model MLflow logged and registered is a Shipyard model version, loadable by both
+    assert result["predictions"] == result["expected"]
+    version = json.loads(run_shipyard("models", "show", "iris-clf@champion", "--json").stdout)
+    assert version["version"] == int(str(result["model_version"]))
+    assert version["flavor"] == "sklearn" and version["run_id"] == result["run"]
+    assert version["created_by"] == "alice"
+
+    from sklearn.datasets import load_iris
+
+    import shipyard.models
+
+    features, _ = load_iris(return_X_y=True, as_frame=True)
+    ours = shipyard.models.load("iris-clf@champion")
+    assert [int(p) for p in ours.predict(features.head(10))] == result["expected"]
+    assert ours.signature is not None and len(ours.signature.inputs) == 4
 
 
 def test_mlflow_errors_keep_mlflow_shape(home: Path) -> None:

@@ -28,6 +28,7 @@ from shipyard.cli._base import ShipyardGroup, console
 from shipyard.cli.batch import export, predict
 from shipyard.cli.demo import demo
 from shipyard.cli.lineage import lineage
+from shipyard.cli.login import login, logout
 from shipyard.cli.serve import serve
 from shipyard.cli.server import server
 from shipyard.cli.validate import validate
@@ -62,6 +63,8 @@ app.command("lineage")(lineage)
 app.command("demo")(demo)
 app.command("serve")(serve)
 app.command("server")(server)
+app.command("login")(login)
+app.command("logout")(logout)
 app.command("predict")(predict)
 app.command("export")(export)
 

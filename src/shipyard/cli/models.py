@@ -257,11 +257,51 @@ def lineage(ctx: typer.Context, ref: str, as_json: _JSON = False) -> None:
 def add_user(
     ctx: typer.Context,
     name: str,
-    role: Annotated[str, typer.Option("--role", "-r", help="member, approver or admin.")],
+    role: Annotated[str, typer.Option("--role", "-r", help="viewer, member, approver or admin.")],
+    password: Annotated[
+        bool, typer.Option("--password", help="Also set a password (asked for twice).")
+    ] = False,
 ) -> None:
-    """Give a user a role (admins only)."""
-    _registry(ctx).set_user(name, role)
+    """Give a user a role (admins only), and optionally a password for logging in."""
+    registry = _registry(ctx)
+    registry.set_user(name, role)
     console.print(Text(f"{name} is now {role}"))
+    if password:
+        _set_password(registry, name, stdin=False)
+
+
+@users_app.command("passwd")
+def set_user_password(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="Whose (default: you; others: admins).")
+    ] = None,
+    stdin: Annotated[bool, typer.Option("--stdin", help="Read the password from stdin.")] = False,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the password.")] = False,
+) -> None:
+    """Set a password for `shipyard login` and HTTP Basic (scrypt-hashed; never a default)."""
+    registry = _registry(ctx)
+    user = name or registry.user
+    if remove:
+        from shipyard.registry.passwords import set_password
+
+        set_password(registry.backend, registry.user, user, None)
+        console.print(Text(f"{user} has no password now (tokens only)"))
+        return
+    _set_password(registry, user, stdin=stdin)
+
+
+def _set_password(registry: Registry, user: str, *, stdin: bool) -> None:
+    import sys
+
+    from shipyard.registry.passwords import set_password
+
+    if stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:
+        secret = typer.prompt(f"New password for {user}", hide_input=True, confirmation_prompt=True)
+    set_password(registry.backend, registry.user, user, secret)
+    console.print(Text(f"password set for {user}"))
 
 
 @users_app.command("ls")

@@ -10,6 +10,7 @@ __all__ = [
     "ArtifactRecord",
     "Experiment",
     "JournalSegment",
+    "LoggedModel",
     "Metric",
     "MetricRecord",
     "Run",
@@ -47,6 +48,8 @@ class Experiment:
     created_at: int
     """Creation time in milliseconds since the Unix epoch."""
     description: str = ""
+    deleted_at: int | None = None
+    """When it was deleted (restorable; its runs are kept), or ``None``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,8 @@ class Run:
     """The process that logs to the run, when it was started by ``start_run``."""
     heartbeat: int | None = None
     """When the owner last said it was alive (ms since the epoch)."""
+    deleted_at: int | None = None
+    """When it was deleted (hidden from searches, restorable), or ``None``."""
 
     @property
     def duration_ms(self) -> int | None:
@@ -163,3 +168,22 @@ SYSTEM_TAG_GIT_DIRTY = "shipyard.git.dirty"
 SYSTEM_TAG_GIT_DIFF_DIGEST = "shipyard.git.diff_digest"
 SYSTEM_TAG_PYTHON = "shipyard.python"
 SYSTEM_TAG_SOURCE = "shipyard.source"
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedModel:
+    """A model folder logged by MLflow 3's ``log_model`` before any registration: its own id,
+    the experiment and (usually) the run it was logged from, and its files by digest."""
+
+    model_id: str
+    experiment_id: int
+    name: str
+    status: str
+    """``PENDING`` while its files upload, then ``READY`` (or ``FAILED``)."""
+    created_at: int
+    updated_at: int
+    run_id: str | None = None
+    model_type: str = ""
+    user: str = ""
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)

@@ -188,7 +188,8 @@ def save_model(
 
 
 def read_meta(path: str | os.PathLike[str]) -> ModelMeta:
-    """Read ``shipyard-model.json`` from the model folder ``path``.
+    """Read ``shipyard-model.json`` from the model folder ``path`` (or, for a folder MLflow
+    wrote, what :mod:`shipyard.models.mlflow_format` reads from its ``MLmodel``).
 
     Raises:
         NotFoundError: the folder or its metadata file does not exist.
@@ -196,6 +197,10 @@ def read_meta(path: str | os.PathLike[str]) -> ModelMeta:
     """
     file = Path(path) / META_FILE
     if not file.is_file():
+        from shipyard.models.mlflow_format import MLMODEL_FILE, read_mlflow_meta
+
+        if (Path(path) / MLMODEL_FILE).is_file():
+            return read_mlflow_meta(Path(path))
         raise NotFoundError(f"{path} is not a saved model: {META_FILE} not found")
     try:
         return ModelMeta.from_dict(json.loads(file.read_text(encoding="utf-8")))

@@ -13,7 +13,7 @@ import time
 
 from fastapi import FastAPI
 
-from shipyard.server.auth import FailureLimiter, check_declared
+from shipyard.server.auth import FailureLimiter, PasswordCache, check_declared
 from shipyard.server.errors import install_error_handlers
 from shipyard.tracking.workspace import open_workspace
 
@@ -30,7 +30,7 @@ def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False
             call acts as the workspace's user.
     """
     from shipyard import __version__
-    from shipyard.server import mlflow, objects, registry, tracking
+    from shipyard.server import access, mlflow, objects, registry, tracking
 
     workspace = open_workspace(home)
     workspace.backend  # noqa: B018 - open and migrate the store now, not on the first request
@@ -47,6 +47,7 @@ def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False
     app.state.workspace = workspace
     app.state.auth = auth
     app.state.limiter = FailureLimiter()
+    app.state.passwords = PasswordCache()
     install_error_handlers(app)
 
     @app.get("/health", tags=["service"], summary="Liveness and the store it serves")
@@ -61,7 +62,9 @@ def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False
     app.include_router(tracking.router)
     app.include_router(registry.router)
     app.include_router(objects.router)
-    app.include_router(mlflow.router)
+    app.include_router(access.router)
+    for router in mlflow.routers:
+        app.include_router(router)
     check_declared(app.routes)
     return app
 

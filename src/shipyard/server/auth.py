@@ -1,7 +1,12 @@
 """Who is calling, and may they: the one place the server checks roles.
 
 With authentication on, every call carries ``Authorization: Bearer <token>`` — or HTTP Basic
-with the user's name and a token as the password, which is what the ``mlflow`` client sends.
+with the user's name and a token or their password, which is what the ``mlflow`` client sends
+(``MLFLOW_TRACKING_TOKEN``, or ``MLFLOW_TRACKING_USERNAME``/``PASSWORD``). A password is
+checked with scrypt (:mod:`shipyard.registry.passwords`, ~0.1 s); a success is remembered for
+a minute per server process, under a keyed hash of the user, the password and its stored hash,
+so that a client sending Basic on every call does not pay the KDF each time and a changed
+password takes effect at once.
 Each endpoint declares the least role it needs with :func:`role` (viewer < member < approver <
 admin); the app refuses to start with an ``/api/v1`` endpoint that declares none. A refused
 call is a 401 (no valid credentials) or 403 (the role is too low) with an audit entry; a
@@ -17,6 +22,9 @@ from __future__ import annotations
 import base64
 import binascii
 import collections
+import hashlib
+import hmac
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -28,9 +36,18 @@ from fastapi.routing import APIRoute
 
 from shipyard.entities import Role
 from shipyard.errors import AuthenticationError, PermissionDeniedError, ShipyardError
-from shipyard.registry.tokens import role_of, verify_token
+from shipyard.registry.passwords import check_password
+from shipyard.registry.tokens import PREFIX, role_of, verify_token
 
-__all__ = ["ROLE_KEY", "FailureLimiter", "Identity", "check_declared", "identity", "role"]
+__all__ = [
+    "ROLE_KEY",
+    "FailureLimiter",
+    "Identity",
+    "PasswordCache",
+    "check_declared",
+    "identity",
+    "role",
+]
 
 ROLE_KEY = "x-shipyard-role"
 """The OpenAPI extension naming the role an operation needs."""
@@ -86,14 +103,45 @@ def _credentials(request: Request) -> tuple[str | None, str]:
             user, sep, secret = base64.b64decode(value.strip()).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise AuthenticationError(
-                "the Basic credentials are not base64 of user:token"
+                "the Basic credentials are not base64 of user:token or user:password"
             ) from None
         if sep and secret:
             return user, secret
     raise AuthenticationError(
-        "authentication required: send `Authorization: Bearer <token>` "
-        "(make one with `shipyard token create`)"
+        "authentication required: send `Authorization: Bearer <token>` (make one with "
+        "`shipyard token create`, or `shipyard login URL` with a password)"
     )
+
+
+class PasswordCache:
+    """Recent successful password checks: ``keyed hash -> expiry`` (monotonic seconds)."""
+
+    def __init__(self, ttl_s: float = 60.0, size: int = 1024) -> None:
+        self.ttl_s, self.size = ttl_s, size
+        self._key = secrets.token_bytes(32)  # per process: the cache means nothing elsewhere
+        self._seen: dict[bytes, float] = {}
+        self._lock = threading.Lock()
+
+    def _digest(self, user: str, password: str, stored: str) -> bytes:
+        text = "\0".join((user, password, stored)).encode()
+        return hmac.new(self._key, text, hashlib.sha256).digest()
+
+    def check(self, backend: Any, user: str, password: str) -> None:
+        """Raises:
+        AuthenticationError: wrong user name or password."""
+        stored = backend.get_user_password_hash(user) or ""
+        digest = self._digest(user, password, stored)
+        now = time.monotonic()
+        with self._lock:
+            if self._seen.get(digest, 0.0) > now:
+                return
+        check_password(backend, user, password)
+        with self._lock:
+            if len(self._seen) >= self.size:
+                self._seen = {k: t for k, t in self._seen.items() if t > now}
+                if len(self._seen) >= self.size:
+                    self._seen.clear()
+            self._seen[digest] = now + self.ttl_s
 
 
 def _deny(request: Request, actor: str, status: int, reason: str) -> None:
@@ -126,18 +174,25 @@ def identity(request: Request) -> Identity:
         limiter.check(client)
         try:
             claimed, presented = _credentials(request)
-            token = verify_token(backend, presented)
-            if claimed is not None and claimed != token.user:
-                raise AuthenticationError("the Basic user name is not the token's user")
-            user = backend.get_user(token.user)
+            token_id = None
+            if claimed is not None and not presented.startswith(PREFIX):
+                passwords: PasswordCache = request.app.state.passwords
+                passwords.check(backend, claimed, presented)
+                name = claimed
+            else:
+                token = verify_token(backend, presented)
+                if claimed is not None and claimed != token.user:
+                    raise AuthenticationError("the Basic user name is not the token's user")
+                name, token_id = token.user, token.token_id
+            user = backend.get_user(name)
             if user is None:
-                raise AuthenticationError(f"{token.user!r} is no longer a user")
+                raise AuthenticationError(f"{name!r} is no longer a user")
         except AuthenticationError as exc:
             if request.headers.get("authorization"):  # a wrong guess, not a missing header
                 limiter.failed(client)
             _deny(request, "anonymous", 401, str(exc))
             raise
-        found = Identity(user.name, user.role, token.token_id)
+        found = Identity(user.name, user.role, token_id)
     request.state.identity = found
     return found
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -30,7 +32,7 @@ from shipyard.server.deps import Objects, Store
 from shipyard.server.errors import error_responses
 from shipyard.server.schemas import ArtifactOut, ArtifactsIn
 
-__all__ = ["MAX_OBJECT_BYTES", "router"]
+__all__ = ["MAX_OBJECT_BYTES", "router", "serve_object", "spooled"]
 
 router = APIRouter(prefix="/api/v1", tags=["artifacts"], responses=error_responses())
 
@@ -55,6 +57,20 @@ async def upload(digest: _Digest, request: Request, objects: Objects) -> dict[st
         async for _ in request.stream():  # drain: the client may already be sending
             pass
         return {"digest": digest, "stored": False}
+    async with spooled(request) as (temp, got, size):
+        if got != digest:
+            raise InvalidArgumentError(
+                f"the bytes sent hash to {got}, not {digest}: nothing was stored (send again)"
+            )
+        info = await anyio.to_thread.run_sync(lambda: objects.put_file(temp, link=True))
+        return {"digest": info.digest, "size": size, "stored": info.stored}
+
+
+@asynccontextmanager
+async def spooled(request: Request) -> AsyncIterator[tuple[Path, str, int]]:
+    """The request body written to a temporary file beside the workspace while it is hashed:
+    ``(file, BLAKE3 digest, size)``; the file is removed on exit. Memory stays flat whatever
+    the size, up to :data:`MAX_OBJECT_BYTES`."""
     spool = Path(request.app.state.workspace.settings.home) / "tmp"
     spool.mkdir(exist_ok=True)
     handle, name = tempfile.mkstemp(prefix="upload-", dir=spool)
@@ -69,13 +85,7 @@ async def upload(digest: _Digest, request: Request, objects: Objects) -> dict[st
                     raise _TooLargeError(f"an object is at most {MAX_OBJECT_BYTES // 2**30} GiB")
                 hasher.update(chunk)
                 await anyio.to_thread.run_sync(file.write, chunk)
-        got = hasher.hexdigest()
-        if got != digest:
-            raise InvalidArgumentError(
-                f"the bytes sent hash to {got}, not {digest}: nothing was stored (send again)"
-            )
-        info = await anyio.to_thread.run_sync(lambda: objects.put_file(temp, link=True))
-        return {"digest": info.digest, "size": size, "stored": info.stored}
+        yield temp, hasher.hexdigest(), size
     finally:
         temp.unlink(missing_ok=True)
 
@@ -104,12 +114,16 @@ def _remove(folder: Path) -> None:
     **role(Role.VIEWER),
 )
 def download(digest: _Digest, objects: Objects) -> FileResponse:
+    return serve_object(objects, digest)
+
+
+def serve_object(
+    objects: ArtifactStore, digest: str, media_type: str = "application/octet-stream"
+) -> FileResponse:
+    """An object's bytes from its file, with HTTP ranges and its digest in a header."""
     path, cleanup = _file(objects, digest)
     return FileResponse(
-        path,
-        media_type="application/octet-stream",
-        headers={"x-shipyard-digest": digest},
-        background=cleanup,
+        path, media_type=media_type, headers={"x-shipyard-digest": digest}, background=cleanup
     )
 
 

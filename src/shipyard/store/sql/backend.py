@@ -25,7 +25,9 @@ from shipyard.store.sql.automation import AutomationMethods
 from shipyard.store.sql.datasets import DatasetMethods
 from shipyard.store.sql.deployments import DeploymentMethods
 from shipyard.store.sql.engine import chunks, dialect_insert, make_engine, read, with_retries, write
+from shipyard.store.sql.lifecycle import LifecycleMethods
 from shipyard.store.sql.liveness import LivenessMethods, insert_metrics
+from shipyard.store.sql.logged_models import LoggedModelMethods
 from shipyard.store.sql.pipelines import PipelineMethods
 from shipyard.store.sql.registry import RegistryMethods
 from shipyard.store.sql.schema import (
@@ -57,6 +59,7 @@ _RUN_COLUMNS = (
     runs.c.pid,
     runs.c.process_start,
     runs.c.heartbeat,
+    runs.c.deleted_at,
 )
 
 
@@ -70,6 +73,8 @@ def _py_float(value: float | None) -> float:
 
 class SqlBackend(
     AutomationMethods,
+    LifecycleMethods,
+    LoggedModelMethods,
     DatasetMethods,
     RegistryMethods,
     AlertMethods,
@@ -431,11 +436,20 @@ class SqlBackend(
         order_by: Sequence[str] = (),
         max_results: int = 1000,
         offset: int = 0,
+        lifecycle: str = "active",
     ) -> list[Run]:
         if max_results < 1 or offset < 0:
             raise InvalidArgumentError("max_results must be >= 1 and offset >= 0")
         where = compile_filter(filter_string)
         query = sa.select(*_RUN_COLUMNS).order_by(*compile_order_by(order_by))
+        if lifecycle == "active":
+            query = query.where(runs.c.deleted_at.is_(None))
+        elif lifecycle == "deleted":
+            query = query.where(runs.c.deleted_at.is_not(None))
+        elif lifecycle != "all":
+            raise InvalidArgumentError(
+                f"lifecycle must be 'active', 'deleted' or 'all', not {lifecycle!r}"
+            )
         if experiment_ids:
             query = query.where(runs.c.experiment_id.in_(list(experiment_ids)))
         if where is not None:
@@ -477,6 +491,7 @@ class SqlBackend(
                 run_tags[run_id],
                 None if pid is None else RunOwner(host or "", pid, process_start or ""),
                 heartbeat,
+                deleted_at,
             )
             for (
                 run_id,
@@ -491,6 +506,7 @@ class SqlBackend(
                 pid,
                 process_start,
                 heartbeat,
+                deleted_at,
             ) in rows
         ]
 
@@ -511,7 +527,7 @@ def _owner_columns(owner: RunOwner | None) -> dict[str, Any]:
 
 
 def _experiment(row: sa.Row[Any]) -> Experiment:
-    return Experiment(row.experiment_id, row.name, row.created_at, row.description)
+    return Experiment(row.experiment_id, row.name, row.created_at, row.description, row.deleted_at)
 
 
 def _check_param_conflicts(

@@ -16,7 +16,7 @@ from shipyard.store.sql.engine import write
 
 __all__ = ["HEAD_REVISION", "REVISIONS", "current_revision", "upgrade"]
 
-REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
+REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010")
 """Every schema revision this version of Shipyard knows, oldest first."""
 HEAD_REVISION = REVISIONS[-1]
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"

@@ -480,6 +480,31 @@ class RegistryMethods:
 
         self._audited(f"setting user {name!r}", change)
 
+    def set_user_password(self, name: str, password_hash: str | None, *, actor: str) -> None:
+        """Store a user's password hash (``None`` removes the password), with an audit entry.
+
+        Raises:
+            NotFoundError: no such user.
+        """
+
+        def change(conn: sa.Connection) -> None:
+            done = conn.execute(
+                users.update().where(users.c.name == name).values(password_hash=password_hash)
+            ).rowcount
+            if not done:
+                raise NotFoundError(f"no user {name!r}: `shipyard users add {name} --role ...`")
+            action = "user.password" if password_hash else "user.password-removed"
+            append_audit(conn, actor, action, name, {})
+
+        self._audited(f"setting the password of {name!r}", change)
+
+    def get_user_password_hash(self, name: str) -> str | None:
+        with read(self._engine) as conn:
+            found: str | None = conn.execute(
+                sa.select(users.c.password_hash).where(users.c.name == name)
+            ).scalar()
+        return found
+
     def get_user(self, name: str) -> User | None:
         with read(self._engine) as conn:
             row = conn.execute(users.select().where(users.c.name == name)).first()

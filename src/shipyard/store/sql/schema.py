@@ -22,6 +22,8 @@ __all__ = [
     "experiments",
     "latest_metrics",
     "leases",
+    "logged_model_files",
+    "logged_models",
     "metadata",
     "metrics",
     "model_aliases",
@@ -61,6 +63,7 @@ experiments = sa.Table(
     sa.Column("name", sa.String(256), nullable=False, unique=True),
     sa.Column("description", sa.Text, nullable=False, server_default=""),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),  # MLflow's "deleted", restorable
 )
 
 runs = sa.Table(
@@ -84,6 +87,7 @@ runs = sa.Table(
     sa.Column("pid", sa.BigInteger, nullable=True),
     sa.Column("process_start", sa.String(64), nullable=True),
     sa.Column("heartbeat", sa.BigInteger, nullable=True),
+    sa.Column("deleted_at", sa.BigInteger, nullable=True),  # MLflow's "deleted", restorable
     sa.Index("ix_runs_experiment_id_start_time", "experiment_id", "start_time"),
     sa.Index("ix_runs_parent_run_id", "parent_run_id"),
     sa.Index("ix_runs_status", "status"),
@@ -259,6 +263,7 @@ users = sa.Table(
     sa.Column("name", sa.String(256), primary_key=True),
     sa.Column("role", sa.String(16), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("password_hash", sa.String(256), nullable=True),  # scrypt; NULL: tokens only
 )
 
 # Append-only and hash-chained: each entry's hash covers its content and the previous hash;
@@ -538,4 +543,36 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", sa.BigInteger, nullable=True),
     sa.Column("last_used_at", sa.BigInteger, nullable=True),
     sa.Index("ix_api_tokens_user", "user"),
+)
+
+# MLflow 3's logged models (``mlflow.<flavor>.log_model``): a model folder with its own id,
+# logged from a run or on its own, before any registration. Its files are content-addressed
+# objects, like run artifacts.
+logged_models = sa.Table(
+    "logged_models",
+    metadata,
+    sa.Column("model_id", sa.String(64), primary_key=True),
+    sa.Column(
+        "experiment_id", sa.Integer, sa.ForeignKey("experiments.experiment_id"), nullable=False
+    ),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.run_id"), nullable=True),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("model_type", sa.String(256), nullable=False, server_default=""),
+    sa.Column("user", sa.String(256), nullable=False, server_default=""),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Index("ix_logged_models_experiment_id", "experiment_id"),
+)
+
+logged_model_files = sa.Table(
+    "logged_model_files",
+    metadata,
+    sa.Column("model_id", sa.String(64), sa.ForeignKey("logged_models.model_id"), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Index("ix_logged_model_files_digest", "digest"),
 )
