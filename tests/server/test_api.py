@@ -142,8 +142,8 @@ def test_search_pages_filters_and_sorts(api: Client) -> None:
             "POST",
             "/api/v1/runs/search",
             {"page_token": "garbage"},
-            400,
-            "invalid_argument",
+            422,
+            "invalid_request",
             "page_token",
         ),
         (

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from shipyard.entities import ModelVersion, RegisteredModel, ReviewState, Role, User
-from shipyard.errors import InvalidArgumentError, PermissionDeniedError
+from shipyard.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
 from shipyard.store import Backend
 
 __all__ = ["CHAMPION", "Registry", "parse_model_ref", "validate_model_name"]
@@ -112,6 +112,8 @@ class Registry:
             number = self.backend.latest_model_version(name)
         elif selector.isdigit():
             number = int(selector)
+            if number >= 2**31:
+                raise NotFoundError(f"model {name!r} has no version {selector}")
         else:
             number = self.backend.resolve_model_alias(name, selector)
         return self.backend.get_model_version(name, number)

@@ -20,6 +20,7 @@ from shipyard.server.auth import Identity, identity, role
 from shipyard.server.errors import error_responses
 from shipyard.server.schemas import (
     MAX_PAGE,
+    PAGE_TOKEN_PATTERN,
     AliasIn,
     AuditOut,
     GovernedIn,
@@ -41,7 +42,10 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1", tags=["registry"], responses=error_responses())
 
 _Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")]
-_Token = Annotated[str | None, Query(description="next_page_token of the previous page.")]
+_Token = Annotated[
+    str | None,
+    Query(description="next_page_token of the previous page.", pattern=PAGE_TOKEN_PATTERN),
+]
 
 
 def registry(request: Request, caller: Annotated[Identity, Depends(identity)]) -> Registry:

@@ -6,11 +6,9 @@ Times are epoch milliseconds, as everywhere in Shipyard. Listings are pages: ``i
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import math
-from typing import Any, Generic, TypeVar
+import re
+from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,21 +79,25 @@ class Page(BaseModel, Generic[T]):
     next_page_token: str | None = None
 
 
+_I64, _I32 = 2**63, 2**31
+"""Integers the stores hold: times, sizes and steps are 64-bit; ids and counts 32-bit."""
+
+PAGE_TOKEN_PATTERN = r"^o[0-9]{1,15}$"  # noqa: S105 - a page token, not a secret
+"""What a page token looks like (declared in the OpenAPI document, so clients and fuzzers
+know which strings are tokens at all)."""
+
+
 def encode_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode()
+    return f"o{offset}"
 
 
 def decode_token(token: str | None) -> int:
     """The offset a page token stands for (0 for none)."""
     if not token:
         return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["o"]
-    except (binascii.Error, ValueError, KeyError, TypeError):
-        raise InvalidArgumentError("page_token is not a token this server gave") from None
-    if not isinstance(offset, int) or offset < 0:
+    if re.fullmatch(PAGE_TOKEN_PATTERN, token) is None:
         raise InvalidArgumentError("page_token is not a token this server gave")
-    return offset
+    return int(token[1:])
 
 
 class ExperimentIn(_Strict):
@@ -121,23 +123,23 @@ class ExperimentOut(BaseModel):
 
 class OwnerIn(_Strict):
     host: str = Field(min_length=1, max_length=256)
-    pid: int = Field(ge=0)
+    pid: int = Field(ge=0, lt=_I64)
     process_start: str = Field(default="", max_length=64)
 
 
 class RunCreate(_Strict):
     owner: OwnerIn | None = Field(default=None, description="The logging process, if watched")
-    experiment_id: int | None = Field(default=None, ge=0)
+    experiment_id: int | None = Field(default=None, ge=0, lt=_I32)
     experiment_name: str | None = Field(default=None, min_length=1, max_length=256)
     name: str | None = Field(default=None, max_length=256)
     parent_run_id: str | None = Field(default=None, max_length=32)
-    start_time: int | None = Field(default=None, ge=0)
+    start_time: int | None = Field(default=None, ge=0, lt=_I64)
     tags: dict[str, str] = Field(default_factory=dict)
 
 
 class RunEnd(_Strict):
     status: str = Field(examples=["FINISHED"])
-    end_time: int | None = Field(default=None, ge=0)
+    end_time: int | None = Field(default=None, ge=0, lt=_I64)
     only_active: bool = Field(default=True, description="Refuse a run already ended")
 
 
@@ -183,8 +185,8 @@ class TagsIn(_Strict):
 class MetricIn(_Strict):
     key: str = Field(min_length=1, max_length=250)
     value: float | None = Field(description="null stands for NaN")
-    step: int = Field(default=0, ge=-(2**63), lt=2**63)
-    timestamp: int | None = Field(default=None, ge=0)
+    step: int = Field(default=0, ge=-_I64, lt=_I64)
+    timestamp: int | None = Field(default=None, ge=0, lt=_I64)
 
 
 class MetricsIn(_Strict):
@@ -208,13 +210,13 @@ class MetricOut(BaseModel):
 
 
 class SearchRuns(_Strict):
-    experiment_ids: list[int] = Field(default_factory=list)
+    experiment_ids: list[Annotated[int, Field(ge=0, lt=_I32)]] = Field(default_factory=list)
     experiment_names: list[str] = Field(default_factory=list)
     filter: str = Field(default="", max_length=10_000, examples=["metrics.auc > 0.9"])
     order_by: list[str] = Field(default_factory=list, max_length=10)
     max_results: int = Field(default=100, ge=1, le=MAX_PAGE)
-    page_token: str | None = None
-    offset: int | None = Field(default=None, ge=0, description="Instead of a page token")
+    page_token: str | None = Field(default=None, pattern=PAGE_TOKEN_PATTERN)
+    offset: int | None = Field(default=None, ge=0, lt=_I64, description="Instead of a page token")
 
 
 class ArtifactOut(BaseModel):
@@ -349,9 +351,9 @@ class ArtifactIn(_Strict):
         min_length=1, max_length=1000, description="Where in the run, e.g. plots/roc.png"
     )
     digest: str = Field(pattern=r"^[0-9a-f]{64}$")
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, lt=_I64)
     is_dir: bool = False
-    file_count: int = Field(default=1, ge=0)
+    file_count: int = Field(default=1, ge=0, lt=_I32)
 
 
 class ArtifactsIn(_Strict):
@@ -361,7 +363,7 @@ class ArtifactsIn(_Strict):
 class SegmentIn(_Strict):
     journal_id: str = Field(min_length=1, max_length=64)
     run_id: str = Field(min_length=1, max_length=32)
-    segment: int = Field(ge=0)
+    segment: int = Field(ge=0, lt=_I64)
     metrics: list[tuple[str, float | None, int, int]] = Field(max_length=100_000)
 
 
@@ -372,9 +374,9 @@ class JournalIn(_Strict):
 class HeartbeatIn(_Strict):
     run_ids: list[str] = Field(max_length=10_000)
     owner: OwnerIn
-    now: int = Field(ge=0)
+    now: int = Field(ge=0, lt=_I64)
 
 
 class CrashedIn(_Strict):
-    heartbeat: int | None = None
-    now: int = Field(ge=0)
+    heartbeat: int | None = Field(default=None, ge=0, lt=_I64)
+    now: int = Field(ge=0, lt=_I64)

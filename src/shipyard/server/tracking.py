@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 
 from shipyard.entities import JournalSegment, Metric, Role, RunOwner, RunStatus
 from shipyard.errors import InvalidArgumentError, NotFoundError
@@ -20,6 +20,7 @@ from shipyard.server.deps import Store
 from shipyard.server.errors import error_responses
 from shipyard.server.schemas import (
     MAX_PAGE,
+    PAGE_TOKEN_PATTERN,
     ArtifactOut,
     CrashedIn,
     ExperimentIn,
@@ -53,7 +54,10 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1", tags=["tracking"], responses=error_responses())
 
 _Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items per page.")]
-_Token = Annotated[str | None, Query(description="next_page_token of the previous page.")]
+_Token = Annotated[
+    str | None,
+    Query(description="next_page_token of the previous page.", pattern=PAGE_TOKEN_PATTERN),
+]
 
 
 _Caller = Annotated[Identity, Depends(identity)]
@@ -98,7 +102,9 @@ def create_experiment(body: ExperimentIn, store: Store) -> ExperimentOut:
     summary="Get an experiment",
     **_READ,
 )
-def get_experiment(experiment_id: int, store: Store) -> ExperimentOut:
+def get_experiment(
+    experiment_id: Annotated[int, Path(ge=0, lt=2**31)], store: Store
+) -> ExperimentOut:
     return ExperimentOut.of(store.get_experiment(experiment_id))
 
 
@@ -219,7 +225,7 @@ def search_runs(body: SearchRuns, store: Store) -> object:
     for name in body.experiment_names:
         found = store.get_experiment_by_name(name)
         if found is None:
-            raise InvalidArgumentError(f"no experiment named {name!r}")
+            raise NotFoundError(f"no experiment named {name!r}")
         ids.append(found.experiment_id)
     if not ids:
         ids = [e.experiment_id for e in store.list_experiments()]

@@ -79,9 +79,22 @@ class NotSupportedError(InvalidArgumentError):
     status = 405
 
 
+class MlflowError(BaseModel):
+    """MLflow's error body."""
+
+    error_code: str
+    message: str
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"description": code, "model": MlflowError} for status, code in _CODES.items()
+}
+_RESPONSES[400] = {"description": "INVALID_PARAMETER_VALUE", "model": MlflowError}
+
+
 def mlflow_router(prefix: str = "/api/2.0/mlflow") -> APIRouter:
-    """A router whose errors have MLflow's shape."""
-    return APIRouter(prefix=prefix, tags=["mlflow"], route_class=MlflowRoute)
+    """A router whose errors have MLflow's shape (and are declared so in the document)."""
+    return APIRouter(prefix=prefix, tags=["mlflow"], route_class=MlflowRoute, responses=_RESPONSES)
 
 
 READ, WRITE = role(Role.VIEWER), role(Role.MEMBER)
@@ -113,6 +126,9 @@ def number(value: float) -> float | str:
 def parse_experiment_id(text: str) -> int:
     """MLflow's string experiment id as Shipyard's integer (an unknown one is a 404)."""
     try:
-        return int(text)
+        number = int(text)
     except ValueError:
-        raise NotFoundError(f"No experiment with id {text!r}") from None
+        number = -1
+    if not 0 <= number < 2**31:
+        raise NotFoundError(f"No experiment with id {text!r}")
+    return number

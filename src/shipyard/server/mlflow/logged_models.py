@@ -128,7 +128,7 @@ def _matcher(filter_string: str) -> Callable[[LoggedModel], bool]:
 
 class _Output(Body):
     model_id: str
-    step: int = 0
+    step: int = Field(default=0, ge=-(2**63), lt=2**63)
 
 
 class LogOutputs(Body):

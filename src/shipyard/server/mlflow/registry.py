@@ -324,7 +324,7 @@ def delete_model_version(reg: _Registry) -> dict[str, Any]:
 
 
 def _number(version: str) -> int:
-    if not version.isdigit():
+    if not version.isdigit() or len(version) > 9:
         raise InvalidArgumentError(f"a model version is a number, not {version!r}")
     return int(version)
 

@@ -90,7 +90,7 @@ class RunCreate(Body):
     experiment_id: str = "0"
     user_id: str | None = None
     run_name: str | None = None
-    start_time: int | None = None
+    start_time: int | None = Field(default=None, ge=0, lt=2**63)
     tags: list[KeyValue] = Field(default_factory=list)
 
 
@@ -98,7 +98,7 @@ class RunUpdate(Body):
     run_id: str | None = None
     run_uuid: str | None = None
     status: str | None = None
-    end_time: int | None = None
+    end_time: int | None = Field(default=None, ge=0, lt=2**63)
     run_name: str | None = None
 
 
@@ -107,8 +107,8 @@ class LogMetric(Body):
     run_uuid: str | None = None
     key: str
     value: float | str
-    timestamp: int | None = None
-    step: int = 0
+    timestamp: int | None = Field(default=None, ge=0, lt=2**63)
+    step: int = Field(default=0, ge=-(2**63), lt=2**63)
 
 
 class LogParam(Body):
@@ -128,8 +128,8 @@ class SetTag(Body):
 class _Metric(Body):
     key: str
     value: float | str
-    timestamp: int | None = None
-    step: int = 0
+    timestamp: int | None = Field(default=None, ge=0, lt=2**63)
+    step: int = Field(default=0, ge=-(2**63), lt=2**63)
     model_id: str | None = None
 
 
