@@ -15,10 +15,15 @@ Measured:
    calls; ``log_metric`` journals locally and the buffer sends segments, so this measures
    the whole path until the values are in the server's store (``flush``).
 
-Target: Shipyard >= 10x MLflow's server on (2) and (3); start-up < 2 s. Search over 10,000
-runs is not measured yet.
+4. **search_runs over ``--runs`` runs** (10 params, 5 metrics each, written straight into each
+   server's store before it starts: MLflow's through its own ``SqlAlchemyStore``, Shipyard's
+   through its ``SqlBackend``): through the same ``MlflowClient``, (a) the first page of 100
+   sorted by a metric, (b) a filter on a metric and a param, (c) every run, page by page
+   (1,000 a page); the median of ``--repeat`` tries each.
 
-Run: ``.venv/bin/python bench/server_vs_mlflow.py [--calls 2000] [--json PATH]``
+Target: Shipyard >= 10x MLflow's server on (2), (3) and (4); start-up < 2 s.
+
+Run: ``.venv/bin/python bench/server_vs_mlflow.py [--calls 2000] [--runs 10000] [--json PATH]``
 """
 
 from __future__ import annotations
@@ -84,6 +89,76 @@ print(json.dumps({"seconds": total, "per_second": calls / total}))
 """
 
 
+SEARCH_CLIENT = """
+import json, statistics, sys, time
+from mlflow import MlflowClient
+
+url, repeat = sys.argv[1], int(sys.argv[2])
+client = MlflowClient(url)
+experiment = client.get_experiment_by_name("search").experiment_id
+
+def first_page():
+    return client.search_runs([experiment], order_by=["metrics.m0 DESC"], max_results=100)
+
+def filtered():
+    return client.search_runs(
+        [experiment], filter_string="metrics.m1 > 0.9 and params.p0 = 'a'", max_results=1000
+    )
+
+def everything():
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment], max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+answer = {}
+for name, query in (("first_page", first_page), ("filtered", filtered), ("all", everything)):
+    times, count = [], 0
+    for _ in range(repeat):
+        t = time.perf_counter()
+        count = len(query())
+        times.append(time.perf_counter() - t)
+    answer[name] = {"seconds": statistics.median(times), "runs": count}
+print(json.dumps(answer))
+"""
+
+POPULATE_MLFLOW = """
+import random, sys, time
+from mlflow.entities import Metric, Param
+from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+db, root, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store = SqlAlchemyStore(f"sqlite:///{db}", root)
+experiment = store.create_experiment("search")
+rng = random.Random(0)
+now = int(time.time() * 1000)
+for i in range(runs):
+    run = store.create_run(experiment, "bench", now + i, [], f"run-{i}")
+    params = [Param(f"p{k}", rng.choice("abcd")) for k in range(10)]
+    metrics = [Metric(f"m{k}", rng.random(), now + i, 0) for k in range(5)]
+    store.log_batch(run.info.run_id, metrics=metrics, params=params, tags=[])
+"""
+
+POPULATE_SHIPYARD = """
+import random, sys, time
+from shipyard.entities import Metric
+from shipyard.tracking import open_workspace
+
+runs = int(sys.argv[1])
+backend = open_workspace().backend
+experiment = backend.create_experiment("search").experiment_id
+rng = random.Random(0)
+now = int(time.time() * 1000)
+for i in range(runs):
+    run = backend.create_run(experiment, name=f"run-{i}", user="bench", start_time=now + i)
+    backend.log_params(run.run_id, {f"p{k}": rng.choice("abcd") for k in range(10)})
+    backend.log_metrics([Metric(f"m{k}", rng.random(), 0, now + i, run.run_id) for k in range(5)])
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -130,15 +205,25 @@ def run_json(command: list[str], env: dict[str, str], cwd: Path) -> dict[str, An
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=10_000, help="runs to search (0: skip)")
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     python = mlflow_python()
-    results: dict[str, Any] = {"calls": args.calls}
+    results: dict[str, Any] = {"calls": args.calls, "runs": args.runs}
     with tempfile.TemporaryDirectory(prefix="bench-server-") as folder:
         tmp = Path(folder)
         # MLflow's server, defaults, SQLite
         port = free_port()
         env = clean_env()
+        if args.runs:
+            t = time.perf_counter()
+            subprocess.run(
+                [str(python), "-c", POPULATE_MLFLOW, str(tmp / "mlflow.db"),
+                 str(tmp / "mlartifacts"), str(args.runs)],
+                env=env, cwd=tmp, check=True, capture_output=True,
+            )  # fmt: skip
+            results["mlflow_populate_s"] = time.perf_counter() - t
         started = time.perf_counter()
         mlflow_server = subprocess.Popen(
             [
@@ -155,6 +240,10 @@ def main() -> None:
             results["mlflow_server"] = run_json(
                 [str(python), "-c", CLIENT, url, str(args.calls)], env, tmp
             )
+            if args.runs:
+                results["mlflow_search"] = run_json(
+                    [str(python), "-c", SEARCH_CLIENT, url, str(args.repeat)], env, tmp
+                )
         finally:
             mlflow_server.terminate()
             mlflow_server.wait(timeout=30)
@@ -164,6 +253,11 @@ def main() -> None:
         senv = env | {"PYTHONPATH": str(ROOT / "src"), "SHIPYARD_USER": "bench"}
         subprocess.run([sys.executable, "-m", "shipyard.cli", "init", str(project)],
                        env=senv, check=True, capture_output=True)  # fmt: skip
+        if args.runs:
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-c", POPULATE_SHIPYARD, str(args.runs)],
+                           env=senv, cwd=project, check=True, capture_output=True)  # fmt: skip
+            results["shipyard_populate_s"] = time.perf_counter() - t
         port = free_port()
         started = time.perf_counter()
         shipyard_server = subprocess.Popen(
@@ -176,6 +270,10 @@ def main() -> None:
             results["shipyard_server_mlflow_client"] = run_json(
                 [str(python), "-c", CLIENT, url, str(args.calls)], env, tmp
             )
+            if args.runs:
+                results["shipyard_search"] = run_json(
+                    [str(python), "-c", SEARCH_CLIENT, url, str(args.repeat)], env, tmp
+                )
             client_home = tmp / "laptop"
             client_home.mkdir()
             cenv = senv | {"SHIPYARD_SERVER": url, "SHIPYARD_HOME": str(client_home / ".shipyard")}
@@ -204,6 +302,15 @@ def main() -> None:
           f"{'PASS' if own / base >= 10 else 'MISS'})")  # fmt: skip
     print(f"start-up to /health: mlflow {results['mlflow_startup_s']:.2f} s, "
           f"shipyard {results['shipyard_startup_s']:.2f} s (target < 2 s)")  # fmt: skip
+    if args.runs:
+        print(f"search_runs over {args.runs} runs through the mlflow client (median s; runs)")
+        for query in ("first_page", "filtered", "all"):
+            theirs, ours = results["mlflow_search"][query], results["shipyard_search"][query]
+            assert theirs["runs"] == ours["runs"], (query, theirs, ours)
+            ratio = theirs["seconds"] / ours["seconds"]
+            print(f"  {query:<11} mlflow {theirs['seconds']:8.3f}  shipyard "
+                  f"{ours['seconds']:8.3f}  ({ours['runs']} runs)  {ratio:5.1f}x  "
+                  f"(target >= 10x: {'PASS' if ratio >= 10 else 'MISS'})")  # fmt: skip
     if args.json is not None:
         args.json.write_text(json.dumps(results, indent=2))
 

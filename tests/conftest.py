@@ -31,9 +31,24 @@ def _pg_schema_url(base: str, schema: str) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty metadata store: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
+def store_url(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """A URL of an empty metadata store: a SQLite file, or a fresh PostgreSQL schema. (The
+    tracking, data and registry suites add a server: ``tests/_served.py``.)"""
+    yield from make_store(request.param, tmp_path, monkeypatch)
+
+
+def make_store(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty store of ``kind``: ``sqlite``, ``postgresql`` (skipped without
+    ``SHIPYARD_TEST_POSTGRES_URL``) or ``server`` (a real server over SQLite; see
+    ``tests/_served.py``)."""
+    if kind == "server":
+        from tests._served import served_store
+
+        yield from served_store(tmp_path, monkeypatch)
+        return
+    if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'store' / 'shipyard.db'}"
         return
     base = os.environ.get(PG_ENV)
@@ -59,7 +74,8 @@ def home(tmp_path: Path, store_url: str, monkeypatch: pytest.MonkeyPatch) -> Ite
     workspace = tmp_path / "project" / ".shipyard"
     workspace.mkdir(parents=True)
     monkeypatch.setenv("SHIPYARD_HOME", str(workspace))
-    monkeypatch.setenv("SHIPYARD_STORE_URL", store_url)
+    if not store_url.startswith("http"):  # a server is reached through SHIPYARD_SERVER
+        monkeypatch.setenv("SHIPYARD_STORE_URL", store_url)
     monkeypatch.setenv("SHIPYARD_USER", "alice")
     monkeypatch.delenv("SHIPYARD_ARTIFACTS_URL", raising=False)
     monkeypatch.chdir(tmp_path / "project")
@@ -85,11 +101,9 @@ def _fresh_tracking_state() -> Iterator[None]:
 
 @pytest.fixture
 def backend(store_url: str) -> Iterator[SqlBackend]:
-    """The SQL backend of an empty store (both kinds), closed afterwards."""
+    """The backend of an empty store (each kind), closed afterwards."""
     from shipyard.store import open_backend
-    from shipyard.store.sql import SqlBackend
 
     opened = open_backend(store_url)
-    assert isinstance(opened, SqlBackend)
-    yield opened
+    yield opened  # type: ignore[misc]
     opened.close()

@@ -213,3 +213,18 @@ def test_registering_through_mlflow_follows_shipyard_governance(api: Client) -> 
     assert model["aliases"] == [{"alias": "candidate", "version": "1"}]
     versions = api("GET", f"{API}/model-versions/search", params={"filter": "name='clf'"})
     assert [v["version"] for v in versions.json()["model_versions"]] == ["2", "1"]
+
+
+def test_runs_carry_each_metrics_latest_step_and_time_in_one_page(api: Client) -> None:
+    exp, run_id = _run(api)
+    metrics = [
+        {"key": "loss", "value": 1.0 / (s + 1), "step": s, "timestamp": 1000 + s} for s in range(5)
+    ] + [{"key": "auc", "value": "NaN", "step": 2, "timestamp": 7}]
+    api("POST", f"{API}/runs/log-batch", json={"run_id": run_id, "metrics": metrics})
+    got = api("GET", f"{API}/runs/get", params={"run_id": run_id}).json()["run"]["data"]
+    assert sorted(got["metrics"], key=lambda m: m["key"]) == [
+        {"key": "auc", "value": "NaN", "timestamp": 7, "step": 2},
+        {"key": "loss", "value": 0.2, "timestamp": 1004, "step": 4},
+    ]
+    found = api("POST", f"{API}/runs/search", json={"experiment_ids": [exp]}).json()["runs"]
+    assert found[0]["data"]["metrics"] == got["metrics"]

@@ -15,7 +15,7 @@ import shipyard
 from shipyard.config import load_settings, redact_url
 from shipyard.entities import RunStatus
 from shipyard.errors import InvalidArgumentError, WorkspaceNotFoundError
-from shipyard.store.sql import SqlBackend
+from shipyard.store import open_backend
 
 pytestmark = pytest.mark.integration
 
@@ -138,7 +138,7 @@ def test_forked_child_uses_its_own_connections_and_leaves_the_parents_run_alone(
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    backend = SqlBackend(store_url)
+    backend = open_backend(store_url)
     try:
         stored = backend.get_run(result.stdout.strip())
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from shipyard.entities import RunStatus
-from shipyard.store.sql import SqlBackend
+from shipyard.store import open_backend
 
 pytestmark = pytest.mark.integration
 
@@ -62,7 +62,7 @@ def test_interpreter_exit_flushes_and_ends_the_run(
     )
     assert result.returncode == returncode, result.stderr
     run_id = result.stdout.split()[0]
-    backend = SqlBackend(store_url)
+    backend = open_backend(store_url)
     try:
         assert backend.get_run(run_id).status is status
         assert len(backend.get_metric_history(run_id, "m")) == 500

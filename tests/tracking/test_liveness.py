@@ -14,7 +14,7 @@ import pytest
 import shipyard
 from shipyard.entities import JournalSegment, RunOwner, RunStatus
 from shipyard.errors import InvalidArgumentError
-from shipyard.store.sql import SqlBackend
+from shipyard.store import Backend
 from shipyard.tracking.liveness import owner_is_dead, process_start, this_process
 from shipyard.tracking.recovery import check_resumable, end_stored_run, recover
 
@@ -23,7 +23,7 @@ def _now() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _run(backend: SqlBackend, owner: RunOwner | None, start: int = 1_000) -> str:
+def _run(backend: Backend, owner: RunOwner | None, start: int = 1_000) -> str:
     exp = backend.get_or_create_experiment("e").experiment_id
     return backend.create_run(exp, name="r", user="u", start_time=start, owner=owner).run_id
 
@@ -78,7 +78,7 @@ def test_on_another_host_only_the_heartbeat_tells() -> None:
 # --- the store's side -------------------------------------------------------------------
 
 
-def test_a_journal_segment_is_applied_once_even_by_racing_writers(backend: SqlBackend) -> None:
+def test_a_journal_segment_is_applied_once_even_by_racing_writers(backend: Backend) -> None:
     run_id = _run(backend, None)
     seg0 = JournalSegment("j1", run_id, 0, tuple(("m", float(i), i, 1) for i in range(100)))
     seg1 = JournalSegment("j1", run_id, 1, (("m", 1.0, 100, 2),))
@@ -97,7 +97,7 @@ def test_a_journal_segment_is_applied_once_even_by_racing_writers(backend: SqlBa
     assert len(backend.get_metric_history(run_id, "m")) == 101
 
 
-def test_a_journal_of_an_unknown_run_writes_nothing(backend: SqlBackend) -> None:
+def test_a_journal_of_an_unknown_run_writes_nothing(backend: Backend) -> None:
     from shipyard.errors import NotFoundError
 
     with pytest.raises(NotFoundError, match="no run"):
@@ -106,7 +106,7 @@ def test_a_journal_of_an_unknown_run_writes_nothing(backend: SqlBackend) -> None
 
 
 def test_crashed_runs_end_at_their_last_sign_of_life_and_revive_on_a_heartbeat(
-    backend: SqlBackend,
+    backend: Backend,
 ) -> None:
     run_id = _run(backend, FAR, start=1_000)
     assert backend.get_run(run_id).heartbeat == 1_000
@@ -123,7 +123,7 @@ def test_crashed_runs_end_at_their_last_sign_of_life_and_revive_on_a_heartbeat(
 
 
 def test_recovery_marks_silent_remote_runs_and_leaves_live_ones(
-    backend: SqlBackend, tmp_path: Path
+    backend: Backend, tmp_path: Path
 ) -> None:
     silent = _run(backend, FAR, start=_now() - 120_000)
     talking = _run(backend, FAR, start=_now())
@@ -136,7 +136,7 @@ def test_recovery_marks_silent_remote_runs_and_leaves_live_ones(
 
 
 def test_recovery_replays_only_journals_of_dead_writers_for_this_store(
-    backend: SqlBackend, tmp_path: Path
+    backend: Backend, tmp_path: Path
 ) -> None:
     from shipyard.tracking.journal import JOURNAL_DIR, RunJournal
 
@@ -154,7 +154,7 @@ def test_recovery_replays_only_journals_of_dead_writers_for_this_store(
     assert len(list((tmp_path / JOURNAL_DIR).iterdir())) == 2
 
 
-def test_ending_by_hand_uses_the_last_sign_of_life(backend: SqlBackend) -> None:
+def test_ending_by_hand_uses_the_last_sign_of_life(backend: Backend) -> None:
     dead = _run(backend, _dead_here(), start=1_000)
     backend.log_journal([JournalSegment("j", dead, 0, (("m", 1.0, 0, 4_000),))])
     run = end_stored_run(backend, dead, "finished")
@@ -192,7 +192,6 @@ def test_a_run_records_its_owner_and_heartbeats_while_active(
 
 def test_a_run_owned_by_a_live_process_is_joined_not_taken_over(home: Path) -> None:
     backend = shipyard.open_workspace().backend
-    assert isinstance(backend, SqlBackend)
     owner = RunOwner(this_process().host, os.getppid(), process_start(os.getppid()) or "")
     run_id = _run(backend, owner, start=_now())
     with shipyard.start_run(run_id=run_id, log_code=False) as joined:
@@ -226,6 +225,8 @@ def test_sync_fsyncs_each_batch_and_makes_sqlite_commits_full(
         backend = run.workspace.backend
     assert len(synced) == 4
     if store_url.startswith("sqlite"):
+        from shipyard.store.sql import SqlBackend
+
         assert isinstance(backend, SqlBackend)
         with backend.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
@@ -247,7 +248,7 @@ def test_a_heartbeat_timeout_too_close_to_the_interval_is_refused(
 
 
 def test_recovery_reports_a_journal_it_cannot_replay_and_goes_on(
-    backend: SqlBackend, tmp_path: Path
+    backend: Backend, tmp_path: Path
 ) -> None:
     from shipyard.tracking.journal import JOURNAL_DIR, RunJournal
 

@@ -14,8 +14,10 @@ from shipyard.errors import (
     AlreadyExistsError,
     AuthenticationError,
     ConflictError,
+    FilterSyntaxError,
     InvalidArgumentError,
     NotFoundError,
+    ParamConflictError,
     PermissionDeniedError,
     ShipyardError,
     StoreError,
@@ -35,6 +37,8 @@ _STATUS: tuple[tuple[type[ShipyardError], int, str], ...] = (
     (AlreadyExistsError, 409, "already_exists"),
     (ConflictError, 409, "conflict"),
     (PermissionDeniedError, 403, "permission_denied"),
+    (ParamConflictError, 400, "param_conflict"),
+    (FilterSyntaxError, 400, "filter_syntax"),
     (InvalidArgumentError, 400, "invalid_argument"),
     (StoreError, 503, "store_unavailable"),
 )
@@ -64,8 +68,10 @@ def status_of(exc: ShipyardError) -> tuple[int, str]:
     return 400, "error"
 
 
-def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
-    return {"code": code, "message": message, "field": field}
+def error_body(code: str, message: str, field: str | None = None, **details: Any) -> dict[str, Any]:
+    """The one error shape; ``details`` add what a client needs to rebuild the error (a
+    filter's ``text`` and ``position``)."""
+    return {"code": code, "message": message, "field": field, **details}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -84,7 +90,12 @@ def install_error_handlers(app: FastAPI) -> None:
             status, code = 429, "too_many_failures"
             headers["Retry-After"] = str(retry_after)
         field = getattr(exc, "field", None)
-        return JSONResponse(error_body(code, str(exc), field), status_code=status, headers=headers)
+        details = {}
+        if isinstance(exc, FilterSyntaxError):
+            details = {"text": exc.text, "position": exc.position}
+        return JSONResponse(
+            error_body(code, str(exc), field, **details), status_code=status, headers=headers
+        )
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)  # noqa: S101

@@ -60,6 +60,8 @@ __all__ = [
 
 T = TypeVar("T")
 MAX_PAGE = 1000
+MAX_HISTORY_PAGE = 50_000
+"""A metric history is read in pages this large at most (points are small)."""
 
 
 class _Strict(BaseModel):
@@ -143,6 +145,22 @@ class RunEnd(_Strict):
     only_active: bool = Field(default=True, description="Refuse a run already ended")
 
 
+def json_float(value: float) -> float | str | None:
+    """A float for JSON, which has no NaN or infinities: NaN is ``null``, an infinity the
+    string ``"Infinity"`` or ``"-Infinity"`` (what inputs accept back)."""
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+class OwnerOut(BaseModel):
+    host: str
+    pid: int
+    process_start: str = ""
+
+
 class RunOut(BaseModel):
     run_id: str
     experiment_id: int
@@ -153,12 +171,18 @@ class RunOut(BaseModel):
     parent_run_id: str | None = None
     user: str = ""
     params: dict[str, str] = Field(default_factory=dict)
-    metrics: dict[str, float | None] = Field(default_factory=dict)
+    metrics: dict[str, float | str | None] = Field(
+        default_factory=dict, description='null: NaN; "Infinity"/"-Infinity"'
+    )
     tags: dict[str, str] = Field(default_factory=dict)
+    owner: OwnerOut | None = Field(default=None, description="The process that logs to it")
+    heartbeat: int | None = None
+    deleted_at: int | None = None
 
     @classmethod
     def of(cls, run: Run) -> RunOut:
-        metrics = {k: (None if math.isnan(v) else v) for k, v in run.metrics.items()}
+        metrics = {k: json_float(v) for k, v in run.metrics.items()}
+        owner = run.owner
         return cls(
             run_id=run.run_id,
             experiment_id=run.experiment_id,
@@ -171,6 +195,11 @@ class RunOut(BaseModel):
             params=dict(run.params),
             metrics=metrics,
             tags=dict(run.tags),
+            owner=None
+            if owner is None
+            else OwnerOut(host=owner.host, pid=owner.pid, process_start=owner.process_start),
+            heartbeat=run.heartbeat,
+            deleted_at=run.deleted_at,
         )
 
 
@@ -184,7 +213,7 @@ class TagsIn(_Strict):
 
 class MetricIn(_Strict):
     key: str = Field(min_length=1, max_length=250)
-    value: float | None = Field(description="null stands for NaN")
+    value: float | None = Field(description='null: NaN; "Infinity"/"-Infinity" accepted')
     step: int = Field(default=0, ge=-_I64, lt=_I64)
     timestamp: int | None = Field(default=None, ge=0, lt=_I64)
 
@@ -195,7 +224,7 @@ class MetricsIn(_Strict):
 
 class MetricOut(BaseModel):
     key: str
-    value: float | None
+    value: float | str | None
     step: int
     timestamp: int
 
@@ -203,7 +232,7 @@ class MetricOut(BaseModel):
     def of(cls, m: Metric) -> MetricOut:
         return cls(
             key=m.key,
-            value=None if m.value != m.value else m.value,
+            value=json_float(m.value),
             step=m.step,
             timestamp=m.timestamp,
         )

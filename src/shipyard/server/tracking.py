@@ -19,6 +19,7 @@ from shipyard.server.auth import Identity, identity, role
 from shipyard.server.deps import Store
 from shipyard.server.errors import error_responses
 from shipyard.server.schemas import (
+    MAX_HISTORY_PAGE,
     MAX_PAGE,
     PAGE_TOKEN_PATTERN,
     ArtifactOut,
@@ -77,9 +78,18 @@ def _now() -> int:
 
 
 @router.get("/experiments", response_model=Page[ExperimentOut], summary="List experiments", **_READ)
-def list_experiments(store: Store, limit: _Limit = 100, page_token: _Token = None) -> object:
+def list_experiments(
+    store: Store,
+    limit: _Limit = 100,
+    page_token: _Token = None,
+    name: Annotated[str | None, Query(max_length=256, description="Only this one")] = None,
+) -> object:
     offset = decode_token(page_token)
-    found = store.list_experiments()
+    if name is not None:
+        one = store.get_experiment_by_name(name)
+        found = [] if one is None else [one]
+    else:
+        found = store.list_experiments()
     chosen = [ExperimentOut.of(e) for e in found[offset : offset + limit]]
     return _page(chosen, offset, limit, offset + limit < len(found))
 
@@ -200,12 +210,18 @@ def log_metrics(run_id: str, body: MetricsIn, store: Store) -> None:
     **_READ,
 )
 def metric_history(
-    run_id: str, key: str, store: Store, limit: _Limit = 1000, page_token: _Token = None
+    run_id: str,
+    key: str,
+    store: Store,
+    limit: Annotated[int, Query(ge=1, le=MAX_HISTORY_PAGE, description="Points per page.")] = 1000,
+    page_token: _Token = None,
 ) -> object:
     offset = decode_token(page_token)
-    history = store.get_metric_history(run_id, validate_key("metric", key))
-    chosen = [MetricOut.of(m) for m in history[offset : offset + limit]]
-    return _page(chosen, offset, limit, offset + limit < len(history))
+    history = store.get_metric_history(
+        run_id, validate_key("metric", key), offset=offset, limit=limit + 1
+    )
+    chosen = [MetricOut.of(m) for m in history[:limit]]
+    return _page(chosen, offset, limit, len(history) > limit)
 
 
 @router.get(

@@ -36,8 +36,10 @@ from shipyard.errors import (
     AlreadyExistsError,
     AuthenticationError,
     ConflictError,
+    FilterSyntaxError,
     InvalidArgumentError,
     NotFoundError,
+    ParamConflictError,
     PermissionDeniedError,
     ShipyardError,
     StoreError,
@@ -53,16 +55,24 @@ _ERRORS: dict[str, type[ShipyardError]] = {
     "unauthenticated": AuthenticationError,
     "invalid_argument": InvalidArgumentError,
     "invalid_request": InvalidArgumentError,
+    "param_conflict": ParamConflictError,
 }
 _PAGE = 1000
+_HISTORY_PAGE = 20_000
 
 
-def _nan(value: float | None) -> float:
+def _nan(value: float | str | None) -> float:
+    """A metric value from JSON: ``null`` is NaN, ``"Infinity"``/``"-Infinity"`` infinities."""
     return math.nan if value is None else float(value)
 
 
-def _json_float(value: float) -> float | None:
-    return None if math.isnan(value) else value
+def _json_float(value: float) -> float | str | None:
+    """A metric value for JSON, which has no NaN or infinities."""
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
 
 
 def _run(data: Mapping[str, Any]) -> Run:
@@ -78,6 +88,9 @@ def _run(data: Mapping[str, Any]) -> Run:
         params=dict(data.get("params", {})),
         metrics={k: _nan(v) for k, v in data.get("metrics", {}).items()},
         tags=dict(data.get("tags", {})),
+        owner=None if data.get("owner") is None else RunOwner(**data["owner"]),
+        heartbeat=data.get("heartbeat"),
+        deleted_at=data.get("deleted_at"),
     )
 
 
@@ -349,11 +362,23 @@ class RestBackend:
                 chunk = batch[start : start + _PAGE]
                 self._api("POST", f"/runs/{run_id}/metrics", json={"metrics": chunk})
 
-    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
-        return [
-            Metric(m["key"], _nan(m["value"]), m["step"], m["timestamp"], run_id)
-            for m in self._pages(f"/runs/{run_id}/metrics/{key}")
-        ]
+    def get_metric_history(
+        self, run_id: str, key: str, *, offset: int = 0, limit: int | None = None
+    ) -> list[Metric]:
+        found: list[Metric] = []
+        token = f"o{offset}" if offset else None
+        while limit is None or len(found) < limit:
+            want = _HISTORY_PAGE if limit is None else min(_HISTORY_PAGE, limit - len(found))
+            query = {"limit": want, **({"page_token": token} if token else {})}
+            page = self._api("GET", f"/runs/{run_id}/metrics/{key}", params=query)
+            found.extend(
+                Metric(m["key"], _nan(m["value"]), m["step"], m["timestamp"], run_id)
+                for m in page["items"]
+            )
+            token = page.get("next_page_token")
+            if not token:
+                break
+        return found
 
     def log_artifacts(self, run_id: str, records: Sequence[ArtifactRecord]) -> None:
         if records:
@@ -519,7 +544,10 @@ def _raise(response: Any) -> NoReturn:
         body = response.json()
         code, message = str(body.get("code", "")), str(body.get("message", ""))
     except ValueError:
-        code, message = "", response.text[:300]
+        body, code, message = {}, "", response.text[:300]
+    if code == "filter_syntax":
+        first = message.split("\n", 1)[0]
+        raise FilterSyntaxError(first, str(body.get("text", "")), int(body.get("position", 0)))
     kind = _ERRORS.get(code)
     if kind is None:
         raise StoreError(f"the Shipyard server answered {response.status_code}: {message}")

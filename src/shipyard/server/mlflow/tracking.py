@@ -10,6 +10,7 @@ run (the same 32-hex ids); params, metrics and tags map one to one, and filters 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import Query
@@ -177,7 +178,13 @@ def _view(value: str | int | None) -> str:
     return _VIEWS[name]
 
 
-def _run(run: Run, store: Backend) -> dict[str, Any]:
+def _runs(runs: Sequence[Run], store: Backend) -> list[dict[str, Any]]:
+    """Runs in MLflow's shape: their latest metrics (step, timestamp) in one query."""
+    latest = store.latest_metrics([r.run_id for r in runs]) if runs else {}
+    return [_run(run, latest.get(run.run_id, [])) for run in runs]
+
+
+def _run(run: Run, latest: Sequence[Metric]) -> dict[str, Any]:
     info = {
         "run_id": run.run_id,
         "run_uuid": run.run_id,
@@ -191,18 +198,10 @@ def _run(run: Run, store: Backend) -> dict[str, Any]:
     }
     if run.end_time is not None:
         info["end_time"] = run.end_time
-    metrics = []
-    if run.metrics:
-        latest = {m.key: m for m in _latest(store, run)}
-        metrics = [
-            {
-                "key": key,
-                "value": number(value),
-                "timestamp": latest[key].timestamp if key in latest else run.start_time,
-                "step": latest[key].step if key in latest else 0,
-            }
-            for key, value in run.metrics.items()
-        ]
+    metrics = [
+        {"key": m.key, "value": number(m.value), "timestamp": m.timestamp, "step": m.step}
+        for m in latest
+    ]
     tags = {**run.tags, "mlflow.runName": run.name, "mlflow.user": run.user}
     return {
         "info": info,
@@ -213,17 +212,6 @@ def _run(run: Run, store: Backend) -> dict[str, Any]:
         },
         "inputs": {},
     }
-
-
-def _latest(store: Backend, run: Run) -> list[Metric]:
-    steps = store.latest_steps(run.run_id)
-    found = []
-    for key in run.metrics:
-        history = store.get_metric_history(run.run_id, key)
-        at = [m for m in history if m.step == steps.get(key, 0)]
-        if at:
-            found.append(at[-1])
-    return found
 
 
 def _run_id(*ids: str | None) -> str:
@@ -356,7 +344,7 @@ def create_run(body: RunCreate, store: Store, caller: Caller) -> dict[str, Any]:
         parent_run_id=parent or None,
         tags=clean,
     )
-    return {"run": _run(run, store)}
+    return {"run": _run(run, [])}  # a new run has no metrics yet
 
 
 @router.get("/runs/get", summary="MLflow: a run", **READ)
@@ -365,7 +353,7 @@ def get_run(
     run_id: Annotated[str | None, Query()] = None,
     run_uuid: Annotated[str | None, Query()] = None,
 ) -> dict[str, Any]:
-    return {"run": _run(store.get_run(_run_id(run_id, run_uuid)), store)}
+    return {"run": _runs([store.get_run(_run_id(run_id, run_uuid))], store)[0]}
 
 
 @router.post("/runs/update", summary="MLflow: end or rename a run", **WRITE)
@@ -379,7 +367,7 @@ def update_run(body: RunUpdate, store: Store) -> dict[str, Any]:
         status = RunStatus(body.status if body.status != "SCHEDULED" else "RUNNING")
         store.end_run(run_id, status, body.end_time or now_ms())
     run = store.get_run(run_id)
-    return {"run_info": _run(run, store)["info"]}
+    return {"run_info": _run(run, [])["info"]}
 
 
 @router.post("/runs/delete", summary="MLflow: delete a run (restorable)", **WRITE)
@@ -534,7 +522,7 @@ def search_runs(body: RunSearch, store: Store) -> dict[str, Any]:
         offset=offset,
         lifecycle=_view(body.run_view_type),
     )
-    answer: dict[str, Any] = {"runs": [_run(r, store) for r in runs[: body.max_results]]}
+    answer: dict[str, Any] = {"runs": _runs(runs[: body.max_results], store)}
     if len(runs) > body.max_results:
         answer["next_page_token"] = encode_token(offset + body.max_results)
     return answer

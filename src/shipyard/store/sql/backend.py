@@ -277,6 +277,26 @@ class SqlBackend(
             ).all()
         return {key: step for key, step in rows}
 
+    def latest_metrics(self, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
+        with read(self._engine) as conn:
+            found: dict[str, list[Metric]] = {i: [] for i in run_ids}
+            for chunk in chunks(list(run_ids)):
+                rows = conn.execute(
+                    sa.select(
+                        latest_metrics.c.run_id,
+                        latest_metrics.c.key,
+                        latest_metrics.c.value,
+                        latest_metrics.c.step,
+                        latest_metrics.c.timestamp,
+                    )
+                    .where(latest_metrics.c.run_id.in_(chunk))
+                    .order_by(latest_metrics.c.run_id, latest_metrics.c.key)
+                ).all()
+                for run_id, key, value, step, timestamp in rows:
+                    value = math.nan if value is None else value
+                    found[run_id].append(Metric(key, value, step, timestamp, run_id))
+        return found
+
     def get_run(self, run_id: str) -> Run:
         with read(self._engine) as conn:
             row = conn.execute(sa.select(*_RUN_COLUMNS).where(runs.c.run_id == run_id)).first()
@@ -378,14 +398,21 @@ class SqlBackend(
 
         with_retries(op, what=f"logging {len(metrics)} metrics")
 
-    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+    def get_metric_history(
+        self, run_id: str, key: str, *, offset: int = 0, limit: int | None = None
+    ) -> list[Metric]:
+        query = (
+            sa.select(metrics_table.c.value, metrics_table.c.step, metrics_table.c.timestamp)
+            .where(metrics_table.c.run_id == run_id, metrics_table.c.key == key)
+            .order_by(metrics_table.c.step, metrics_table.c.timestamp, metrics_table.c.id)
+        )
+        if offset:
+            query = query.offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
         with read(self._engine) as conn:
             self._require_run(conn, run_id)
-            rows = conn.execute(
-                sa.select(metrics_table.c.value, metrics_table.c.step, metrics_table.c.timestamp)
-                .where(metrics_table.c.run_id == run_id, metrics_table.c.key == key)
-                .order_by(metrics_table.c.step, metrics_table.c.timestamp, metrics_table.c.id)
-            )
+            rows = conn.execute(query)
             return [Metric(key, _py_float(r.value), r.step, r.timestamp, run_id) for r in rows]
 
     def log_artifacts(self, run_id: str, records: Sequence[ArtifactRecord]) -> None:
