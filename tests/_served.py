@@ -72,3 +72,9 @@ def store_url_or_server(
     from tests.conftest import make_store
 
     yield from make_store(request.param, tmp_path, monkeypatch)
+
+
+def local_stores_only(store_url: str, why: str) -> None:
+    """Skip a test of the ``server`` kind that is about the workspace's own disk (``why``)."""
+    if store_url.startswith(("http://", "https://")):
+        pytest.skip(f"through a server: {why}")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.store.sql import SqlBackend
+from shipyard.store import open_backend
 
 pytestmark = pytest.mark.integration
 
@@ -56,7 +56,7 @@ def test_four_writers_number_versions_without_clashes(tmp_path: Path, store_url:
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()
-    backend = SqlBackend(store_url)
+    backend = open_backend(store_url)
     try:
         versions = backend.list_dataset_versions("shared")
     finally:

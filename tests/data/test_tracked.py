@@ -16,6 +16,7 @@ from shipyard.config import init_workspace
 from shipyard.data import PathState
 from shipyard.errors import InvalidArgumentError
 from shipyard.tracking import open_workspace
+from tests._served import local_stores_only
 from tests.data._files import settle
 
 pytestmark = pytest.mark.integration
@@ -91,7 +92,8 @@ def test_checkout_an_older_version_after_the_pointer_changes(tracked: Path) -> N
 
 
 @pytest.mark.parametrize("kind", ["folder", "memory"])
-def test_push_and_pull(tracked: Path, tmp_path: Path, kind: str) -> None:
+def test_push_and_pull(tracked: Path, tmp_path: Path, kind: str, store_url: str) -> None:
+    local_stores_only(store_url, "the test empties the workspace's own object folder")
     remote = str(tmp_path / "remote") if kind == "folder" else f"memory://r-{uuid.uuid4().hex}"
     pushed = data.push(remote)
     assert pushed.copied == 20 + 1 + 1  # the folder's files, its manifest, the table
@@ -115,8 +117,9 @@ def test_checkout_of_added_changes_needs_no_force(tracked: Path) -> None:
 
 
 def test_a_fresh_clone_pulls_what_its_pointers_name(
-    tracked: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tracked: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_url: str
 ) -> None:
+    local_stores_only(store_url, "a clone on a server's workspace shares its store already")
     remote = str(tmp_path / "remote")
     data.push(remote)
     clone = tmp_path / "clone"
@@ -132,7 +135,8 @@ def test_a_fresh_clone_pulls_what_its_pointers_name(
     assert (clone / "table.csv").read_text() == "x,y\n1,2\n3,4\n"
 
 
-def test_pull_repairs_a_torn_object(tracked: Path, tmp_path: Path) -> None:
+def test_pull_repairs_a_torn_object(tracked: Path, tmp_path: Path, store_url: str) -> None:
+    local_stores_only(store_url, "objects live on the server's disk, not this workspace's")
     remote = str(tmp_path / "remote")
     data.push(remote)
     store = open_workspace().artifacts

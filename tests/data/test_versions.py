@@ -14,6 +14,7 @@ import pytest
 import shipyard
 from shipyard import data
 from shipyard.errors import ArtifactCorruptedError, InvalidArgumentError, NotFoundError
+from tests._served import local_stores_only
 from tests.data._files import settle
 
 pytestmark = pytest.mark.integration
@@ -123,7 +124,8 @@ def test_unknown_versions_and_refs(home: Path, tmp_path: Path) -> None:
         data.resolve("a@")
 
 
-def test_get_materialises_with_links_or_copies(home: Path, tmp_path: Path) -> None:
+def test_get_materialises_with_links_or_copies(home: Path, tmp_path: Path, store_url: str) -> None:
+    local_stores_only(store_url, "hard links need the object store on this machine's disk")
     folder = tmp_path / "src"
     (folder / "sub").mkdir(parents=True)
     (folder / "sub" / "f.bin").write_bytes(b"payload")
@@ -139,7 +141,10 @@ def test_get_materialises_with_links_or_copies(home: Path, tmp_path: Path) -> No
         data.get("tree@1", tmp_path / "src" / "sub" / "f.bin")
 
 
-def test_link_mode_does_not_copy_and_protects_the_file(home: Path, tmp_path: Path) -> None:
+def test_link_mode_does_not_copy_and_protects_the_file(
+    home: Path, tmp_path: Path, store_url: str
+) -> None:
+    local_stores_only(store_url, "hard links need the object store on this machine's disk")
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(2 << 20))
     added = data.add(big, "big", link=True)
@@ -194,7 +199,10 @@ def test_diff_folders_and_tables(home: Path, tmp_path: Path) -> None:
     assert data.diff("t@1", "t@1").same_content
 
 
-def test_a_corrupted_linked_object_is_stored_afresh(home: Path, tmp_path: Path) -> None:
+def test_a_corrupted_linked_object_is_stored_afresh(
+    home: Path, tmp_path: Path, store_url: str
+) -> None:
+    local_stores_only(store_url, "hard links need the object store on this machine's disk")
     data.add(_frame(), "t")
     out = data.get("t@1", tmp_path / "out", link=True)
     original = out.read_bytes()

@@ -73,6 +73,7 @@ def test_the_matrix_of_endpoints_and_roles_from_the_openapi_document(
             tag_key="t",
             artifact_path=f"1/{run_id}/artifacts/x.txt",
             token_id="000000000000",  # noqa: S106 - an id, not a secret
+            ref="latest",
         )
         for method, operation in operations.items():
             needed = Role(operation["x-shipyard-role"])  # every endpoint declares one

@@ -44,6 +44,7 @@ from shipyard.errors import (
     ShipyardError,
     StoreError,
 )
+from shipyard.store.rest_data import DatasetClient
 
 __all__ = ["RestBackend"]
 
@@ -145,7 +146,7 @@ _REVIEW_ACTIONS = {
 }
 
 
-class RestBackend:
+class RestBackend(DatasetClient):
     """The store behind a Shipyard server.
 
     Args:
