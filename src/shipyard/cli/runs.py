@@ -351,3 +351,28 @@ def recover_runs(
         err_console.print(f"[bold red]error:[/] {escape(problem)}")
     if done.problems:
         raise typer.Exit(code=1)
+
+
+@app.command("delete")
+def delete_run(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id or its first 4+ characters.")],
+) -> None:
+    """Delete a run: hidden from listings and searches, kept with everything it logged
+    (`shipyard runs restore` brings it back)."""
+    backend = workspace_from(ctx).backend
+    full = backend.resolve_run_id(run_id)
+    backend.set_run_deleted(full, True)
+    console.print(f"Deleted run {full[:8]} (restore it with `shipyard runs restore {full[:8]}`).")
+
+
+@app.command("restore")
+def restore_run(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="Run id or its first 4+ characters.")],
+) -> None:
+    """Restore a deleted run."""
+    backend = workspace_from(ctx).backend
+    full = backend.resolve_run_id(run_id)
+    backend.set_run_deleted(full, False)
+    console.print(f"Restored run {full[:8]}.")

@@ -30,7 +30,17 @@ def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False
             call acts as the workspace's user.
     """
     from shipyard import __version__
-    from shipyard.server import access, data, mlflow, objects, registry, tracking
+    from shipyard.server import (
+        access,
+        data,
+        deployments,
+        mlflow,
+        monitoring,
+        objects,
+        pipelines,
+        registry,
+        tracking,
+    )
 
     workspace = open_workspace(home)
     workspace.backend  # noqa: B018 - open and migrate the store now, not on the first request
@@ -62,6 +72,9 @@ def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False
     app.include_router(tracking.router)
     app.include_router(registry.router)
     app.include_router(data.router)
+    app.include_router(deployments.router)
+    app.include_router(monitoring.router)
+    app.include_router(pipelines.router)
     app.include_router(objects.router)
     app.include_router(access.router)
     for router in mlflow.routers:

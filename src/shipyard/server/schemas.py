@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -112,6 +112,7 @@ class ExperimentOut(BaseModel):
     name: str
     created_at: int
     description: str = ""
+    deleted_at: int | None = None
 
     @classmethod
     def of(cls, e: Experiment) -> ExperimentOut:
@@ -120,6 +121,7 @@ class ExperimentOut(BaseModel):
             name=e.name,
             created_at=e.created_at,
             description=e.description,
+            deleted_at=e.deleted_at,
         )
 
 
@@ -246,6 +248,15 @@ class SearchRuns(_Strict):
     max_results: int = Field(default=100, ge=1, le=MAX_PAGE)
     page_token: str | None = Field(default=None, pattern=PAGE_TOKEN_PATTERN)
     offset: int | None = Field(default=None, ge=0, lt=_I64, description="Instead of a page token")
+    lifecycle: Literal["active", "deleted", "all"] = "active"
+
+
+class ExperimentRename(_Strict):
+    name: str = Field(min_length=1, max_length=256)
+
+
+class RunIdsIn(_Strict):
+    run_ids: list[Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]] = Field(max_length=10_000)
 
 
 class ArtifactOut(BaseModel):

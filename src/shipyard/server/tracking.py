@@ -26,6 +26,7 @@ from shipyard.server.schemas import (
     CrashedIn,
     ExperimentIn,
     ExperimentOut,
+    ExperimentRename,
     HeartbeatIn,
     JournalIn,
     MetricOut,
@@ -35,6 +36,7 @@ from shipyard.server.schemas import (
     ParamsIn,
     RunCreate,
     RunEnd,
+    RunIdsIn,
     RunOut,
     SearchRuns,
     TagsIn,
@@ -248,11 +250,77 @@ def search_runs(body: SearchRuns, store: Store) -> object:
     offset = body.offset if body.offset is not None else decode_token(body.page_token)
     # One more than a page tells whether another page follows.
     runs = store.search_runs(
-        ids, body.filter, body.order_by, max_results=body.max_results + 1, offset=offset
+        ids,
+        body.filter,
+        body.order_by,
+        max_results=body.max_results + 1,
+        offset=offset,
+        lifecycle=body.lifecycle,
     )
     more = len(runs) > body.max_results
     items = [RunOut.of(r) for r in runs[: body.max_results]]
     return _page(items, offset, body.max_results, more)
+
+
+@router.post(
+    "/runs/latest-metrics",
+    response_model=dict[str, list[MetricOut]],
+    summary="Each run's latest value of every metric, with step and time",
+    **_READ,
+)
+def latest_metrics(body: RunIdsIn, store: Store) -> dict[str, list[MetricOut]]:
+    found = store.latest_metrics(body.run_ids)
+    return {run_id: [MetricOut.of(m) for m in metrics] for run_id, metrics in found.items()}
+
+
+@router.delete("/runs/{run_id}", status_code=204, summary="Delete a run (restorable)", **_WRITE)
+def delete_run(run_id: str, store: Store) -> None:
+    store.set_run_deleted(run_id, True)
+
+
+@router.post("/runs/{run_id}/restore", status_code=204, summary="Restore a run", **_WRITE)
+def restore_run(run_id: str, store: Store) -> None:
+    store.set_run_deleted(run_id, False)
+
+
+@router.delete(
+    "/runs/{run_id}/tags/{key:path}", status_code=204, summary="Remove a run's tag", **_WRITE
+)
+def delete_tag(run_id: str, key: str, store: Store) -> None:
+    store.delete_tag(run_id, key)
+
+
+@router.delete(
+    "/experiments/{experiment_id}",
+    status_code=204,
+    summary="Delete an experiment and its runs (restorable)",
+    **_WRITE,
+)
+def delete_experiment(experiment_id: Annotated[int, Path(ge=0, lt=2**31)], store: Store) -> None:
+    store.set_experiment_deleted(experiment_id, True)
+
+
+@router.post(
+    "/experiments/{experiment_id}/restore",
+    status_code=204,
+    summary="Restore an experiment and its runs",
+    **_WRITE,
+)
+def restore_experiment(experiment_id: Annotated[int, Path(ge=0, lt=2**31)], store: Store) -> None:
+    store.set_experiment_deleted(experiment_id, False)
+
+
+@router.patch(
+    "/experiments/{experiment_id}",
+    response_model=ExperimentOut,
+    summary="Rename an experiment",
+    **_WRITE,
+)
+def rename_experiment(
+    experiment_id: Annotated[int, Path(ge=0, lt=2**31)], body: ExperimentRename, store: Store
+) -> ExperimentOut:
+    store.rename_experiment(experiment_id, validate_name("experiment", body.name))
+    return ExperimentOut.of(store.get_experiment(experiment_id))
 
 
 # what a client process needs to log safely: its metric journal, its liveness -------------------

@@ -45,6 +45,9 @@ from shipyard.errors import (
     StoreError,
 )
 from shipyard.store.rest_data import DatasetClient
+from shipyard.store.rest_deploy import DeploymentClient
+from shipyard.store.rest_monitoring import MonitoringClient
+from shipyard.store.rest_pipelines import PipelineClient
 
 __all__ = ["RestBackend"]
 
@@ -101,6 +104,7 @@ def _experiment(data: Mapping[str, Any]) -> Experiment:
         name=data["name"],
         created_at=data["created_at"],
         description=data.get("description", ""),
+        deleted_at=data.get("deleted_at"),
     )
 
 
@@ -146,7 +150,7 @@ _REVIEW_ACTIONS = {
 }
 
 
-class RestBackend(DatasetClient):
+class RestBackend(DatasetClient, DeploymentClient, MonitoringClient, PipelineClient):
     """The store behind a Shipyard server.
 
     Args:
@@ -329,6 +333,38 @@ class RestBackend(DatasetClient):
         body = {"heartbeat": heartbeat, "now": now}
         end = self._api("POST", f"/runs/{run_id}/crashed", json=body)["end_time"]
         return None if end is None else int(end)
+
+    def latest_metrics(self, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
+        found: dict[str, list[Metric]] = {}
+        ids = list(run_ids)
+        for start in range(0, len(ids), 10_000):
+            page = self._api(
+                "POST", "/runs/latest-metrics", json={"run_ids": ids[start : start + 10_000]}
+            )
+            for run_id, metrics in page.items():
+                found[run_id] = [
+                    Metric(m["key"], _nan(m["value"]), m["step"], m["timestamp"], run_id)
+                    for m in metrics
+                ]
+        return found
+
+    def set_run_deleted(self, run_id: str, deleted: bool) -> None:
+        if deleted:
+            self._api("DELETE", f"/runs/{run_id}")
+        else:
+            self._api("POST", f"/runs/{run_id}/restore")
+
+    def set_experiment_deleted(self, experiment_id: int, deleted: bool) -> None:
+        if deleted:
+            self._api("DELETE", f"/experiments/{experiment_id}")
+        else:
+            self._api("POST", f"/experiments/{experiment_id}/restore")
+
+    def rename_experiment(self, experiment_id: int, name: str) -> None:
+        self._api("PATCH", f"/experiments/{experiment_id}", json={"name": name})
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self._api("DELETE", f"/runs/{run_id}/tags/{key}")
 
     def latest_steps(self, run_id: str) -> dict[str, int]:
         return {k: int(v) for k, v in self._api("GET", f"/runs/{run_id}/latest-steps").items()}
@@ -522,6 +558,7 @@ class RestBackend(DatasetClient):
         order_by: Sequence[str] = (),
         max_results: int = 1000,
         offset: int = 0,
+        lifecycle: str = "active",
     ) -> list[Run]:
         runs: list[Run] = []
         while len(runs) < max_results:
@@ -532,6 +569,7 @@ class RestBackend(DatasetClient):
                 "order_by": list(order_by),
                 "max_results": want,
                 "offset": offset + len(runs),
+                "lifecycle": lifecycle,
             }
             page = self._api("POST", "/runs/search", json=body)
             runs.extend(_run(r) for r in page["items"])

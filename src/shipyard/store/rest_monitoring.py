@@ -1,0 +1,14 @@
+"""The monitoring part of :class:`~shipyard.store.rest.RestBackend` (being written)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["MonitoringClient"]
+
+
+class MonitoringClient:
+    """monitoring methods of the ``Backend`` protocol over HTTP (mixed into ``RestBackend``)."""
+
+    def _api(self, method: str, path: str, **kwargs: Any) -> Any:  # pragma: no cover
+        raise NotImplementedError  # RestBackend's
