@@ -170,6 +170,19 @@ def test_shipyard_login_keeps_a_private_token_for_that_server_only(
         listed = _shipyard(laptop, "experiments", "ls", "--json")
         assert listed.returncode == 0, listed.stderr
         assert "on-the-server" in {e["name"] for e in json.loads(listed.stdout)}
+        # tokens and passwords are managed through the server, by the same rules
+        made = _shipyard(laptop, "token", "create", "--name", "ci", "--json")
+        assert made.returncode == 0, made.stderr
+        assert json.loads(made.stdout)["user"] == "bob"
+        mine = json.loads(_shipyard(laptop, "token", "ls", "--json").stdout)
+        assert {t["name"] for t in mine} >= {"ci"} and all(t["user"] == "bob" for t in mine)
+        others = _shipyard(laptop, "token", "ls", "--all")
+        assert others.returncode != 0 and "admin" in others.stderr
+        short = _shipyard(laptop, "users", "passwd", "--stdin", stdin="short\n")
+        assert short.returncode != 0 and "at least 12" in short.stderr
+        changed = _shipyard(laptop, "users", "passwd", "--stdin", stdin="another long passphrase\n")
+        assert changed.returncode == 0, changed.stderr
+        check_password(backend, "bob", "another long passphrase")
         # the token is only ever sent to the server that issued it
         from shipyard.config import load_settings
 

@@ -90,6 +90,11 @@ def set_password(backend: Backend, acting: str, user: str, password: str | None)
         NotFoundError: ``user`` is not a user.
         InvalidArgumentError: the password is too short or too long.
     """
+    from shipyard.store.rest import RestBackend
+
+    if isinstance(backend, RestBackend):  # the server hashes it, acting as the caller
+        backend.set_password_remotely(user, password)
+        return
     if user != acting:
         Registry(backend, acting)._require(doing=f"set {user!r}'s password")
     hashed = None if password is None else hash_password(password)

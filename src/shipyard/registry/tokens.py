@@ -13,11 +13,15 @@ import re
 import secrets
 import time
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from shipyard.entities import ApiToken, Role
 from shipyard.errors import AuthenticationError, InvalidArgumentError, NotFoundError
 from shipyard.registry.service import Registry
 from shipyard.store import Backend
+
+if TYPE_CHECKING:
+    from shipyard.store.rest import RestBackend
 
 __all__ = ["PREFIX", "issue_token", "list_tokens", "revoke_token", "role_of", "verify_token"]
 
@@ -49,6 +53,9 @@ def issue_token(
         PermissionDeniedError: a token for someone else, by anyone but an admin.
         NotFoundError: ``user`` has no role (``shipyard users add``).
     """
+    remote = _remote(backend)
+    if remote is not None:  # the server makes it, as the token's user, by the same rules
+        return remote.issue_token_remotely(user=user, name=name, expires_in=expires_in)
     owner = user or acting
     if owner != acting:
         Registry(backend, acting)._require(doing=f"make tokens for {owner!r}")
@@ -101,6 +108,9 @@ def verify_token(backend: Backend, presented: str, *, now: int | None = None) ->
 
 def list_tokens(backend: Backend, acting: str, *, everyone: bool = False) -> list[ApiToken]:
     """The acting user's tokens; every user's for an admin with ``everyone``."""
+    remote = _remote(backend)
+    if remote is not None:
+        return remote.list_tokens_remotely(everyone=everyone)
     if everyone:
         Registry(backend, acting)._require(doing="list everyone's tokens")
         return backend.list_api_tokens()
@@ -114,11 +124,21 @@ def revoke_token(backend: Backend, acting: str, token_id: str) -> ApiToken:
         NotFoundError: no such token.
         PermissionDeniedError: someone else's token, revoked by a non-admin.
     """
+    remote = _remote(backend)
+    if remote is not None:
+        return remote.revoke_token_remotely(token_id)
     token, _ = backend.get_api_token(token_id)
     if token.user != acting:
         Registry(backend, acting)._require(doing=f"revoke {token.user!r}'s tokens")
     backend.revoke_api_token(token_id, actor=acting)
     return backend.get_api_token(token_id)[0]
+
+
+def _remote(backend: Backend) -> RestBackend | None:
+    """The server behind ``backend``, when the workspace uses one (``SHIPYARD_SERVER``)."""
+    from shipyard.store.rest import RestBackend
+
+    return backend if isinstance(backend, RestBackend) else None
 
 
 def role_of(backend: Backend, user: str) -> Role:

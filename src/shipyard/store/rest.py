@@ -44,6 +44,7 @@ from shipyard.errors import (
     ShipyardError,
     StoreError,
 )
+from shipyard.store.rest_access import AccessClient
 from shipyard.store.rest_data import DatasetClient
 from shipyard.store.rest_deploy import DeploymentClient
 from shipyard.store.rest_monitoring import MonitoringClient
@@ -150,7 +151,7 @@ _REVIEW_ACTIONS = {
 }
 
 
-class RestBackend(DatasetClient, DeploymentClient, MonitoringClient, PipelineClient):
+class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClient, PipelineClient):
     """The store behind a Shipyard server.
 
     Args:
