@@ -155,6 +155,8 @@ def _run_script(python: Path, url: str, env: dict[str, str]) -> dict[str, object
 def test_an_ordinary_mlflow_script_logs_to_shipyard(
     home: Path, mlflow_python: Path, auth: str
 ) -> None:
+    if auth != "solo" and not os.environ["SHIPYARD_STORE_URL"].startswith("sqlite"):
+        pytest.skip("credentials are the server's business, not the store's: SQLite covers it")
     init_workspace(home.parent)
     backend = open_workspace().backend
     Registry(backend, "alice").bootstrap_admin()

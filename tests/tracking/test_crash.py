@@ -30,6 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("_crash_worker.py")
 HEARTBEAT_S = 0.5
 KILLS = 20
+SERVER_KILLS = 8
+"""Through a server every check reads the history over HTTP: fewer kills keep the test short,
+and the kinds of kill (in a batch write or between) are still all reached."""
 
 
 @pytest.fixture(autouse=True)
@@ -132,7 +135,8 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
     loss: set[int] = set()
     acc: set[int] = set()
     in_batch = 0
-    for kill in range(KILLS):
+    kills = SERVER_KILLS if store_url.startswith("http") else KILLS
+    for kill in range(kills):
         base = kill * 10_000_000
         worker = Worker(home, store_url, run_id, base)
         run_id = worker.started()
@@ -147,7 +151,8 @@ def test_sigkill_at_random_moments_loses_and_doubles_nothing(
         run = shipyard.get_run(run_id, home=home)
         assert run.params[f"param{base}"] == "kept"
         assert run.tags[f"tag{base}"] == "kept"
-    assert in_batch >= 3, f"only {in_batch} of {KILLS} kills landed inside a batch write"
+    needed = 3 if kills == KILLS else 1
+    assert in_batch >= needed, f"only {in_batch} of {kills} kills landed inside a batch write"
     time.sleep(2.1)  # a segment cut off before its header is tidied once 2 s old
     shipyard.get_run(run_id, home=home)
     left = [[f.name for f in p.iterdir()] for p in (home / JOURNAL_DIR).iterdir()]
