@@ -335,3 +335,19 @@ def test_unknown_and_ambiguous_references(home: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="several trigger events"):
         resolve_node(backend, "trigger:dead0000")
     assert resolve_node(backend, "dead00000000000000000002").key == f"trigger:dead{2:020d}"
+
+
+def test_lineage_over_the_server_is_the_same_graph(home: Path) -> None:
+    """``GET /api/v1/lineage`` walks the same graph as the CLI, as JSON or Mermaid."""
+    from shipyard.server import create_app
+    from tests.server.test_api import Client
+
+    _, run_id = _hand_made_chain()
+    api = Client(create_app(home))
+    graph = api("GET", "/api/v1/lineage", params={"ref": "churn@1", "depth": 1}).json()
+    cli = json.loads(run_shipyard("lineage", "churn@1", "--json", "--depth", "1").stdout)
+    assert graph == cli and graph["upstream"] == [f"run:{run_id}"]
+    mermaid = api("GET", "/api/v1/lineage", params={"ref": "churn@1", "format": "mermaid"})
+    assert mermaid.text.startswith("flowchart LR")
+    missing = api("GET", "/api/v1/lineage", params={"ref": "no-such-thing"})
+    assert missing.status_code == 404 and "deployment:" in missing.json()["message"]

@@ -34,6 +34,7 @@ def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False
         access,
         data,
         deployments,
+        lineage,
         mlflow,
         monitoring,
         objects,
@@ -75,6 +76,7 @@ def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False
     app.include_router(deployments.router)
     app.include_router(monitoring.router)
     app.include_router(pipelines.router)
+    app.include_router(lineage.router)
     app.include_router(objects.router)
     app.include_router(access.router)
     for router in mlflow.routers:
