@@ -165,7 +165,10 @@ def test_shipyard_login_keeps_a_private_token_for_that_server_only(
         saved = json.loads(credentials.read_text())
         assert saved["server"] == url and saved["token"].startswith("shp_")
         assert PASSWORD not in credentials.read_text()
-        # commands in this workspace now use the server, as bob
+        # commands in this workspace now use the server, as bob — `init` too (a member)
+        again = _shipyard(laptop, "init")
+        assert again.returncode == 0, again.stderr
+        assert "is the admin" not in again.stdout
         backend.create_experiment("on-the-server")
         listed = _shipyard(laptop, "experiments", "ls", "--json")
         assert listed.returncode == 0, listed.stderr

@@ -125,7 +125,8 @@ def _forget_workspaces() -> None:
 
 
 def test_what_the_server_does_not_carry_yet_says_so(served: _Served) -> None:
-    from shipyard import data
+    from shipyard.tracking import open_workspace
 
+    backend = open_workspace().backend
     with pytest.raises(StoreError, match="not available through a Shipyard server yet"):
-        data.add(Path(__file__), name="this-file")
+        backend.set_model_tag("m", 1, "k", "v", actor="alice")

@@ -67,8 +67,12 @@ class Registry:
 
     def bootstrap_admin(self) -> bool:
         """Make the acting user admin when nobody has a role yet (``shipyard init`` does this).
-        Returns whether it did."""
-        if self.backend.list_users():
+        Returns whether it did. A workspace on a server never does: its first admin is made
+        on the server's host (``shipyard server --auth --init-admin``), and listing users over
+        HTTP is for admins."""
+        from shipyard.store.rest import RestBackend
+
+        if isinstance(self.backend, RestBackend) or self.backend.list_users():
             return False
         self.backend.set_user(self.user, Role.ADMIN, actor=self.user)
         return True

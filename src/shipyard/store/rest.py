@@ -206,7 +206,7 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
             response = self._http.request(method, path, json=json, params=params)
         except httpx.TransportError as exc:
             raise StoreError(f"cannot reach the Shipyard server at {self._base}: {exc}") from None
-        if response.status_code >= 400:
+        if response.status_code >= 300:  # a redirect is no answer: the path was wrong
             _raise(response)
         if response.status_code == 204 or not response.content:
             return None
@@ -442,6 +442,15 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
 
     # registry: the server applies the rules again, as the token's user ---------------------
 
+    @staticmethod
+    def _name(value: str) -> str:
+        """``value`` as one segment of a URL path: a user named ``eve#x`` or ``bob/../eve`` is
+        not ``eve``, and one named ``.`` is not the list of users."""
+        from urllib.parse import quote
+
+        segment = quote(value, safe="")
+        return segment.replace(".", "%2E") if segment in (".", "..") else segment
+
     def create_registered_model(
         self, name: str, *, actor: str, description: str = ""
     ) -> RegisteredModel:
@@ -449,13 +458,13 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
         return _model(self._api("POST", "/models", json=body))
 
     def get_registered_model(self, name: str) -> RegisteredModel:
-        return _model(self._api("GET", f"/models/{name}"))
+        return _model(self._api("GET", f"/models/{self._name(name)}"))
 
     def list_registered_models(self) -> list[RegisteredModel]:
         return [_model(m) for m in self._api("GET", "/models")]
 
     def set_model_governed(self, name: str, governed: bool, *, actor: str) -> None:
-        self._api("PUT", f"/models/{name}/governed", json={"governed": governed})
+        self._api("PUT", f"/models/{self._name(name)}/governed", json={"governed": governed})
 
     def create_model_version(
         self,
@@ -475,19 +484,20 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
             "source": source,
             "description": description,
         }
-        return _version(self._api("POST", f"/models/{name}/versions", json=body))
+        return _version(self._api("POST", f"/models/{self._name(name)}/versions", json=body))
 
     def get_model_version(self, name: str, version: int) -> ModelVersion:
-        return _version(self._api("GET", f"/models/{name}/versions/{version}"))
+        return _version(self._api("GET", f"/models/{self._name(name)}/versions/{version}"))
 
     def list_model_versions(self, name: str) -> list[ModelVersion]:
-        return [_version(v) for v in self._pages(f"/models/{name}/versions")]
+        return [_version(v) for v in self._pages(f"/models/{self._name(name)}/versions")]
 
     def latest_model_version(self, name: str) -> int:
-        return int(self._api("GET", f"/models/{name}/versions/latest")["version"])
+        return int(self._api("GET", f"/models/{self._name(name)}/versions/latest")["version"])
 
     def resolve_model_alias(self, name: str, alias: str) -> int:
-        return int(self._api("GET", f"/models/{name}/versions/{alias}")["version"])
+        path = f"/models/{self._name(name)}/versions/{self._name(alias)}"
+        return int(self._api("GET", path)["version"])
 
     def set_review_state(
         self,
@@ -502,7 +512,7 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
         action = _REVIEW_ACTIONS.get(state)
         if action is None:
             raise InvalidArgumentError(f"a review cannot be set to {state.value} over a server")
-        path = f"/models/{name}/versions/{version}/{action}"
+        path = f"/models/{self._name(name)}/versions/{version}/{action}"
         self._api("POST", path, json={"comment": comment})
 
     def set_model_alias(
@@ -514,17 +524,18 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
         actor: str,
         require_approved: bool = False,
     ) -> None:
-        self._api("PUT", f"/models/{name}/aliases/{alias}", json={"version": str(version)})
+        path = f"/models/{self._name(name)}/aliases/{self._name(alias)}"
+        self._api("PUT", path, json={"version": str(version)})
 
     def delete_model_alias(self, name: str, alias: str, *, actor: str) -> None:
-        self._api("DELETE", f"/models/{name}/aliases/{alias}")
+        self._api("DELETE", f"/models/{self._name(name)}/aliases/{self._name(alias)}")
 
     def set_user(self, name: str, role: Role, *, actor: str) -> None:
-        self._api("PUT", f"/users/{name}", json={"role": role.value})
+        self._api("PUT", f"/users/{self._name(name)}", json={"role": role.value})
 
     def get_user(self, name: str) -> User | None:
         try:
-            found = self._api("GET", f"/users/{name}")
+            found = self._api("GET", f"/users/{self._name(name)}")
         except NotFoundError:
             return None
         return User(found["name"], Role(found["role"]), found["created_at"])
