@@ -226,20 +226,19 @@ def test_every_change_is_audited_and_the_chain_verifies(
     assert database.verify_audit() == []
 
 
-def test_tags_are_audited(
-    team: dict[str, Registry], database: SqlBackend, store_url: str, digest: str
-) -> None:
-    if through_a_server(store_url):
-        pytest.skip("model tags are not available through a server yet (no endpoint)")
+def test_tags_are_audited(team: dict[str, Registry], database: SqlBackend, digest: str) -> None:
     bob = team["bob"]
-    bob.register("churn", digest=digest, flavor="sklearn")
-    bob.tag("churn@1", "stage", "prod")
+    version = bob.register("churn", digest=digest, flavor="sklearn")
+    bob.tag("churn@1", "stage/env", "prod")
     bob.tag("churn", "owner", "bob")
-    assert bob.resolve("churn@1").tags == {"stage": "prod"}
+    assert bob.resolve("churn@1").tags == {"stage/env": "prod"}
     assert bob.model("churn").tags == {"owner": "bob"}
     changes = [(e.actor, e.action, e.target) for e in team["alice"].backend.list_audit(limit=2)]
     assert changes == [("bob", "tag.set", "churn"), ("bob", "tag.set", "churn@1")]
     assert database.verify_audit() == []
+    assert team["alice"].audit_problems() == []  # through the registry, as an admin
+    assert bob.backend.model_versions_of_runs(["0" * 32]) == []
+    assert version.run_id is None
 
 
 # The team's entries are 1-4 (roles) and 5-8 (tokens); then 9 model, 10 version, 11 alias.

@@ -28,9 +28,12 @@ from shipyard.server.schemas import (
     ModelOut,
     Page,
     ReviewIn,
+    RunIdsIn,
+    TagIn,
     UserIn,
     UserOut,
     VersionIn,
+    VersionOfRunOut,
     VersionOut,
     decode_token,
     encode_token,
@@ -230,3 +233,42 @@ def audit(
     limit: _Limit = 100,
 ) -> list[AuditOut]:
     return [AuditOut.of(e) for e in reg.backend.list_audit(limit=limit, target=target)]
+
+
+@router.get(
+    "/audit/verify",
+    summary="Recompute the audit chain: the problems found (none: intact)",
+    **_ADMIN,
+)
+def verify_audit(reg: _Registry) -> dict[str, list[str]]:
+    return {"problems": reg.audit_problems()}
+
+
+@router.put(
+    "/models/{name}/tags/{key:path}", status_code=204, summary="Tag a registered model", **_WRITE
+)
+def tag_model(name: str, key: str, body: TagIn, reg: _Registry) -> None:
+    reg.tag(validate_model_name(name), key, body.value)
+
+
+@router.put(
+    "/models/{name}/versions/{version}/tags/{key:path}",
+    status_code=204,
+    summary="Tag a model version",
+    **_WRITE,
+)
+def tag_version(name: str, version: str, key: str, body: TagIn, reg: _Registry) -> None:
+    reg.tag(_ref(name, version), key, body.value)
+
+
+@router.post(
+    "/models/versions/of-runs",
+    response_model=list[VersionOfRunOut],
+    summary="The model versions registered from some runs",
+    **_READ,
+)
+def versions_of_runs(body: RunIdsIn, reg: _Registry) -> list[VersionOfRunOut]:
+    return [
+        VersionOfRunOut(model=m, version=v, run_id=r)
+        for m, v, r in reg.backend.model_versions_of_runs(body.run_ids)
+    ]

@@ -371,6 +371,7 @@ class AuditOut(BaseModel):
     action: str
     target: str
     details: dict[str, Any]
+    prev_hash: str = ""
     hash: str
 
     @classmethod
@@ -382,8 +383,19 @@ class AuditOut(BaseModel):
             action=e.action,
             target=e.target,
             details=dict(e.details),
+            prev_hash=e.prev_hash,
             hash=e.hash,
         )
+
+
+class TagIn(_Strict):
+    value: str = Field(max_length=5000)
+
+
+class VersionOfRunOut(BaseModel):
+    model: str
+    version: int
+    run_id: str
 
 
 class ArtifactIn(_Strict):

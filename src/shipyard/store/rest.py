@@ -545,6 +545,19 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
             User(u["name"], Role(u["role"]), u["created_at"]) for u in self._api("GET", "/users")
         ]
 
+    def verify_audit(self) -> list[str]:
+        return [str(p) for p in self._api("GET", "/audit/verify")["problems"]]
+
+    def set_model_tag(self, name: str, version: int, key: str, value: str, *, actor: str) -> None:
+        where = f"/models/{self._name(name)}" + (f"/versions/{version}" if version else "")
+        self._api("PUT", f"{where}/tags/{self._name(key)}", json={"value": value})
+
+    def model_versions_of_runs(self, run_ids: Sequence[str]) -> list[tuple[str, int, str]]:
+        if not run_ids:
+            return []
+        found = self._api("POST", "/models/versions/of-runs", json={"run_ids": list(run_ids)})
+        return [(v["model"], int(v["version"]), v["run_id"]) for v in found]
+
     def list_audit(self, *, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
         params: dict[str, Any] = {"limit": limit}
         if target is not None:
@@ -557,7 +570,7 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
                 action=e["action"],
                 target=e["target"],
                 details=e["details"],
-                prev_hash="",
+                prev_hash=e.get("prev_hash", ""),
                 hash=e["hash"],
             )
             for e in self._api("GET", "/audit", params=params)
