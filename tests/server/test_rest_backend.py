@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,35 +14,10 @@ from shipyard.errors import AuthenticationError, StoreError
 from shipyard.registry import Registry
 from shipyard.registry.tokens import issue_token
 from tests._cli import run_shipyard
-from tests.server.test_api import _free_port
+from tests._served import Served as _Served
+from tests._served import free_port as _free_port
 
 pytestmark = pytest.mark.integration
-
-
-class _Served:
-    def __init__(self, home: Path, *, auth: bool) -> None:
-        import uvicorn
-
-        from shipyard.server import create_app
-
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(home, auth=auth)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> _Served:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -146,6 +146,10 @@ class DatasetProfile:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_json_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` with every NaN or infinity as ``None``: strict JSON has neither."""
+        return _finite(self.to_dict())  # type: ignore[no-any-return]
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DatasetProfile:
         columns = []
@@ -202,3 +206,13 @@ class DatasetRef:
 
     def __str__(self) -> str:
         return f"{self.name}@{self.version}"
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

@@ -8,7 +8,6 @@ a digest it does not hold. Identical content added again returns the existing ve
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Annotated, Any, Literal
 
@@ -29,17 +28,6 @@ _READ, _WRITE = role(Role.VIEWER), role(Role.MEMBER)
 _Caller = Annotated[Identity, Depends(identity)]
 _Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")]
 _Version = Annotated[int, Path(ge=1, lt=2**31)]
-
-
-def finite(value: Any) -> Any:
-    """``value`` with every NaN or infinity replaced by ``None`` (JSON has neither)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
 
 
 class DatasetOut(BaseModel):
@@ -82,7 +70,7 @@ class DatasetVersionOut(BaseModel):
             created_by=v.created_by,
             run_id=v.run_id,
             source=v.source,
-            profile=None if v.profile is None else finite(v.profile.to_dict()),
+            profile=None if v.profile is None else v.profile.to_json_dict(),
         )
 
 

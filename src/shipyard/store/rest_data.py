@@ -4,23 +4,12 @@ through the artifact store (``/api/v1/objects``), before a version names them.""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shipyard.entities import Dataset, DatasetProfile, DatasetVersion
 
 __all__ = ["DatasetClient"]
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _version(data: Mapping[str, Any]) -> DatasetVersion:
@@ -71,7 +60,7 @@ class DatasetClient:
             "format": format,
             "source": source,
             "run_id": run_id,
-            "profile": None if profile is None else _finite(profile.to_dict()),
+            "profile": None if profile is None else profile.to_json_dict(),
         }
         added = self._api("POST", f"/datasets/{name}/versions", json=body)
         return _version(added["version"]), bool(added["created"])
