@@ -155,6 +155,17 @@ def test_models_why_names_trigger_pipeline_data_gate_and_promotion(world: World)
     assert shown.stdout.startswith("churn@1\n")
     assert "trigger" in shown.stdout and "gate" in shown.stdout
 
+    # the same gate through the server, and its full report by digest
+    from shipyard.server import create_app
+    from tests.server.test_api import Client
+
+    api = Client(create_app(world.root / ".shipyard"))
+    gates = api("GET", "/api/v1/models/churn/versions/champion/validation").json()["gates"]
+    assert [g["event_id"] for g in gates] == [event.event_id]
+    assert gates[0]["passed"] is True and gates[0]["metrics"]["roc_auc"] == roc_auc
+    report = api("GET", f"/api/v1/objects/{gates[0]['report_digest']}")
+    assert report.status_code == 200 and "roc_auc" in report.text
+
 
 def test_a_deployment_leads_to_its_alerts_and_back_to_the_model(world: World) -> None:
     from shipyard.deploy.service import Deployments

@@ -8,7 +8,7 @@ HTTP exactly as it does locally.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, status
 
@@ -272,3 +272,22 @@ def versions_of_runs(body: RunIdsIn, reg: _Registry) -> list[VersionOfRunOut]:
         VersionOfRunOut(model=m, version=v, run_id=r)
         for m, v, r in reg.backend.model_versions_of_runs(body.run_ids)
     ]
+
+
+@router.get(
+    "/models/{name}/versions/{version}/validation",
+    summary="The validation gates a version went through (numbers, verdict, report digest)",
+    **_READ,
+)
+def validation(name: str, version: str, reg: _Registry) -> dict[str, Any]:
+    """Each gate that validated the version as a candidate of continuous training: the
+    verdict, the main metric against the champion, fairness gaps, and the digest of the full
+    report (``GET /api/v1/objects/{digest}``)."""
+    found = reg.resolve(_ref(name, version))
+    events = reg.backend.list_automation_events(candidate=found.ref, limit=100)
+    gates = [
+        {"event_id": e.event_id, "automation": e.automation, "state": e.state.value, **e.gate}
+        for e in events
+        if e.gate
+    ]
+    return {"model": found.model, "version": found.version, "gates": gates}
