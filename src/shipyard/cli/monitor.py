@@ -500,7 +500,8 @@ def events(
     rule: Annotated[str | None, typer.Option("--rule", help="Only this rule.")] = None,
     state: Annotated[str | None, typer.Option("--state", help="firing or resolved.")] = None,
     since: Annotated[
-        datetime | None, typer.Option("--since", help="Only events recorded at or after this time (UTC).")
+        datetime | None,
+        typer.Option("--since", help="Only events recorded at or after this time (UTC)."),
     ] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
     as_json: _JSON = False,

@@ -270,6 +270,13 @@ def execute(task: StepTask, *, echo: bool = False) -> TaskResult:
     """Run one attempt of ``task`` here; never raises for the step's own errors."""
     start = _now_ms()
     store = ArtifactStore(task.artifacts_url)
+    try:
+        return _attempt(task, store, echo, start)
+    finally:
+        store.close()  # through a server, an HTTP connection per attempt otherwise
+
+
+def _attempt(task: StepTask, store: ArtifactStore, echo: bool, start: int) -> TaskResult:
     with _captured(echo) as logs, _environment(task.env):
         try:
             fn = task.fn if task.fn is not None else task.function.resolve()

@@ -5,10 +5,12 @@ runs ``--auth``): the Python API and the CLI then log to the server instead of o
 database. The server decides who the caller is (from the token) and checks every rule; the
 client's own checks are only early warnings.
 
-So far it carries experiments, runs, params, tags, metrics (the write-ahead journal's
-segments, applied at most once by the server as by the SQL store), liveness (heartbeats,
-crash marks), artifact records and search — what ``start_run`` … ``search_runs`` need. Every
-other method says it is not available through a server yet.
+It carries the whole protocol a client needs: experiments, runs, params, tags, metrics (the
+write-ahead journal's segments, applied at most once by the server as by the SQL store),
+liveness, artifact records, search and the registry here; datasets, deployments, monitoring,
+pipelines (with tuning and automation) and access (tokens, passwords) in the ``rest_*``
+mixins beside it. What only the server may do with its own store (a password's hash, logged
+models' internals) is not carried, and says so.
 """
 
 from __future__ import annotations
@@ -221,7 +223,7 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
 
         def unavailable(*args: Any, **kwargs: Any) -> NoReturn:
             raise StoreError(
-                f"{name} is not available through a Shipyard server yet: unset "
+                f"{name} is not available through a Shipyard server: unset "
                 "SHIPYARD_SERVER and open the store directly for it"
             )
 
