@@ -207,8 +207,14 @@ def test_registering_through_mlflow_follows_shipyard_governance(api: Client) -> 
     assert staged.status_code == 400 and "alias" in staged.json()["message"]
     gone = api("DELETE", f"{API}/model-versions/delete", params={"name": "clf", "version": "1"})
     assert gone.status_code == 405 and "audit trail" in gone.json()["message"]
+    api(
+        "POST",
+        f"{API}/registered-models/set-tag",
+        json={"name": "clf", "key": "team", "value": "a"},
+    )
     listed = api("GET", f"{API}/registered-models/search", params={"filter": "name = 'clf'"})
     model = listed.json()["registered_models"][0]
+    assert model["tags"] == [{"key": "team", "value": "a"}]
     assert model["latest_versions"][0]["version"] == "2"
     assert model["aliases"] == [{"alias": "candidate", "version": "1"}]
     versions = api("GET", f"{API}/model-versions/search", params={"filter": "name='clf'"})

@@ -300,6 +300,18 @@ def search_model_versions(
     return {"model_versions": [_version_json(v) for v in versions[:max_results]]}
 
 
+class ModelTag(Body):
+    name: str
+    key: str
+    value: str = ""
+
+
+@router.post("/registered-models/set-tag", summary="MLflow: tag a registered model", **WRITE)
+def set_model_tag(body: ModelTag, reg: _Registry) -> dict[str, Any]:
+    reg.tag(validate_model_name(body.name), body.key, body.value)
+    return {}
+
+
 @router.post("/model-versions/set-tag", summary="MLflow: tag a model version", **WRITE)
 def set_version_tag(body: VersionTag, reg: _Registry) -> dict[str, Any]:
     reg.tag(f"{body.name}@{_number(body.version)}", body.key, body.value)
