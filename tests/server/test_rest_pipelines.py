@@ -443,7 +443,10 @@ def test_a_pipeline_run_twice_through_a_server_reuses_its_steps(
     from shipyard.pipelines import explain
     from tests.pipelines._files import run, write
 
-    flow = write(tmp_path, FLOW)
+    # A name no other test's pipeline file has: a second file named flow.py in this process is
+    # imported under another module name, and the module name is part of a step's code digest
+    # (a cache miss across processes; see the session note).
+    flow = write(tmp_path, FLOW, name="flow_through_a_server.py")
     assert isinstance(shipyard.open_workspace().backend, RestBackend)
     first = run(flow, "small")
     assert first.executed == ["load", "total"] and first.output("total") == 20.0
