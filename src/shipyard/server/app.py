@@ -41,6 +41,7 @@ def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False
         pipelines,
         registry,
         tracking,
+        ui,
     )
 
     workspace = open_workspace(home)
@@ -81,6 +82,7 @@ def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False
     app.include_router(access.router)
     for router in mlflow.routers:
         app.include_router(router)
+    ui.install(app)
     check_declared(app.routes)
     return app
 

@@ -25,7 +25,7 @@ from shipyard.errors import (
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import Response
 
 __all__ = ["error_body", "error_responses", "install_error_handlers", "status_of"]
 
@@ -75,12 +75,20 @@ def error_body(code: str, message: str, field: str | None = None, **details: Any
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from fastapi.exception_handlers import http_exception_handler
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
-    async def shipyard_error(request: Request, exc: Exception) -> JSONResponse:
+    from shipyard.server.ui.pages import LoginRequiredError, error_page, wants_page
+
+    async def shipyard_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ShipyardError)  # noqa: S101 - registered for this type only
         status, code = status_of(exc)
+        if wants_page(request):
+            login = isinstance(exc, LoginRequiredError)
+            return await run_in_threadpool(error_page, request, status, str(exc), login=login)
         headers = {}
         if status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="shipyard"'
@@ -97,20 +105,32 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(code, str(exc), field, **details), status_code=status, headers=headers
         )
 
-    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    async def invalid_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # noqa: S101
         first = exc.errors()[0] if exc.errors() else {}
         where = ".".join(str(part) for part in first.get("loc", ()))
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else "invalid request"
+        if wants_page(request):
+            return await run_in_threadpool(error_page, request, 400, message)
         return JSONResponse(error_body("invalid_request", message, where or None), status_code=422)
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> Response:
         log.exception("%s %s failed", request.method, request.url.path)
+        if wants_page(request):
+            return error_page(request, 500, "the server failed to answer; its log says why")
         return JSONResponse(
             error_body("internal", "the server failed to answer; the server log says why"),
             status_code=500,
         )
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+        if wants_page(request):
+            message = "no page here" if exc.status_code == 404 else str(exc.detail)
+            return await run_in_threadpool(error_page, request, exc.status_code, message)
+        return await http_exception_handler(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(ShipyardError, shipyard_error)
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(Exception, unexpected)
