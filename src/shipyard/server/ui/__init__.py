@@ -19,10 +19,19 @@ def install(app: FastAPI) -> None:
     """Add the pages, their static files and their error pages to ``app``."""
     from starlette.staticfiles import StaticFiles
 
-    from shipyard.server.ui import runs, session
+    from shipyard.server.ui import (
+        admin,
+        datasets,
+        deployments,
+        models,
+        monitoring,
+        pipelines,
+        runs,
+        session,
+    )
 
     app.mount(
         "/static", StaticFiles(directory=str(files("shipyard.server.ui") / "static")), "static"
     )
-    for module in (session, runs):
+    for module in (session, runs, datasets, models, deployments, monitoring, pipelines, admin):
         app.include_router(module.router)
