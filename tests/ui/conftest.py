@@ -9,6 +9,7 @@ Browser tests skip, saying why, where ``/usr/bin/chromium`` or Playwright is mis
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import re
 from collections.abc import Iterator
@@ -55,7 +56,9 @@ class Pages:
                 self.cookies = client.cookies
                 return response
 
-        return asyncio.run(send())
+        # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, send()).result()
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return self("GET", url, **kwargs)
@@ -160,8 +163,10 @@ class Live:
         return [v for v in result if v.get("impact") in ("serious", "critical")]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    """The browser, per test module: Playwright's sync API runs an event loop in the main
+    thread while it is open, which later modules' ``asyncio.run`` would trip over."""
     if not CHROMIUM.exists():
         pytest.skip("no /usr/bin/chromium on this machine (`make browser` installs it)")
     playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")

@@ -40,6 +40,7 @@ __all__ = [
     "check_csrf",
     "csrf_token",
     "error_page",
+    "fragment",
     "page_identity",
     "render",
     "viewer",
@@ -220,6 +221,13 @@ def wants_page(request: Request) -> bool:
     if path.startswith(("/api/", "/health", "/metrics", "/static/")):
         return False
     return "text/html" in request.headers.get("accept", "")
+
+
+def fragment(request: Request) -> bool:
+    """Whether htmx asked for a part of a page (not when it restores a page from history,
+    which needs the whole page)."""
+    headers = request.headers
+    return bool(headers.get("hx-request")) and not headers.get("hx-history-restore-request")
 
 
 def link(path: str, **query: object) -> str:

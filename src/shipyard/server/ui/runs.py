@@ -19,7 +19,7 @@ from shipyard.entities import (
 from shipyard.errors import FilterSyntaxError, InvalidArgumentError, NotFoundError
 from shipyard.server.auth import Identity
 from shipyard.server.ui import charts
-from shipyard.server.ui.pages import page_identity, render
+from shipyard.server.ui.pages import fragment, page_identity, render
 
 __all__ = ["router"]
 
@@ -137,8 +137,9 @@ def runs_table(
         "deleted": deleted,
         "cell": cell,
     }
-    template = "runs_table.html" if request.headers.get("hx-request") else "runs.html"
-    return render(request, template, status=400 if error else 200, **context)
+    partial = fragment(request)
+    template = "runs_table.html" if partial else "runs.html"
+    return render(request, template, status=400 if error else 200, oob=partial, **context)
 
 
 def _code(run: Run) -> dict[str, str]:
@@ -190,7 +191,7 @@ def metric_chart(request: Request, caller: _Caller, run_id: str, key: str) -> HT
         x_label="step",
         y_label=key,
     )
-    template = "chart_fragment.html" if request.headers.get("hx-request") else "chart_page.html"
+    template = "chart_fragment.html" if fragment(request) else "chart_page.html"
     return render(
         request,
         template,
