@@ -1,4 +1,5 @@
-"""``shipyard server``: the platform server (REST API under /api/v1) over this workspace."""
+"""``shipyard server``: the platform server (web UI under /, REST API under /api/v1) over this
+workspace."""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ def server(
         ),
     ] = None,
 ) -> None:
-    """Serve the REST API (/api/v1, OpenAPI at /api/v1/openapi.json) over this workspace.
+    """Serve the web UI (at /) and the REST API (/api/v1, OpenAPI at /api/v1/openapi.json)
+    over this workspace.
 
     Without --auth every call acts as the workspace's user, so the server then binds only to
     a loopback address, and says so at start.
