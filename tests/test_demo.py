@@ -27,7 +27,7 @@ def _clean_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def test_the_demo_closes_the_whole_loop(tmp_path: Path) -> None:
+def test_the_demo_closes_the_whole_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     project = tmp_path / "demo"
     env = _clean_env(tmp_path)
     result = subprocess.run(
@@ -95,6 +95,76 @@ def test_the_demo_closes_the_whole_loop(tmp_path: Path) -> None:
     assert why.returncode == 0, why.stderr
     assert event.event_id[:12] in why.stdout
     assert summary["timings"]["total"] < 180
+    _crawl_the_ui(home, monkeypatch)
+
+
+SECTIONS = (
+    "/experiments",
+    "/datasets",
+    "/models",
+    "/deployments",
+    "/monitoring",
+    "/pipelines",
+    "/studies",
+    "/audit",
+    "/users",
+    "/tokens",
+)
+
+
+def _crawl_the_ui(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every page the UI links to, over the demo's workspace (real data of every kind), as an
+    admin: each answers 200 with a whole page, never a 5xx or a traceback; then as a viewer
+    on a server with authentication: no form posts anything but logging out."""
+    from shipyard.entities import Role
+    from shipyard.registry.passwords import set_password
+    from shipyard.server import create_app
+    from shipyard.tracking import open_workspace
+    from tests.ui.conftest import PASSWORD, Pages, csrf_of
+
+    for name in [k for k in os.environ if k.startswith("SHIPYARD_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("SHIPYARD_HOME", str(home))
+    monkeypatch.setenv("SHIPYARD_USER", "alice")  # the demo's first admin
+    admin = Pages(create_app(home))
+    seen: dict[str, int] = {}
+    queue = list(SECTIONS)
+    while queue and len(seen) < 400:
+        path = queue.pop(0)
+        if path in seen:
+            continue
+        page = admin.get(path)
+        seen[path] = page.status_code
+        assert page.status_code == 200, (path, page.status_code, page.text[:2000])
+        assert "Traceback" not in page.text
+        if not page.headers["content-type"].startswith("text/html"):
+            continue
+        for link in re.findall(r'href="(/[^"#]*)"', page.text):
+            link = link.replace("&amp;", "&")
+            if link.startswith(("/static/", "/api/")) or "/raw/" in link or link in seen:
+                continue
+            queue.append(link)
+    for section in SECTIONS:
+        assert seen.get(section) == 200, section
+    assert len(seen) > 40, sorted(seen)
+
+    backend = open_workspace(home).backend
+    backend.set_user("vera", Role.VIEWER, actor="alice")
+    set_password(backend, "alice", "vera", PASSWORD)
+    viewer = Pages(create_app(home, auth=True))
+    login = viewer.post(
+        "/login", {"user": "vera", "password": PASSWORD, "csrf": csrf_of(viewer.get("/login").text)}
+    )
+    assert login.status_code == 303
+    readable = [p for p, status in seen.items() if not p.startswith(("/audit", "/users"))]
+    for path in readable[:150]:
+        page = viewer.get(path)
+        assert page.status_code == 200, (path, page.status_code)
+        actions = re.findall(r'<form[^>]*method="post"[^>]*action="([^"]*)"', page.text)
+        actions += re.findall(r'<form[^>]*action="([^"]*)"[^>]*method="post"', page.text)
+        # a viewer may only log out and revoke their own tokens
+        assert all(a == "/logout" or a.startswith("/tokens") for a in actions), (path, actions)
+    assert viewer.get("/audit").status_code == 403
 
 
 def test_the_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:

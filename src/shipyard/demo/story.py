@@ -577,5 +577,6 @@ def _epilogue(console: Console, result: DemoResult, keep_serving: bool) -> None:
         f"\nExplore the workspace:  cd {result.project}\n"
         "   shipyard runs ls            shipyard models versions churn\n"
         "   shipyard deploy history churn-prod    shipyard automate events\n"
-        "   shipyard models why churn@champion    shipyard lineage churn@champion"
+        "   shipyard models why churn@champion    shipyard lineage churn@champion\n"
+        "   shipyard server   then open http://127.0.0.1:5000/ (the web UI)"
     )
