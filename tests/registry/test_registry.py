@@ -11,7 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from shipyard.entities import ReviewState, Role
-from shipyard.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
+from shipyard.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from shipyard.registry import Registry
 from shipyard.registry.tokens import issue_token
 from shipyard.store import Backend, open_backend
@@ -187,6 +192,15 @@ def test_roles(team: dict[str, Registry]) -> None:
     assert [(u.name, u.role) for u in alice.users()] == [*TEAM.items(), ("erin", Role.VIEWER)]
     assert dave.role_of("erin") is Role.VIEWER
     assert dave.role_of("mallory") is Role.MEMBER  # anyone not listed
+
+
+def test_the_last_admin_cannot_be_demoted(team: dict[str, Registry]) -> None:
+    alice = team["alice"]
+    with pytest.raises(ConflictError, match="last admin"):
+        alice.set_user("alice", Role.MEMBER)
+    alice.set_user("bob", Role.ADMIN)
+    alice.set_user("alice", Role.MEMBER)  # another admin remains
+    assert alice.role_of("alice") is Role.MEMBER
 
 
 def test_a_name_stands_for_itself(team: dict[str, Registry], digest: str) -> None:

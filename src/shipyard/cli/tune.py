@@ -23,7 +23,7 @@ from shipyard.tuning import Study, StudySummary, list_studies, load_study, tune
 from shipyard.tuning.executors import EXECUTORS, FileObjective
 from shipyard.tuning.space import space_to_json
 
-__all__ = ["app", "history", "study_dict", "write_html"]
+__all__ = ["app", "study_dict", "write_html"]
 
 app = typer.Typer(
     help="Hyperparameter tuning: run a study, list studies, show one.", no_args_is_help=True
@@ -38,19 +38,6 @@ def _num(value: float | None) -> str:
     if value is None:
         return "-"
     return f"{value:.6g}" if math.isfinite(value) else format_metric(value)
-
-
-def history(study: Study) -> list[dict[str, Any]]:
-    """Complete trials in order, each with its value and the best value so far."""
-    rows: list[dict[str, Any]] = []
-    best: float | None = None
-    better = min if study.direction == "minimize" else max
-    for trial in sorted(study.trials, key=lambda t: t.number):
-        if trial.state != "COMPLETE" or trial.value is None:
-            continue
-        best = trial.value if best is None else better(best, trial.value)
-        rows.append({"trial": trial.number, "value": trial.value, "best": best})
-    return rows
 
 
 def study_dict(study: Study, importances: Mapping[str, float]) -> dict[str, Any]:
@@ -72,7 +59,7 @@ def study_dict(study: Study, importances: Mapping[str, float]) -> dict[str, Any]
             "run_id": best.run_id,
         },
         "importances": dict(importances),
-        "history": history(study),
+        "history": study.history(),
         "trials": [
             {
                 "number": t.number,
@@ -159,7 +146,7 @@ def _print_study(study: Study, importances: Mapping[str, float], limit: int) -> 
         )
         for key, value in best.params.items():
             console.print(Text(f"  {key} = {value}"))
-    rows = history(study)
+    rows = study.history()
     if len(rows) >= 2:
         console.print("[bold]Optimisation history[/] (best so far, by complete trial)")
         console.print(
@@ -284,7 +271,7 @@ def _html(study: Study, importances: Mapping[str, float]) -> str:
 
     counts = study.counts()
     best = study.best_trial
-    rows = history(study)
+    rows = study.history()
     parts = [
         f"<h1>Study {html_escape(study.name)}</h1>",
         f'<p class="sub">{study.direction} {html_escape(study.metric)} · run '

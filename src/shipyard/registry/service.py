@@ -10,7 +10,12 @@ from __future__ import annotations
 import re
 
 from shipyard.entities import ModelVersion, RegisteredModel, ReviewState, Role, User
-from shipyard.errors import InvalidArgumentError, NotFoundError, PermissionDeniedError
+from shipyard.errors import (
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 from shipyard.store import Backend
 
 __all__ = ["CHAMPION", "Registry", "parse_model_ref", "validate_model_name"]
@@ -87,8 +92,12 @@ class Registry:
             raise InvalidArgumentError(
                 f"unknown role {role!r}: use {', '.join(r.value for r in Role)}"
             ) from None
-        if self.backend.list_users():
+        users = self.backend.list_users()
+        if users:
             self._require(doing="change roles")
+            admins = {u.name for u in users if u.role is Role.ADMIN}
+            if wanted is not Role.ADMIN and admins == {name}:
+                raise ConflictError(f"{name!r} is the last admin: make someone else an admin first")
         elif not (name == self.user and wanted is Role.ADMIN):
             raise PermissionDeniedError(
                 "nobody has a role yet: run `shipyard init` (it makes you admin) first"

@@ -133,6 +133,18 @@ class Study:
         best = self.best_trial
         return None if best is None else best.run_id
 
+    def history(self) -> list[dict[str, Any]]:
+        """Complete trials in order, each with its value and the best value so far."""
+        rows: list[dict[str, Any]] = []
+        best: float | None = None
+        better = min if self.direction == "minimize" else max
+        for trial in sorted(self.trials, key=lambda t: t.number):
+            if trial.state != "COMPLETE" or trial.value is None:
+                continue
+            best = trial.value if best is None else better(best, trial.value)
+            rows.append({"trial": trial.number, "value": trial.value, "best": best})
+        return rows
+
     def counts(self) -> dict[str, int]:
         """How many trials are in each state."""
         found = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 0, "RUNNING": 0, "WAITING": 0}

@@ -128,11 +128,20 @@ def _e(text: object) -> str:
 
 
 def _frame(
-    chart_id: str, width: int, height: int, title: str, description: str, body: list[str]
+    chart_id: str,
+    width: int,
+    height: int,
+    title: str,
+    description: str,
+    body: list[str],
+    *,
+    role: str = "img",
 ) -> Markup:
+    """The ``<svg>`` around a chart. A chart with links inside is a ``group``, not an
+    ``img`` (an image cannot hold interactive content)."""
     head = (
         f'<svg class="chart" id="{chart_id}" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-labelledby="{chart_id}-t {chart_id}-d" '
+        f'height="{height}" role="{role}" aria-labelledby="{chart_id}-t {chart_id}-d" '
         f'xmlns="http://www.w3.org/2000/svg">'
         f'<title id="{chart_id}-t">{_e(title)}</title><desc id="{chart_id}-d">{_e(description)}'
         f"</desc>"
@@ -495,4 +504,5 @@ def graph(
             box = f'<a href="{_e(node.href)}">{box}</a>'
         parts.append(box)
     description = f"{len(nodes)} nodes and {len(edges)} edges, left to right"
-    return _frame(chart_id, drawn_w, height, title, description, parts)
+    role = "group" if any(node.href for node in nodes) else "img"
+    return _frame(chart_id, drawn_w, height, title, description, parts, role=role)
