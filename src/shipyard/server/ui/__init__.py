@@ -21,6 +21,7 @@ def install(app: FastAPI) -> None:
 
     from shipyard.server.ui import (
         admin,
+        dataset_checks,
         datasets,
         deployments,
         models,
@@ -33,5 +34,15 @@ def install(app: FastAPI) -> None:
     app.mount(
         "/static", StaticFiles(directory=str(files("shipyard.server.ui") / "static")), "static"
     )
-    for module in (session, runs, datasets, models, deployments, monitoring, pipelines, admin):
+    for module in (
+        session,
+        runs,
+        dataset_checks,
+        datasets,
+        models,
+        deployments,
+        monitoring,
+        pipelines,
+        admin,
+    ):
         app.include_router(module.router)
