@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/shipyard demo
 
-## test: set up, then lint, type-check, check the floors and run the whole test suite
+## test: set up, then lint, type-check, check the floors and run the whole test suite (on
+## every core: pytest-xdist, one test file per worker at a time, so a module's fixtures and
+## its ordering stay whole)
 test: $(STAMP) browser check
-	$(BIN)/python -m pytest --durations=15
+	$(BIN)/python -m pytest -n auto --dist loadfile --durations=15
 
 ## browser: a real browser for the report tests — Debian's chromium (Playwright drives it; its
 ## own browser download cannot work here). Without root or apt the browser tests skip and say so.
