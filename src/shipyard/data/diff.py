@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.data.versions import resolve, workspace
 from shipyard.entities import DatasetProfile, DatasetVersion
 
-__all__ = ["DatasetDiff", "diff"]
+if TYPE_CHECKING:
+    from shipyard.artifacts import ArtifactStore
+
+__all__ = ["DatasetDiff", "diff", "diff_versions"]
 
 _STATS = ("null_share", "distinct", "min", "max", "mean", "std")
 
@@ -87,9 +90,13 @@ def _table_changes(old: DatasetProfile, new: DatasetProfile) -> dict[str, Any]:
 def diff(old_ref: str, new_ref: str, *, home: str | os.PathLike[str] | None = None) -> DatasetDiff:
     """Compare two versions (of one dataset or of two)."""
     old, new = resolve(old_ref, home=home), resolve(new_ref, home=home)
+    return diff_versions(workspace(home).artifacts, old, new)
+
+
+def diff_versions(store: ArtifactStore, old: DatasetVersion, new: DatasetVersion) -> DatasetDiff:
+    """Compare two versions already in hand, reading folder manifests from ``store``."""
     changes: dict[str, Any] = {}
     if old.kind == "dir" and new.kind == "dir" and old.digest != new.digest:
-        store = workspace(home).artifacts
         a = {e.path: e.digest for e in store.read_manifest(old.digest).entries}
         b = {e.path: e.digest for e in store.read_manifest(new.digest).entries}
         changes["files_added"] = sorted(b.keys() - a.keys())

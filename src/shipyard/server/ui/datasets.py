@@ -17,7 +17,6 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
-from shipyard.data.diff import DatasetDiff
 from shipyard.entities import ColumnProfile, DatasetVersion, Histogram
 from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.server.auth import Identity
@@ -123,26 +122,6 @@ def dataset_page(request: Request, caller: _Caller, name: _Name, page: _Page = 1
 # ---------------------------------------------------------------------- the diff of two
 
 
-def _manifest(store: ArtifactStore, digest: str) -> dict[str, str]:
-    return {e.path: e.digest for e in store.read_manifest(digest).entries}
-
-
-def diff_versions(store: ArtifactStore, old: DatasetVersion, new: DatasetVersion) -> DatasetDiff:
-    """What :func:`shipyard.data.diff` finds, over the server's stores (that function opens a
-    workspace by its folder; a page must read the stores the app holds)."""
-    from shipyard.data.diff import _table_changes
-
-    changes: dict[str, Any] = {}
-    if old.kind == "dir" and new.kind == "dir" and old.digest != new.digest:
-        a, b = _manifest(store, old.digest), _manifest(store, new.digest)
-        changes["files_added"] = sorted(b.keys() - a.keys())
-        changes["files_removed"] = sorted(a.keys() - b.keys())
-        changes["files_changed"] = sorted(p for p in a.keys() & b.keys() if a[p] != b[p])
-    if old.profile is not None and new.profile is not None:
-        changes.update(_table_changes(old.profile, new.profile))
-    return DatasetDiff(old, new, old.digest == new.digest, **changes)
-
-
 def _outline(histogram: Histogram) -> tuple[list[float], list[float]]:
     """A histogram as a stepped line (x: bin edges, y: share of its values in %)."""
     total = sum(histogram.counts) or 1
@@ -183,6 +162,8 @@ def diff_page(
             f"a and b both name version {old.version} of {name!r}: "
             "choose two different versions to compare"
         )
+    from shipyard.data.diff import diff_versions
+
     result = diff_versions(_artifacts(request), old, new)
     overlays: list[tuple[str, Markup]] = []
     if old.profile is not None and new.profile is not None:
