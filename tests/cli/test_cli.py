@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,15 @@ def test_init_honours_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     result = runner.invoke(app, ["--home", str(tmp_path / "p" / ".shipyard"), "init"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "p" / ".shipyard" / "shipyard.db").is_file()
+
+
+def test_version_and_short_help_as_users_type_them(tmp_path: Path) -> None:
+    version = run_shipyard("--version", cwd=tmp_path)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout == f"{shipyard.__version__}\n" and version.stderr == ""
+    assert run_shipyard("version", cwd=tmp_path).stdout == version.stdout
+    for args in (("-h",), ("runs", "ls", "-h"), ("data", "-h")):
+        shown = run_shipyard(*args, cwd=tmp_path)
+        assert shown.returncode == 0, (args, shown.stderr)
+        assert "Usage: " in shown.stdout
+        assert re.search(r"--help\s+-h\s", shown.stdout), shown.stdout

@@ -44,6 +44,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # every subcommand inherits it
 )
 app.add_typer(experiments.app, name="experiments")
 app.add_typer(runs.app, name="runs")
@@ -69,9 +70,26 @@ app.command("predict")(predict)
 app.command("export")(export)
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        from shipyard import __version__
+
+        print(__version__)  # noqa: T201 - the whole output, as `shipyard version` prints it
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print Shipyard's version and exit.",
+        ),
+    ] = False,
     home: Annotated[
         Path | None,
         typer.Option(
