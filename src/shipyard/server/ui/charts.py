@@ -181,6 +181,7 @@ def _axes(
     y_label: str,
     *,
     x_is_time: bool = False,
+    x_ticks: bool = True,
 ) -> _Axes:
     left, top, right, bottom = 64.0, 30.0, 16.0, 44.0
     y0, y1 = y_range
@@ -201,7 +202,7 @@ def _axes(
             f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{left + ax.width}" y2="{y:.1f}"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_label(value)}</text>'
         )
-    for value in ticks(x0, x1, 6):
+    for value in ticks(x0, x1, 6) if x_ticks else ():
         x = ax.px(value)
         text = _time_label(value) if x_is_time else _label(value)
         ax.parts.append(
@@ -240,7 +241,6 @@ def line_chart(
     drawn = [(s.name, *downsample(s.x, s.y, limit)) for s in series]
     xs = [v for _, x, _ in drawn for v in x]
     ys = [v for _, _, y in drawn for v in y]
-    points = sum(len(x) for _, x, _ in drawn)
     description = f"{len(drawn)} line(s) of {y_label} against {x_label}; " + "; ".join(
         f"{name}: {len(x)} points, last {_label(y[-1])}" for name, x, y in drawn if y
     )
@@ -272,7 +272,6 @@ def line_chart(
                 )
     if len(drawn) > 1:
         ax.parts.append(_legend([name for name, _, _ in drawn], ax.left + 8, ax.top + 4))
-    del points
     return _frame(chart_id, width, height, title, description, ax.parts)
 
 
@@ -314,9 +313,8 @@ def bar_chart(
         )
     top = max(values)
     low = min(0.0, min(values))
-    ax = _axes((0, len(labels)), (low, top), width, height, x_label, y_label)
-    # the x ticks of _axes are positions, not labels: replace them with the labels
-    ax.parts = [p for p in ax.parts if 'text-anchor="middle">' not in p or "axis-label" in p]
+    # the x axis is marked with the labels below, not with numbered ticks
+    ax = _axes((0, len(labels)), (low, top), width, height, x_label, y_label, x_ticks=False)
     slot = ax.width / len(labels)
     bar = slot * 0.8 / max(1, len(names))
     base = ax.py(max(low, 0.0))
