@@ -58,10 +58,39 @@ class StoreCase:
         else:
             fsspec.filesystem("memory").pipe_file(key, data)
 
+    def pack_keys(self) -> list[str]:
+        """Every file under ``packs/`` (packs and their indexes)."""
+        return [key for key in self._all_files() if key.startswith(f"{self.root}/packs/")]
+
     def flip_byte(self, digest: str, offset: int = 0) -> None:
-        data = bytearray(self.read_raw(digest))
-        data[offset] ^= 0xFF
-        self.write_raw(digest, bytes(data))
+        """Damage one byte of the object, in its own file or inside the pack holding it."""
+        packed = self.store._packed.locate(digest) if self.store._packed is not None else None
+        if packed is None or self._exists(self.object_key(digest)):
+            data = bytearray(self.read_raw(digest))
+            data[offset] ^= 0xFF
+            self.write_raw(digest, bytes(data))
+            return
+        key = f"{self.root}/packs/pack-{packed[0]}.pack"
+        raw = bytearray(self._read_key(key))
+        raw[packed[1] + offset] ^= 0xFF
+        self._write_key(key, bytes(raw))
+
+    def _exists(self, key: str) -> bool:
+        if self.local_root is not None:
+            return Path(key).exists()
+        return bool(fsspec.filesystem("memory").exists(key))
+
+    def _read_key(self, key: str) -> bytes:
+        if self.local_root is not None:
+            return Path(key).read_bytes()
+        return bytes(fsspec.filesystem("memory").cat_file(key))
+
+    def _write_key(self, key: str, data: bytes) -> None:
+        if self.local_root is not None:
+            os.chmod(key, stat.S_IRUSR | stat.S_IWUSR)
+            Path(key).write_bytes(data)
+        else:
+            fsspec.filesystem("memory").pipe_file(key, data)
 
     def _all_files(self) -> list[str]:
         if self.local_root is not None:

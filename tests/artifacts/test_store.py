@@ -333,7 +333,10 @@ def test_put_dir_and_get_dir_round_trip(case: StoreCase, tmp_path: Path) -> None
     assert case.store.get_dir(info.digest, tmp_path / "out") == tmp_path / "out"
     assert _tree(tmp_path / "out") == files
     # 7 files with 5 distinct contents (two copies of "alpha", two empty files), + the manifest.
-    assert len(case.object_keys()) == 6
+    assert len(list(case.store.iter_digests())) == 6
+    # The small files are in one pack (and its index); big.bin and the manifest alone.
+    assert len(case.object_keys()) == 2
+    assert [key.rsplit(".", 1)[-1] for key in case.pack_keys()] == ["idx", "pack"]
 
 
 def test_same_tree_gives_the_same_manifest_digest(case: StoreCase, tmp_path: Path) -> None:

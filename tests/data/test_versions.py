@@ -13,6 +13,7 @@ import pytest
 
 import shipyard
 from shipyard import data
+from shipyard.artifacts.packs import PACK_THRESHOLD
 from shipyard.errors import ArtifactCorruptedError, InvalidArgumentError, NotFoundError
 from tests._served import local_stores_only
 from tests.data._files import settle
@@ -128,13 +129,17 @@ def test_get_materialises_with_links_or_copies(home: Path, tmp_path: Path, store
     local_stores_only(store_url, "hard links need the object store on this machine's disk")
     folder = tmp_path / "src"
     (folder / "sub").mkdir(parents=True)
-    (folder / "sub" / "f.bin").write_bytes(b"payload")
+    payload = os.urandom(PACK_THRESHOLD)  # a file of its own in the store (not packed)
+    (folder / "sub" / "f.bin").write_bytes(payload)
+    (folder / "small.txt").write_bytes(b"packed")
     data.add(folder, "tree")
     linked = data.get("tree@1", tmp_path / "out-link", link=True)
     copied = data.get("tree@1", tmp_path / "out-copy")
-    assert (linked / "sub" / "f.bin").read_bytes() == b"payload"
+    assert (linked / "sub" / "f.bin").read_bytes() == payload
     assert (linked / "sub" / "f.bin").stat().st_nlink >= 2  # shares the store's inode
     assert (copied / "sub" / "f.bin").stat().st_nlink == 1  # a private copy by default
+    assert (linked / "small.txt").read_bytes() == b"packed"  # a packed object is copied
+    assert (linked / "small.txt").stat().st_nlink == 1
     data.get("tree@1", tmp_path / "out-link", link=True)  # again, onto the same links
     assert not list((tmp_path / "out-link").rglob(".shipyard-*"))
     with pytest.raises(InvalidArgumentError, match="must be a folder"):

@@ -4,6 +4,8 @@ Both backends use the same layout under their root::
 
     objects/<first 2 hex digits>/<remaining 62 hex digits>   one file per object
     objects/<first 2 hex digits>/.tmp-<pid>-<uuid>            local writes in progress
+    packs/pack-<id>.pack, packs/pack-<id>.idx                 small objects, packed
+    packs/.tmp-pack-<pid>-<uuid>                              a local pack being written
     tmp/<pid>-<uuid>                                          fsspec writes in progress
 
 A backend moves bytes and never decides what they are called: the store hashes, the backend
@@ -23,6 +25,7 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 from blake3 import blake3
 
 from shipyard.artifacts.digest import hash_file, is_digest
+from shipyard.artifacts.packs import index_name, is_pack_id, pack_name
 from shipyard.errors import ArtifactCorruptedError, InvalidArgumentError, NotFoundError
 
 __all__ = ["COPY_CHUNK", "FsspecBackend", "LocalBackend", "ObjectBackend", "copy_hashing"]
@@ -123,17 +126,217 @@ class ObjectBackend(ABC):
 
     @abstractmethod
     def iter_digests(self) -> Iterator[str]:
-        """Yield the digest of every stored object, in sorted order."""
+        """Yield the digest of every loose (unpacked) object, in sorted order."""
+
+    # Packs (see packs.py) and garbage collection. A backend without them (a Shipyard
+    # server's objects API) stores every object loose and cannot be collected from here.
+    supports_packs = False
+
+    def pack_staging(self) -> str:
+        """A local folder to write a new pack in (for a local store, the packs folder itself,
+        so that installing the pack is a rename)."""
+        raise NotImplementedError
+
+    def list_packs(self) -> list[str]:
+        """The ids of the packs that have an index (a pack without one is not there yet)."""
+        return []
+
+    def read_index(self, pack_id: str) -> bytes:
+        raise NotImplementedError
+
+    def read_range(self, pack_id: str, offset: int, size: int) -> bytes:
+        """``size`` bytes of the pack at ``offset``; fewer when the pack is shorter."""
+        raise NotImplementedError
+
+    def read_ranges(self, pack_id: str, ranges: list[tuple[int, int]]) -> list[bytes]:
+        return [self.read_range(pack_id, offset, size) for offset, size in ranges]
+
+    def install_pack(self, temp: str, index: bytes, pack_id: str, *, sync: bool = True) -> None:
+        """Move the finished local pack ``temp`` in, then write its index: pack first, so an
+        index never names a pack that is not all there."""
+        raise NotImplementedError
+
+    def fetch_pack(self, pack_id: str, target: str) -> None:
+        """Copy the whole pack file to the new local file ``target``."""
+        raise NotImplementedError
+
+    def pack_file(self, pack_id: str) -> str | None:
+        """The pack's file on this machine, or None when it is elsewhere."""
+        return None
+
+    def delete_pack(self, pack_id: str) -> None:
+        """Remove a pack: its index first, so that no reader is ever sent to a missing pack."""
+        raise NotImplementedError
+
+    def delete_object(self, digest: str) -> None:
+        raise NotImplementedError
+
+    def loose_objects(self) -> Iterator[tuple[str, int, float]]:
+        """``(digest, size, modified time)`` of every loose object."""
+        raise NotImplementedError
+
+    def pack_stat(self, pack_id: str) -> tuple[int, float]:
+        """``(size, modified time)`` of the pack file."""
+        raise NotImplementedError
+
+    def freshen(self, digest: str | None = None, pack_id: str | None = None) -> bool:
+        """Mark an object (or a whole pack) as just used, so that gc's grace period protects
+        it while the add that reused it records it; False when it is gone."""
+        return True
+
+    def temporaries(self) -> Iterator[tuple[str, float]]:
+        """``(key, modified time)`` of files left by writes in progress (or crashed ones)."""
+        return iter(())
+
+    def remove_temporary(self, key: str) -> None:
+        raise NotImplementedError
 
 
 class LocalBackend(ObjectBackend):
     """Objects in a local folder, written with ``os`` calls, fsynced, made read-only."""
 
+    supports_packs = True
+
     def __init__(self, root: str) -> None:
         self.url = os.path.abspath(root)
         self._objects = os.path.join(self.url, "objects")
+        self._packs = os.path.join(self.url, "packs")
         self._unsynced = False
         self._new_folder = False
+
+    def pack_staging(self) -> str:
+        return self._packs
+
+    def _pack_file(self, pack_id: str) -> str:
+        return os.path.join(self._packs, pack_name(pack_id))
+
+    def list_packs(self) -> list[str]:
+        try:
+            names = os.listdir(self._packs)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(
+            name[5:-4]
+            for name in names
+            if name.startswith("pack-") and name.endswith(".idx") and is_pack_id(name[5:-4])
+        )
+
+    def read_index(self, pack_id: str) -> bytes:
+        try:
+            with open(os.path.join(self._packs, index_name(pack_id)), "rb") as file:
+                return file.read()
+        except FileNotFoundError:
+            raise NotFoundError(f"no pack {pack_id} in artifact store {self.url}") from None
+
+    def read_range(self, pack_id: str, offset: int, size: int) -> bytes:
+        try:
+            fd = os.open(self._pack_file(pack_id), os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except FileNotFoundError:
+            raise NotFoundError(f"no pack {pack_id} in artifact store {self.url}") from None
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            os.close(fd)
+
+    def read_ranges(self, pack_id: str, ranges: list[tuple[int, int]]) -> list[bytes]:
+        try:
+            fd = os.open(self._pack_file(pack_id), os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except FileNotFoundError:
+            raise NotFoundError(f"no pack {pack_id} in artifact store {self.url}") from None
+        try:
+            return [os.pread(fd, size, offset) for offset, size in ranges]
+        finally:
+            os.close(fd)
+
+    def install_pack(self, temp: str, index: bytes, pack_id: str, *, sync: bool = True) -> None:
+        os.makedirs(self._packs, exist_ok=True)
+        if os.path.dirname(os.path.abspath(temp)) != self._packs:
+            staged = os.path.join(self._packs, f".tmp-pack-{_temp_name()}")
+            shutil.copyfile(temp, staged)
+            temp = staged
+        if sync:
+            fd = os.open(temp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        os.chmod(temp, 0o444)
+        os.replace(temp, self._pack_file(pack_id))
+        index_temp = os.path.join(self._packs, f".tmp-idx-{_temp_name()}")
+        fd = os.open(index_temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            view = memoryview(index)
+            while view:
+                view = view[os.write(fd, view) :]
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(index_temp, os.path.join(self._packs, index_name(pack_id)))
+        if sync:
+            _fsync_folder(self._packs)
+
+    def fetch_pack(self, pack_id: str, target: str) -> None:
+        shutil.copyfile(self._pack_file(pack_id), target)
+
+    def pack_file(self, pack_id: str) -> str | None:
+        return self._pack_file(pack_id)
+
+    def delete_pack(self, pack_id: str) -> None:
+        for name in (index_name(pack_id), pack_name(pack_id)):
+            try:
+                os.remove(os.path.join(self._packs, name))
+            except FileNotFoundError:
+                pass
+
+    def delete_object(self, digest: str) -> None:
+        try:
+            os.remove(self.location(digest))
+        except FileNotFoundError:
+            pass
+
+    def loose_objects(self) -> Iterator[tuple[str, int, float]]:
+        for digest in self.iter_digests():
+            try:
+                info = os.stat(self.location(digest))
+            except FileNotFoundError:
+                continue
+            yield digest, info.st_size, info.st_mtime
+
+    def pack_stat(self, pack_id: str) -> tuple[int, float]:
+        info = os.stat(self._pack_file(pack_id))
+        return info.st_size, info.st_mtime
+
+    def freshen(self, digest: str | None = None, pack_id: str | None = None) -> bool:
+        path = self.location(digest) if digest is not None else self._pack_file(str(pack_id))
+        try:
+            os.utime(path)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            pass  # not ours to touch (another user's store): gc's grace is then the file's age
+        return True
+
+    def temporaries(self) -> Iterator[tuple[str, float]]:
+        folders = [self._packs]
+        try:
+            folders += [os.path.join(self._objects, p) for p in os.listdir(self._objects)]
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        for folder in folders:
+            try:
+                with os.scandir(folder) as entries:
+                    found = [e for e in entries if e.name.startswith(".tmp-")]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in found:
+                try:
+                    yield entry.path, entry.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+
+    def remove_temporary(self, key: str) -> None:
+        _remove_quietly(key)
 
     def location(self, digest: str) -> str:
         return os.path.join(self._objects, digest[:2], digest[2:])
@@ -356,7 +559,100 @@ class FsspecBackend(ObjectBackend):
         self._fs: Any = fs
         root = str(root).rstrip("/")
         self._objects = f"{root}/objects" if root else "objects"
+        self._packs = f"{root}/packs" if root else "packs"
         self._tmp = f"{root}/tmp" if root else "tmp"  # noqa: S108 (inside the store root)
+
+    supports_packs = True
+
+    def pack_staging(self) -> str:
+        import tempfile
+
+        return tempfile.gettempdir()
+
+    def list_packs(self) -> list[str]:
+        try:
+            keys = self._fs.ls(self._packs, detail=False)
+        except FileNotFoundError:
+            return []
+        names = (str(key).rsplit("/", 1)[-1] for key in keys)
+        return sorted(
+            n[5:-4]
+            for n in names
+            if n.startswith("pack-") and n.endswith(".idx") and is_pack_id(n[5:-4])
+        )
+
+    def read_index(self, pack_id: str) -> bytes:
+        try:
+            return bytes(self._fs.cat_file(f"{self._packs}/{index_name(pack_id)}"))
+        except FileNotFoundError:
+            raise NotFoundError(f"no pack {pack_id} in artifact store {self.url}") from None
+
+    def read_range(self, pack_id: str, offset: int, size: int) -> bytes:
+        return self.read_ranges(pack_id, [(offset, size)])[0]
+
+    def read_ranges(self, pack_id: str, ranges: list[tuple[int, int]]) -> list[bytes]:
+        key = f"{self._packs}/{pack_name(pack_id)}"
+        try:
+            found = self._fs.cat_ranges(
+                [key] * len(ranges), [o for o, _ in ranges], [o + n for o, n in ranges]
+            )
+        except FileNotFoundError:
+            raise NotFoundError(f"no pack {pack_id} in artifact store {self.url}") from None
+        for item in found:
+            if isinstance(item, Exception):
+                raise item
+        return [bytes(item) for item in found]
+
+    def install_pack(self, temp: str, index: bytes, pack_id: str, *, sync: bool = True) -> None:
+        # The pack's name is its content's, and it is invisible until its index exists: it can
+        # go straight to its final key (an interrupted upload is simply sent again).
+        key = f"{self._packs}/{pack_name(pack_id)}"
+        self._with_parent(key, lambda: self._fs.put_file(temp, key))
+        staged = f"{self._tmp}/{_temp_name()}"
+        self._with_parent(staged, lambda: self._fs.pipe_file(staged, index))
+        final = f"{self._packs}/{index_name(pack_id)}"
+        self._fs.mv(staged, final)
+
+    def fetch_pack(self, pack_id: str, target: str) -> None:
+        self._fs.get_file(f"{self._packs}/{pack_name(pack_id)}", target)
+
+    def delete_pack(self, pack_id: str) -> None:
+        for name in (index_name(pack_id), pack_name(pack_id)):
+            try:
+                self._fs.rm_file(f"{self._packs}/{name}")
+            except FileNotFoundError:
+                pass
+
+    def delete_object(self, digest: str) -> None:
+        try:
+            self._fs.rm_file(self._key(digest))
+        except FileNotFoundError:
+            pass
+
+    def loose_objects(self) -> Iterator[tuple[str, int, float]]:
+        try:
+            found = self._fs.find(self._objects, detail=True)
+        except FileNotFoundError:
+            return
+        for key, info in sorted(found.items()):
+            prefix, name = str(key).rsplit("/", 2)[-2:]
+            if len(prefix) == 2 and is_digest(prefix + name):
+                yield prefix + name, int(info.get("size") or 0), _modified(info)
+
+    def pack_stat(self, pack_id: str) -> tuple[int, float]:
+        info = self._fs.info(f"{self._packs}/{pack_name(pack_id)}")
+        return int(info["size"]), _modified(info)
+
+    def temporaries(self) -> Iterator[tuple[str, float]]:
+        try:
+            found = self._fs.find(self._tmp, detail=True)
+        except FileNotFoundError:
+            return
+        for key, info in found.items():
+            yield str(key), _modified(info)
+
+    def remove_temporary(self, key: str) -> None:
+        self._remove_quietly(key)
 
     def location(self, digest: str) -> str:
         return str(self._fs.unstrip_protocol(self._key(digest)))
@@ -445,3 +741,26 @@ class FsspecBackend(ObjectBackend):
                 self._fs.rm_file(key)
         except OSError:
             pass
+
+
+def _modified(info: dict[str, Any]) -> float:
+    """A file's modification time from an fsspec ``info``, as seconds since the epoch (the key
+    differs between filesystems); 0 when none is given, so that the file counts as old."""
+    import datetime as dt
+
+    for key in ("mtime", "LastModified", "last_modified", "created", "updated"):
+        value = info.get(key)
+        if value is None:
+            continue
+        if isinstance(value, dt.datetime):
+            if value.tzinfo is None:
+                value = value.replace(tzinfo=dt.UTC)
+            return value.timestamp()
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                continue
+    return 0.0

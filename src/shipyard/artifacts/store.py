@@ -27,8 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.artifacts._backends import FsspecBackend, LocalBackend, ObjectBackend
+from shipyard.artifacts._packed import PackedObjects
 from shipyard.artifacts.digest import hash_bytes, hash_file, is_digest
 from shipyard.artifacts.manifest import Manifest, ManifestEntry
+from shipyard.artifacts.packs import PACK_THRESHOLD
 from shipyard.artifacts.paths import resolve_inside, safe_relative_path
 from shipyard.errors import (
     ArtifactCorruptedError,
@@ -95,6 +97,7 @@ class ArtifactStore:
             self._backend = FsspecBackend(url)
         else:
             self._backend = LocalBackend(url)
+        self._packed = PackedObjects(self._backend) if self._backend.supports_packs else None
 
     @property
     def url(self) -> str:
@@ -107,34 +110,62 @@ class ArtifactStore:
     def put_bytes(self, data: bytes, *, sync: bool = True) -> ObjectInfo:
         """Store ``data`` and return its digest and size.
 
-        ``sync=False`` defers making the object durable until :meth:`flush`.
+        ``sync=False`` defers making the object durable until :meth:`flush`; objects under
+        :data:`~shipyard.artifacts.packs.PACK_THRESHOLD` written that way go into one pack.
         """
         digest = hash_bytes(data)
         if self._reusable(digest, len(data)):
             return ObjectInfo(digest=digest, size=len(data), stored=False)
-        self._backend.write_bytes(digest, data, sync=sync)
+        self._write(digest, data, sync=sync)
         return ObjectInfo(digest=digest, size=len(data))
+
+    def _write(self, digest: str, data: bytes, *, sync: bool) -> None:
+        if not sync and self._packed is not None and len(data) < PACK_THRESHOLD:
+            self._packed.add(digest, data)
+        else:
+            self._backend.write_bytes(digest, data, sync=sync)
+
+    def _stored_size(self, digest: str) -> int | None:
+        if self._packed is not None:
+            size = self._packed.size(digest)
+            if size is not None:
+                return size
+        return self._backend.stored_size(digest)
 
     def _reusable(self, digest: str, size: int) -> bool:
         """Whether a stored object can stand for new bytes with this digest and size.
 
         An object of another size is a torn write from a crash, and a hard-linked object whose
         bytes no longer hash to its name was written through its other name: both are
-        stored again instead of being trusted.
+        stored again instead of being trusted. A reused object is touched, so that a garbage
+        collection running meanwhile counts it as new (its grace period) until the caller has
+        recorded it.
         """
+        if self._packed is not None and self._packed.size(digest) == size:
+            if self._packed.freshen(digest):
+                return True
         if self._backend.stored_size(digest) != size:
             return False
         if self._backend.shared(digest):
             location = self._backend.location(digest)
-            return hash_file(location) == digest
+            if hash_file(location) != digest:
+                return False
+        self._backend.freshen(digest=digest)
         return True
 
     def close(self) -> None:
-        """Release connections (a server's store holds some; the others none)."""
-        self._backend.close()
+        """Install the pack being written, if any, and release connections."""
+        try:
+            if self._packed is not None:
+                self._packed.commit()
+        finally:
+            self._backend.close()
 
     def flush(self) -> None:
-        """Make objects stored with ``sync=False`` durable (one ``sync`` for all of them)."""
+        """Make objects stored with ``sync=False`` durable: install the pack being written and
+        sync the rest (one ``sync`` for all of them)."""
+        if self._packed is not None:
+            self._packed.commit()
         self._backend.flush()
 
     def put_file(self, path: StrPath, *, link: bool = False, sync: bool = True) -> ObjectInfo:
@@ -216,7 +247,7 @@ class ArtifactStore:
                 progress(len(entries), len(files))
             entries.append(ManifestEntry(path=relative, digest=info.digest, size=info.size))
             stored = stored or info.stored
-        self._backend.flush()
+        self.flush()
         manifest = Manifest(tuple(entries))
         manifest_info = self.put_bytes(manifest.to_bytes())
         return ObjectInfo(
@@ -244,11 +275,11 @@ class ArtifactStore:
         if not isinstance(self._backend, LocalBackend):
             return None
         location = Path(self._backend.location(_checked(digest)))
-        return location if location.is_file() else None
+        return location if location.is_file() else None  # a packed object has no file
 
     def exists(self, digest: str) -> bool:
         """Return whether an object with this digest is stored (its bytes are not checked)."""
-        return self._backend.stored_size(_checked(digest)) is not None
+        return self._stored_size(_checked(digest)) is not None
 
     def info(self, digest: str) -> int:
         """Return the size in bytes of the stored object (for a folder, of its manifest).
@@ -256,7 +287,7 @@ class ArtifactStore:
         Raises:
             NotFoundError: if the object is not stored.
         """
-        size = self._backend.stored_size(_checked(digest))
+        size = self._stored_size(_checked(digest))
         if size is None:
             raise NotFoundError(f"no object {digest} in artifact store {self.url}")
         return size
@@ -268,11 +299,27 @@ class ArtifactStore:
             NotFoundError: if the object is not stored.
             ArtifactCorruptedError: if the stored bytes do not match ``digest``.
         """
-        data = self._backend.read(_checked(digest))
+        data = self._read(_checked(digest))
         actual = hash_bytes(data)
         if actual != digest:
             raise self._corrupted(digest, actual)
         return data
+
+    def _read(self, digest: str) -> bytes:
+        """The object's bytes, unverified, from a pack or its own file."""
+        if self._packed is not None:
+            data = self._packed.read(digest)
+            if data is not None:
+                return data
+        try:
+            return self._backend.read(digest)
+        except NotFoundError:
+            if self._packed is not None:  # packed by a gc since we last looked
+                self._packed.reload()
+                data = self._packed.read(digest)
+                if data is not None:
+                    return data
+            raise
 
     def read_manifest(self, digest: str) -> Manifest:
         """Return the verified, validated manifest stored under ``digest``.
@@ -308,13 +355,20 @@ class ArtifactStore:
         target = Path(dest)
         if target.is_dir():
             raise InvalidArgumentError(f"{target} is a folder; give the path of the file to write")
-        if self._backend.stored_size(digest) is None:
+        packed = self._packed is not None and self._packed.size(digest) is not None
+        if not packed and self._backend.stored_size(digest) is None:
             raise NotFoundError(f"no object {digest} in artifact store {self.url}")
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.parent / f".shipyard-{os.getpid()}-{uuid.uuid4().hex}.tmp"
         replaced = False
         try:
-            actual = self._backend.copy_out(digest, os.fspath(temp))
+            if packed:
+                data = self._read(digest)
+                with open(temp, "xb") as out:
+                    out.write(data)
+                actual = hash_bytes(data)
+            else:
+                actual = self._backend.copy_out(digest, os.fspath(temp))
             if actual != digest:
                 raise self._corrupted(digest, actual)
             os.replace(temp, target)
@@ -361,7 +415,9 @@ class ArtifactStore:
 
     def iter_digests(self) -> Iterator[str]:
         """Yield the digest of every stored object (files and manifests), in sorted order."""
-        return self._backend.iter_digests()
+        if self._packed is None:
+            return self._backend.iter_digests()
+        return iter(sorted(self._packed.digests().union(self._backend.iter_digests())))
 
     def _corrupted(self, digest: str, actual: str) -> ArtifactCorruptedError:
         return ArtifactCorruptedError(

@@ -1,31 +1,20 @@
 """Copy dataset objects between this workspace's artifact store and a remote one (any fsspec
-URL or folder): only what the other side is missing, verified on the way."""
+URL or folder): only what the other side is missing, verified on the way, small objects as
+whole packs (see :mod:`shipyard.artifacts.transfer`)."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.artifacts import ArtifactStore
+from shipyard.artifacts.transfer import Transfer, transfer
 from shipyard.data.refs import parse_ref
 from shipyard.data.versions import workspace
 from shipyard.entities import DatasetVersion
 
 __all__ = ["Transfer", "pull", "push"]
-
-_IN_MEMORY = 8 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class Transfer:
-    """What push or pull did."""
-
-    copied: int
-    skipped: int
-    bytes: int
 
 
 def _versions(
@@ -63,36 +52,6 @@ def _wanted(
     return found
 
 
-def _copy(source: ArtifactStore, target: ArtifactStore, digest: str) -> int:
-    size = source.info(digest)
-    if size <= _IN_MEMORY:
-        target.put_bytes(source.read_bytes(digest), sync=False)
-        return size
-    with tempfile.TemporaryDirectory() as folder:
-        temp = source.get_file(digest, Path(folder) / "object")
-        target.put_file(temp, sync=False)
-    return size
-
-
-def _transfer(
-    source: ArtifactStore,
-    target: ArtifactStore,
-    digests: list[str],
-    progress: Callable[[int, int], None] | None,
-) -> Transfer:
-    copied = skipped = total = 0
-    for index, digest in enumerate(digests, 1):
-        if target.exists(digest) and target.info(digest) == source.info(digest):
-            skipped += 1  # (a torn copy of another size is written again)
-        else:
-            total += _copy(source, target, digest)
-            copied += 1
-        if progress is not None:
-            progress(index, len(digests))
-    target.flush()
-    return Transfer(copied, skipped, total)
-
-
 def push(
     remote: str,
     refs: Iterable[str] | None = None,
@@ -103,7 +62,7 @@ def push(
     """Copy the objects of ``refs`` (default: every version) to ``remote``."""
     local = workspace(home).artifacts
     digests = _objects(local, _wanted(refs, home))
-    return _transfer(local, ArtifactStore(remote), digests, progress)
+    return transfer(local, ArtifactStore(remote), digests, progress)
 
 
 def pull(
@@ -116,4 +75,4 @@ def pull(
     """Copy the objects of ``refs`` (default: every version) from ``remote``."""
     other = ArtifactStore(remote)
     digests = _objects(other, _wanted(refs, home))
-    return _transfer(other, workspace(home).artifacts, digests, progress)
+    return transfer(other, workspace(home).artifacts, digests, progress)

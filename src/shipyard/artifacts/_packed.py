@@ -1,0 +1,165 @@
+"""The packed side of one artifact store: which objects its packs hold, and the pack being
+written. The index of every pack is read once, on first use, into one dictionary."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from shipyard.artifacts._backends import ObjectBackend
+from shipyard.artifacts.packs import PACK_MAX_BYTES, PackIndex, PackWriter
+from shipyard.errors import ArtifactCorruptedError, NotFoundError
+
+__all__ = ["PackedObjects"]
+
+log = logging.getLogger(__name__)
+
+
+class PackedObjects:
+    """Packed objects of ``backend``: lookups, reads, and batched writes into a new pack."""
+
+    def __init__(self, backend: ObjectBackend) -> None:
+        self._backend = backend
+        self._where: dict[str, tuple[str, int, int]] | None = None  # digest -> pack, offset, size
+        self._packs: dict[str, PackIndex] = {}
+        self._writer: PackWriter | None = None
+        self._touched: set[str] = set()
+        self._lock = threading.Lock()
+
+    # Reading --------------------------------------------------------------------------
+
+    def _index(self) -> dict[str, tuple[str, int, int]]:
+        if self._where is None:
+            self.reload()
+        return self._where or {}
+
+    def reload(self) -> bool:
+        """Read the indexes of packs not seen yet (and forget removed ones); True if anything
+        changed."""
+        ids = self._backend.list_packs()
+        before = set(self._packs)
+        changed = self._where is None or before != set(ids)
+        for pack_id in set(ids) - before:
+            shown = f"{self._backend.url}/packs/{pack_id}"
+            try:
+                self._packs[pack_id] = PackIndex.from_bytes(
+                    pack_id, self._backend.read_index(pack_id), shown
+                )
+            except ArtifactCorruptedError as exc:
+                log.warning("ignoring %s", exc)  # its objects are simply not there
+            except (FileNotFoundError, NotFoundError):
+                continue  # removed by gc meanwhile
+        for pack_id in before - set(ids):
+            del self._packs[pack_id]
+        if changed:
+            where: dict[str, tuple[str, int, int]] = {}
+            for pack_id in sorted(self._packs):
+                for digest, (offset, size) in self._packs[pack_id].entries.items():
+                    where[digest] = (pack_id, offset, size)
+            self._where = where
+        return changed
+
+    def packs(self) -> dict[str, PackIndex]:
+        self._index()
+        return dict(self._packs)
+
+    def size(self, digest: str) -> int | None:
+        """The object's size if a pack (or the pack being written) holds it."""
+        writer = self._writer
+        if writer is not None and digest in writer.entries:
+            return writer.entries[digest][1]
+        found = self._index().get(digest)
+        return None if found is None else found[2]
+
+    def locate(self, digest: str) -> tuple[str, int, int] | None:
+        return self._index().get(digest)
+
+    def read(self, digest: str) -> bytes | None:
+        """The object's bytes (unverified), or None when no pack holds it."""
+        with self._lock:
+            writer = self._writer
+            if writer is not None and digest in writer.entries:
+                return writer.read(digest)
+        for attempt in range(2):
+            found = self._index().get(digest)
+            if found is None:
+                if attempt == 0 and self.reload():
+                    continue
+                return None
+            pack_id, offset, size = found
+            try:
+                return self._backend.read_range(pack_id, offset, size)
+            except (FileNotFoundError, NotFoundError):
+                pass  # repacked by gc since we read the index: look again
+            self.reload()
+        return None
+
+    def digests(self) -> set[str]:
+        return set(self._index())
+
+    def freshen(self, digest: str) -> bool:
+        """Touch the pack holding ``digest`` (once per pack), so that gc's grace period covers
+        it; False when no pack holds it any more (gc removed it since the index was read)."""
+        writer = self._writer
+        if writer is not None and digest in writer.entries:
+            return True
+        for attempt in range(2):
+            found = self._index().get(digest)
+            if found is None:
+                return False
+            if found[0] in self._touched or self._backend.freshen(pack_id=found[0]):
+                self._touched.add(found[0])
+                return True
+            if attempt == 0:
+                self.reload()
+        return False
+
+    # Writing --------------------------------------------------------------------------
+
+    def add(self, digest: str, data: bytes) -> None:
+        """Append the object to the pack being written (committed by :meth:`commit`)."""
+        with self._lock:
+            if self._writer is None:
+                self._writer = PackWriter(self._backend.pack_staging())
+            self._writer.add(digest, data)
+            full = self._writer.size >= PACK_MAX_BYTES
+        if full:
+            self.commit()
+
+    @property
+    def pending(self) -> bool:
+        return self._writer is not None
+
+    def commit(self, *, sync: bool = True) -> str | None:
+        """Install the pack being written (synced, renamed, then its index); return its id."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+            if writer is None:
+                return None
+            temp, index, pack_id = writer.finish(sync=sync)
+            try:
+                self.install(temp, index, pack_id, sync=sync)
+            finally:
+                if os.path.exists(temp):
+                    try:
+                        os.remove(temp)
+                    except OSError:
+                        pass
+            return pack_id
+
+    def install(self, temp: str, index: bytes, pack_id: str, *, sync: bool = True) -> None:
+        """Install a finished pack (the local file ``temp``) and its index, and know of it."""
+        parsed = PackIndex.from_bytes(pack_id, index, f"{self._backend.url}/packs/{pack_id}")
+        self._backend.install_pack(temp, index, pack_id, sync=sync)
+        self._packs[pack_id] = parsed
+        if self._where is not None:
+            for digest, (offset, size) in parsed.entries.items():
+                self._where[digest] = (pack_id, offset, size)
+        self._touched.add(pack_id)
+
+    def abort(self) -> None:
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.abort()
