@@ -179,6 +179,14 @@ class ObjectBackend(ABC):
         """``(size, modified time)`` of the pack file."""
         raise NotImplementedError
 
+    def object_mtime(self, digest: str) -> float:
+        """When the loose object was last written or reused (0 when unknown or gone)."""
+        raise NotImplementedError
+
+    def read_prefix(self, digest: str, size: int) -> bytes:
+        """The first ``size`` bytes of a loose object, unverified."""
+        return self.read(digest)[:size]
+
     def freshen(self, digest: str | None = None, pack_id: str | None = None) -> bool:
         """Mark an object (or a whole pack) as just used, so that gc's grace period protects
         it while the add that reused it records it; False when it is gone."""
@@ -306,6 +314,16 @@ class LocalBackend(ObjectBackend):
     def pack_stat(self, pack_id: str) -> tuple[int, float]:
         info = os.stat(self._pack_file(pack_id))
         return info.st_size, info.st_mtime
+
+    def object_mtime(self, digest: str) -> float:
+        try:
+            return os.stat(self.location(digest)).st_mtime
+        except FileNotFoundError:
+            return 0.0
+
+    def read_prefix(self, digest: str, size: int) -> bytes:
+        with open(self.location(digest), "rb") as file:
+            return file.read(size)
 
     def freshen(self, digest: str | None = None, pack_id: str | None = None) -> bool:
         path = self.location(digest) if digest is not None else self._pack_file(str(pack_id))
@@ -642,6 +660,15 @@ class FsspecBackend(ObjectBackend):
     def pack_stat(self, pack_id: str) -> tuple[int, float]:
         info = self._fs.info(f"{self._packs}/{pack_name(pack_id)}")
         return int(info["size"]), _modified(info)
+
+    def object_mtime(self, digest: str) -> float:
+        try:
+            return _modified(self._fs.info(self._key(digest)))
+        except FileNotFoundError:
+            return 0.0
+
+    def read_prefix(self, digest: str, size: int) -> bytes:
+        return bytes(self._fs.cat_file(self._key(digest), start=0, end=size))
 
     def temporaries(self) -> Iterator[tuple[str, float]]:
         try:

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shipyard.entities import Dataset, DatasetProfile, DatasetVersion
+from shipyard.errors import InvalidArgumentError
 
 __all__ = ["DatasetClient"]
 
@@ -79,6 +80,14 @@ class DatasetClient:
     ) -> list[DatasetVersion]:
         params = {"with_profiles": "true" if with_profiles else "false"}
         return [_version(v) for v in self._api("GET", f"/datasets/{name}/versions", params=params)]
+
+    def referenced_digests(
+        self, *, keep_last: int | None = None, since_ms: int | None = None
+    ) -> set[str]:
+        raise InvalidArgumentError(
+            "garbage collection reads the metadata store directly: run `shipyard gc` on the "
+            "server's machine, with its SHIPYARD_STORE_URL, not through SHIPYARD_SERVER"
+        )
 
     def record_dataset_use(self, run_id: str, name: str, version: int, role: str) -> None:
         body = {"dataset": name, "version": version, "role": role}

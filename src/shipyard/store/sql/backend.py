@@ -29,6 +29,7 @@ from shipyard.store.sql.lifecycle import LifecycleMethods
 from shipyard.store.sql.liveness import LivenessMethods, insert_metrics
 from shipyard.store.sql.logged_models import LoggedModelMethods
 from shipyard.store.sql.pipelines import PipelineMethods
+from shipyard.store.sql.references import ReferenceMethods
 from shipyard.store.sql.registry import RegistryMethods
 from shipyard.store.sql.schema import (
     artifacts,
@@ -81,6 +82,7 @@ class SqlBackend(
     LivenessMethods,
     DeploymentMethods,
     PipelineMethods,
+    ReferenceMethods,
     TokenMethods,
     TuningMethods,
 ):
