@@ -34,7 +34,7 @@ def s3_endpoint() -> Iterator[str]:
     os.environ.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 - moto's dummy credentials
+        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - moto's dummy credentials
         AWS_DEFAULT_REGION="us-east-1",
     )
     try:

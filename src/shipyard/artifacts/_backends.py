@@ -429,10 +429,11 @@ class LocalBackend(ObjectBackend):
         temp = self._new_temp(digest)
         installed = False
         try:
-            # copyfile copies in the kernel (sendfile); hashing the copy, hot in the page cache,
-            # proves that the object holds exactly the bytes its name promises.
-            self._create(temp, lambda: shutil.copyfile(source, temp))
-            actual = hash_file(temp)
+            # A reflink (btrfs, XFS, APFS-like filesystems) shares the blocks until one side is
+            # written: no bytes move, and hashing the clone proves what the object holds.
+            # Elsewhere one pass reads, hashes and writes, so the bytes written are the bytes
+            # hashed (a file changing meanwhile is caught by the digest, not re-read).
+            actual = self._create(temp, lambda: _clone_or_copy(source, temp))
             if actual != digest:
                 raise _changed_error(source, digest, actual)
             fd = os.open(temp, os.O_RDWR | getattr(os, "O_BINARY", 0))
@@ -444,6 +445,50 @@ class LocalBackend(ObjectBackend):
                 os.close(fd)
             installed = self._install(temp, digest, sync=sync)
             return size
+        finally:
+            if not installed:
+                _remove_quietly(temp)
+
+    def stage_file(self, source: str) -> tuple[str, str, int]:
+        """Copy ``source`` (a reflink where the filesystem has them) to a temporary name in the
+        store, hashing in the same pass; return ``(temp, digest, size)``.
+
+        Raises ArtifactCorruptedError, leaving nothing, when the file was written to during the
+        copy (its size, modification or change time moved): the copy would hold no version of
+        it that ever existed whole.
+        """
+        before = os.stat(source)
+        temp = os.path.join(self._objects, f".tmp-{_temp_name()}")
+        done = False
+        try:
+            digest = self._create(temp, lambda: _clone_or_copy(source, temp))
+            after = os.stat(source)
+            if _stat_key(after) != _stat_key(before):
+                raise ArtifactCorruptedError(
+                    f"{source} changed while it was being stored; nothing was stored, try "
+                    "again once nothing writes to it"
+                )
+            done = True
+            return temp, digest, os.stat(temp).st_size
+        finally:
+            if not done:
+                _remove_quietly(temp)
+
+    def install_staged(self, temp: str, digest: str, *, sync: bool = True) -> None:
+        """Give a file made by :meth:`stage_file` its final name (synced first when ``sync``)."""
+        installed = False
+        try:
+            if sync:
+                fd = os.open(temp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            folder = os.path.dirname(self.location(digest))
+            if not os.path.isdir(folder):
+                os.makedirs(folder, exist_ok=True)
+                self._new_folder = True
+            installed = self._install(temp, digest, sync=sync)
         finally:
             if not installed:
                 _remove_quietly(temp)
@@ -513,6 +558,28 @@ class LocalBackend(ObjectBackend):
         if created:
             _fsync_folder(self._objects)
         return True
+
+
+def _stat_key(info: os.stat_result) -> tuple[int, int, int, int]:
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+_FICLONE = 0x40049409  # Linux ioctl: make the new file share the source's blocks
+
+
+def _clone_or_copy(source: str, target: str) -> str:
+    """Create ``target`` as a reflink of ``source`` where the filesystem can, else as a copy
+    made in one read-hash-write pass; return the BLAKE3 digest of what ``target`` holds."""
+    with open(source, "rb") as src, open(target, "xb") as dst:
+        try:
+            import fcntl
+
+            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
+        except (ImportError, OSError):
+            pass  # ext4, tmpfs, another filesystem, or not Linux: copy
+        else:
+            return hash_file(target)
+        return copy_hashing(src, dst)
 
 
 def _sync_filesystem(path: str) -> None:
