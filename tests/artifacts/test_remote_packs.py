@@ -17,6 +17,7 @@ import pytest
 
 from shipyard.artifacts import ArtifactStore, hash_bytes
 from shipyard.artifacts import packs as packs_module
+from shipyard.artifacts.gc import collect
 from shipyard.artifacts.transfer import transfer
 
 COUNT = 2000
@@ -154,3 +155,21 @@ def test_a_few_objects_of_a_big_pack_travel_as_ranges(tmp_path: Path) -> None:
     assert result.copied == 10
     assert sorted(remote.iter_digests()) == sorted(digests[:10])
     assert all(remote.read_bytes(d) == local.read_bytes(d) for d in digests[:10])
+
+
+def test_gc_on_a_remote_keeps_what_is_referenced(remote: str, tmp_path: Path) -> None:
+    local, manifest, digests = _local_with_files(tmp_path, 300)
+    target = ArtifactStore(remote)
+    transfer(local, target, digests)
+    orphan = target.put_bytes(b"an orphan on the remote").digest
+    loose = target.put_bytes(os.urandom(100)).digest  # referenced, loose: packed by gc
+    kept = collect(ArtifactStore(remote), [manifest, loose], older_than=0)
+    assert (kept.removed, kept.loose_packed, kept.packs_after) == (1, 1, 1)
+    after = ArtifactStore(remote)
+    assert not after.exists(orphan)
+    assert sorted(after.iter_digests()) == sorted([*digests, loose])
+    after.get_dir(manifest, tmp_path / "out")
+    assert len(list((tmp_path / "out").rglob("*.json"))) == 300
+    # nothing changed since: a second collection removes and rewrites nothing
+    again = collect(ArtifactStore(remote), [manifest, loose], older_than=0)
+    assert (again.removed, again.loose_packed, again.packs_after) == (0, 0, 1)
