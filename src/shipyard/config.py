@@ -31,7 +31,6 @@ import getpass
 import math
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -232,6 +231,8 @@ def _number(environ: Mapping[str, str], name: str, default: float) -> float:
 def _read_config(path: Path) -> dict[str, dict[str, str]]:
     if not path.is_file():
         return {}
+    import tomllib  # only when there is a file to read (most workspaces have none)
+
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)

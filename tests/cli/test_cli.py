@@ -175,4 +175,4 @@ def test_version_and_short_help_as_users_type_them(tmp_path: Path) -> None:
         shown = run_shipyard(*args, cwd=tmp_path)
         assert shown.returncode == 0, (args, shown.stderr)
         assert "Usage: " in shown.stdout
-        assert re.search(r"--help\s+-h\s", shown.stdout), shown.stdout
+        assert re.search(r"-h, --help\s", shown.stdout), shown.stdout

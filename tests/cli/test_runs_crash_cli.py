@@ -115,15 +115,14 @@ def test_ending_a_crashed_run_keeps_its_time_of_death(killed_run: tuple[str, int
         (["runs", "end", "ffffffff"], "no run whose id starts with 'ffffffff'", 1),
         (["runs", "resume", "ffffffff"], "no run whose id starts with 'ffffffff'", 1),
         (["runs", "end", "xy"], "is not a run id", 2),
-        (["runs", "end", "abcd", "--status", "crashed"], "Invalid value", 2),
+        (["runs", "end", "abcd", "--status", "crashed"], "invalid value for '--status'", 2),
     ],
 )
 def test_runs_end_and_resume_errors(home: Path, args: list[str], message: str, code: int) -> None:
     result = run_shipyard(*args)
     assert result.returncode == code
     assert message in result.stderr
-    if code != 2 or "Invalid value" not in message:
-        assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
 
 
 def test_a_live_run_is_neither_ended_nor_resumed_without_force(home: Path) -> None:

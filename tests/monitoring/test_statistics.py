@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import special, stats
 from scipy.spatial import distance
 
 from shipyard.errors import InvalidArgumentError
@@ -102,6 +102,18 @@ def test_psi_by_hand() -> None:
     # shares 0.5/0.5 vs 0.25/0.75: (0.25-0.5)ln(0.5) + (0.75-0.5)ln(1.5)
     expected = -0.25 * math.log(0.5) + 0.25 * math.log(1.5)
     assert ds.psi(np.array([10.0, 10.0]), np.array([1.0, 3.0])) == pytest.approx(expected)
+
+
+@given(st.floats(min_value=0, max_value=12))
+def test_kolmogorov_tail_agrees_with_scipy(x: float) -> None:
+    expected = float(special.kolmogorov(x))
+    assert ds.kolmogorov_sf(x) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+@given(st.floats(min_value=0, max_value=2_000), st.integers(min_value=1, max_value=500))
+def test_chi2_tail_agrees_with_scipy(statistic: float, df: int) -> None:
+    expected = float(stats.chi2.sf(statistic, df))
+    assert ds.chi2_sf(statistic, df) == pytest.approx(expected, rel=1e-10, abs=1e-15)
 
 
 def test_psi_stays_finite_for_an_empty_bin() -> None:

@@ -1,14 +1,26 @@
 """Content-addressed artifact store: files and folders stored once, under their BLAKE3 digest.
 
 Start with :class:`ArtifactStore`; ``docs/artifacts.md`` describes the layout and guarantees.
+Each name loads its module on first use, so that ``shipyard data status`` (digests and
+manifests only) does not import the store, its packs and its backends.
 """
 
 from __future__ import annotations
 
-from shipyard.artifacts.digest import DIGEST_ALGORITHM, hash_bytes, hash_file, is_digest
-from shipyard.artifacts.manifest import MANIFEST_FORMAT, Manifest, ManifestEntry, canonical_bytes
-from shipyard.artifacts.paths import resolve_inside, safe_relative_path
-from shipyard.artifacts.store import ArtifactStore, ObjectInfo, list_files
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shipyard.artifacts.digest import DIGEST_ALGORITHM, hash_bytes, hash_file, is_digest
+    from shipyard.artifacts.listing import list_files
+    from shipyard.artifacts.manifest import (
+        MANIFEST_FORMAT,
+        Manifest,
+        ManifestEntry,
+        canonical_bytes,
+    )
+    from shipyard.artifacts.paths import resolve_inside, safe_relative_path
+    from shipyard.artifacts.store import ArtifactStore, ObjectInfo
 
 __all__ = [
     "DIGEST_ALGORITHM",
@@ -25,3 +37,26 @@ __all__ = [
     "resolve_inside",
     "safe_relative_path",
 ]
+
+_HOMES = {
+    **dict.fromkeys(("DIGEST_ALGORITHM", "hash_bytes", "hash_file", "is_digest"), "digest"),
+    **dict.fromkeys(
+        ("MANIFEST_FORMAT", "Manifest", "ManifestEntry", "canonical_bytes"), "manifest"
+    ),
+    **dict.fromkeys(("resolve_inside", "safe_relative_path"), "paths"),
+    "list_files": "listing",
+    **dict.fromkeys(("ArtifactStore", "ObjectInfo"), "store"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

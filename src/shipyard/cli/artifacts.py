@@ -12,6 +12,7 @@ from rich.text import Text
 
 from shipyard.artifacts import resolve_inside, safe_relative_path
 from shipyard.cli._base import console, print_json, workspace_from
+from shipyard.cli._output import print_empty
 from shipyard.errors import NotFoundError
 
 app = typer.Typer(help="List and download run artifacts.", no_args_is_help=True)
@@ -25,7 +26,11 @@ def list_artifacts(
 ) -> None:
     """List the artifacts of a run."""
     backend = workspace_from(ctx).backend
-    records = backend.list_artifacts(backend.resolve_run_id(run_id))
+    full_id = backend.resolve_run_id(run_id)
+    records = backend.list_artifacts(full_id)
+    if not records:
+        print_empty(f"artifacts in run {full_id[:8]}", as_json=as_json)
+        return
     if as_json:
         print_json([dataclasses.asdict(r) for r in records])
         return
@@ -51,7 +56,11 @@ def get_artifacts(
     """Download artifacts of a run into a folder, verifying every byte against its digest."""
     workspace = workspace_from(ctx)
     backend = workspace.backend
-    records = backend.list_artifacts(backend.resolve_run_id(run_id))
+    full_id = backend.resolve_run_id(run_id)
+    records = backend.list_artifacts(full_id)
+    if not records:
+        print_empty(f"artifacts in run {full_id[:8]}", as_json=False)
+        return
     if path is not None:
         wanted = safe_relative_path(path)
         records = [

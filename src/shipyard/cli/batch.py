@@ -9,13 +9,12 @@ import typer
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
-    Progress,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.text import Text
 
-from shipyard.cli._base import console, home_from, print_json
+from shipyard.cli._base import console, home_from, print_json, progress_bar
 from shipyard.errors import InvalidArgumentError
 
 __all__ = ["export", "predict"]
@@ -64,15 +63,12 @@ def predict(
     """Score a table with a model, streaming it in record batches, and log the predictions."""
     from shipyard.batch import predict as run_predict
 
-    with Progress(
+    with progress_bar(
         TextColumn(f"Scoring with {ref}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("rows"),
         TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=as_json,
     ) as bar:
         task = bar.add_task("rows", total=None)
 

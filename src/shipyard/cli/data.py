@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-from rich.table import Table
 from rich.text import Text
 
-from shipyard.cli._base import console, format_time, home_from, print_json
-from shipyard.entities import DatasetVersion, Finding, Severity
+from shipyard.cli._base import (
+    console,
+    format_size,
+    format_time,
+    home_from,
+    print_json,
+    progress_bar,
+)
+
+if TYPE_CHECKING:  # `data status` imports neither the entities nor the progress bars
+    from shipyard.entities import DatasetVersion, Finding
 
 __all__ = ["app"]
 
@@ -22,13 +29,7 @@ _JSON = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 _SHOWN_FILES = 20
 
 
-def _size(n: int) -> str:
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
+_size = format_size
 
 
 def _version_dict(version: DatasetVersion, *, profile: bool = False) -> dict[str, Any]:
@@ -48,7 +49,13 @@ def add(
     name: Annotated[str, typer.Option("--name", "-n", help="Dataset name.")],
     link: Annotated[
         bool,
-        typer.Option("--link", help="Hard-link files into the store (fast; makes them read-only)."),
+        typer.Option(
+            "--link",
+            help="Hard-link files into the store instead of copying them: one hash and no "
+            "copy, the faster choice for large files where the filesystem has no reflinks "
+            "(ext4). The files become read-only, so that a write cannot change the stored "
+            "version.",
+        ),
     ] = False,
     no_profile: Annotated[
         bool, typer.Option("--no-profile", help="Skip the table profile.")
@@ -56,15 +63,11 @@ def add(
     as_json: _JSON = False,
 ) -> None:
     """Snapshot a file or folder as a new version of a dataset, and write PATH.ship."""
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+
     from shipyard.data import add as add_version
 
-    with Progress(
-        TextColumn(f"Adding {path}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar(TextColumn(f"Adding {path}"), BarColumn(), MofNCompleteColumn()) as bar:
         task = bar.add_task("files", total=None)
 
         def progress(done: int, total: int) -> None:
@@ -112,6 +115,15 @@ def list_datasets(ctx: typer.Context, as_json: _JSON = False) -> None:
     for dataset in backend.list_datasets():
         versions = backend.list_dataset_versions(dataset.name)
         rows.append((dataset, versions[-1] if versions else None, len(versions)))
+    if not rows:
+        from shipyard.cli._output import print_empty
+
+        print_empty(
+            "datasets in this workspace",
+            as_json=as_json,
+            hint="add one with `shipyard data add PATH --name NAME`",
+        )
+        return
     if as_json:
         print_json(
             [
@@ -120,9 +132,8 @@ def list_datasets(ctx: typer.Context, as_json: _JSON = False) -> None:
             ]
         )
         return
-    if not rows:
-        console.print("No datasets yet: add one with `shipyard data add PATH --name NAME`.")
-        return
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in ("Dataset", "Versions", "Latest", "Size", "Files", "Format", "Added (UTC)"):
         table.add_column(column)
@@ -148,6 +159,8 @@ def show(
     as_json: _JSON = False,
 ) -> None:
     """Show a version: files, size, schema and profile."""
+    from rich.table import Table
+
     from shipyard.data import resolve
 
     version = resolve(ref, home=home_from(ctx))
@@ -215,6 +228,8 @@ def versions(ctx: typer.Context, name: str, as_json: _JSON = False) -> None:
     if as_json:
         print_json([_version_dict(v) for v in found])
         return
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in ("Version", "Digest", "Size", "Files", "Added (UTC)", "By", "Run"):
         table.add_column(column)
@@ -318,17 +333,13 @@ def checkout(
 
 
 def _transfer(ctx: typer.Context, push: bool, remote: str, refs: list[str] | None) -> None:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn
+
     from shipyard.data import pull as data_pull
     from shipyard.data import push as data_push
 
     verb = "Pushing" if push else "Pulling"
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with progress_bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as bar:
         task = bar.add_task(f"{verb} objects", total=None)
 
         def progress(done: int, total: int) -> None:
@@ -389,6 +400,8 @@ def diff(ctx: typer.Context, old: str, new: str, as_json: _JSON = False) -> None
             console.print(Text(f"column removed: {col}", style="red"))
         for col, (a, b) in result.type_changes.items():
             console.print(Text(f"type of {col}: {a} -> {b}", style="yellow"))
+        from rich.table import Table
+
         table = Table(box=None, header_style="bold")
         for column in ("Column", "Statistic", "Old", "New"):
             table.add_column(column)
@@ -435,6 +448,7 @@ def check(
 ) -> None:
     """Check a table against a version's profile; exit 1 on an error-level finding."""
     from shipyard.data import check as data_check
+    from shipyard.entities import Severity
 
     findings = data_check(path, against, home=home_from(ctx))
     if as_json:
@@ -446,10 +460,14 @@ def check(
 
 
 def _print_findings(findings: list[Finding], path: Path, against: str) -> None:
+    from shipyard.entities import Severity
+
     if not findings:
         console.print(Text(f"{path}: no findings against {against}", style="green"))
         return
     styles = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "dim"}
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in ("Severity", "Check", "Column", "Message"):
         table.add_column(column)

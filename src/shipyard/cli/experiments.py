@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shipyard.cli._base import console, format_time, print_json, workspace_from
+from shipyard.cli._output import print_empty
 
 app = typer.Typer(help="List, rename, delete and restore experiments.", no_args_is_help=True)
 
@@ -24,11 +25,15 @@ def list_experiments(
     experiments = [
         e for e in workspace_from(ctx).backend.list_experiments() if deleted or e.deleted_at is None
     ]
+    if not experiments:
+        print_empty(
+            "experiments in this workspace",
+            as_json=as_json,
+            hint="start one with shipyard.start_run(experiment=...)",
+        )
+        return
     if as_json:
         print_json([dataclasses.asdict(e) for e in experiments])
-        return
-    if not experiments:
-        console.print("No experiments yet: start one with shipyard.start_run(experiment=...).")
         return
     table = Table(box=None, header_style="bold")
     for column in ("ID", "Name", "Created (UTC)", "Description"):

@@ -78,11 +78,17 @@ def list_models(ctx: typer.Context, as_json: _JSON = False) -> None:
     """List registered models with their aliases."""
     registry = _registry(ctx)
     models = registry.models()
+    if not models:
+        from shipyard.cli._output import print_empty
+
+        print_empty(
+            "models in the registry",
+            as_json=as_json,
+            hint="register one with run.log_model(...) or `shipyard models register`",
+        )
+        return
     if as_json:
         print_json([dataclasses.asdict(m) for m in models])
-        return
-    if not models:
-        console.print("No registered models yet.")
         return
     table = Table(box=None, header_style="bold")
     for column in ("Model", "Latest", "Aliases", "Governed", "Created (UTC)", "By"):
@@ -308,6 +314,11 @@ def _set_password(registry: Registry, user: str, *, stdin: bool) -> None:
 def list_users(ctx: typer.Context, as_json: _JSON = False) -> None:
     """List users with a role (everyone else is a member)."""
     found = _registry(ctx).users()
+    if not found:
+        from shipyard.cli._output import print_empty
+
+        print_empty("users with a role in this workspace", as_json=as_json)
+        return
     if as_json:
         print_json(
             [{"name": u.name, "role": u.role.value, "created_at": u.created_at} for u in found]

@@ -16,6 +16,7 @@ from shipyard.cli._base import console, err_console, home_from, print_json
 from shipyard.errors import InvalidArgumentError, ShipyardError
 
 if TYPE_CHECKING:
+    from shipyard.entities.data import Finding
     from shipyard.entities.monitoring import AlertEvent, DriftReport, WindowResult
     from shipyard.monitoring.alerts import Monitor
     from shipyard.monitoring.windows import DeploymentMonitoring
@@ -137,6 +138,23 @@ def _print_drift(report: DriftReport) -> None:
         console.print(f"multivariate: {escape(str(report.multivariate))}")
 
 
+def _print_findings(findings: tuple[Finding, ...]) -> None:
+    """One line per finding, not a table: a table cut to the width of a pipe would cut the
+    message, which says what to do."""
+    if not findings:
+        console.print("[green]data quality: no findings[/]")
+        return
+    errors = sum(f.severity.value == "error" for f in findings)
+    console.print(f"[bold]data quality[/]: {len(findings)} finding(s), {errors} error(s)")
+    styles = {"error": "bold red", "warning": "yellow"}
+    for f in findings:
+        severity = f.severity.value
+        where = f" {escape(f.column)}" if f.column else ""
+        console.print(
+            f"[{styles.get(severity, 'dim')}]{severity}[/] {f.check}{where}: {escape(f.message)}"
+        )
+
+
 def _print_windows(windows: tuple[WindowResult, ...]) -> None:
     table = Table(box=None, header_style="bold")
     for heading in ("window start", "rows", "drift share", "quality", "performance", "health"):
@@ -196,6 +214,17 @@ def _monitor_deployment(
         )
 
 
+def _table_side(ctx: typer.Context, named: str, profile_only: bool = False) -> tuple[Any, str]:
+    """What :func:`compare` takes for one side, and its label. A path is passed as it is:
+    compare reads each column it compares once, and nothing else (no profile, no copy)."""
+    from shipyard.monitoring.windows import resolve_reference
+
+    if not profile_only and Path(named).exists():
+        return named, named
+    found = resolve_reference(named, home=home_from(ctx), load=not profile_only)
+    return found.profile if profile_only or found.data is None else found.data, found.label
+
+
 def _compare_tables(
     ctx: typer.Context,
     reference: str,
@@ -203,21 +232,24 @@ def _compare_tables(
     options: dict[str, Any],
     prediction: str | None,
     profile_only: bool = False,
+    null_tolerance: float | None = None,
 ) -> DriftReport:
+    from shipyard.entities.data import DatasetProfile
     from shipyard.monitoring.drift import compare
-    from shipyard.monitoring.windows import resolve_reference
 
-    ref = resolve_reference(reference, home=home_from(ctx), load=not profile_only)
-    cur = resolve_reference(current, home=home_from(ctx))
-    if cur.data is None:  # pragma: no cover - a named table always has rows
+    ref, ref_label = _table_side(ctx, reference, profile_only)
+    cur, cur_label = _table_side(ctx, current)
+    if isinstance(cur, DatasetProfile):  # pragma: no cover - a named table always has rows
         raise InvalidArgumentError(f"{current} has no rows to compare")
+    if null_tolerance is not None:
+        options = {**options, "null_share_tolerance": null_tolerance}
     with console.status("Comparing distributions ..."):
         return compare(
-            ref.profile if profile_only or ref.data is None else ref.data,
-            cur.data,
+            ref,
+            cur,
             prediction_column=prediction,
-            reference_label=ref.label,
-            current_label=cur.label,
+            reference_label=ref_label,
+            current_label=cur_label,
             **options,
         )
 
@@ -272,6 +304,16 @@ def drift(
     fail_on_drift: Annotated[
         bool, typer.Option("--fail-on-drift", help="Exit 1 when the dataset drifted (for CI).")
     ] = False,
+    null_tolerance: Annotated[
+        float,
+        typer.Option(
+            "--null-tolerance",
+            min=0.0,
+            max=1.0,
+            help="Tables: how much a column's share of missing values may grow before it is "
+            "a finding (0.01 is one percentage point).",
+        ),
+    ] = 0.01,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write the HTML report here.")
     ] = None,
@@ -280,7 +322,9 @@ def drift(
     """Compare current data (a table or a deployment's traffic) with a reference.
 
     Each column gets a distance (effect size) and a significance test; it drifts when both
-    say so. Exit 1 with --fail-on-drift when the dataset as a whole drifted.
+    say so. A table is also checked as `shipyard data check` checks it (schema, missing
+    values, ranges, new categories). Exit 1 on an error-level finding, as data check does,
+    and with --fail-on-drift when the dataset as a whole drifted.
     """
     options = _drift_options(
         columns, tests, thresholds, alpha, correction, share_threshold, multivariate
@@ -301,14 +345,20 @@ def drift(
                 console.print(f"\n[bold]Whole period[/] ({escape(report.current)})")
                 _print_drift(report)
     else:
-        report = _compare_tables(ctx, reference, current, options, prediction_column, profile_only)
+        report = _compare_tables(
+            ctx, reference, current, options, prediction_column, profile_only, null_tolerance
+        )
         if as_json:
             print_json(report.to_dict())
         else:
             _print_drift(report)
+            _print_findings(report.findings)
     if html is not None:
         _write_report(html, report, windows, None, f"Drift: {current} vs {reference}")
-    if fail_on_drift and report is not None and report.drifted:
+    from shipyard.data.checks import has_errors
+
+    failed = report is not None and has_errors(report.findings)
+    if failed or (fail_on_drift and report is not None and report.drifted):
         raise typer.Exit(code=1)
 
 

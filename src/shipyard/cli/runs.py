@@ -8,8 +8,9 @@ import os
 import shlex
 import subprocess
 import time
+from collections.abc import Iterator, Sequence
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -24,10 +25,24 @@ from shipyard.cli._base import (
     print_json,
     workspace_from,
 )
+from shipyard.cli._output import print_empty, print_warning
 from shipyard.entities import Run, RunStatus, format_metric
 from shipyard.errors import InvalidArgumentError, NotFoundError
+from shipyard.store.filters import (
+    And,
+    Comparison,
+    Expression,
+    Field,
+    Not,
+    Or,
+    parse_filter,
+    parse_order_by,
+)
 from shipyard.tracking.fluent import RUN_ID_ENV
 from shipyard.tracking.recovery import check_resumable, end_stored_run
+
+if TYPE_CHECKING:
+    from shipyard.store import Backend
 
 app = typer.Typer(help="List, inspect, compare, end and resume runs.", no_args_is_help=True)
 
@@ -98,20 +113,28 @@ def list_runs(
     limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """List runs, newest first, optionally filtered and ordered."""
+    """List runs, newest first, optionally filtered and ordered.
+
+    A metric, param or tag that --filter or --order-by names and no run has gets a warning.
+    """
     backend = workspace_from(ctx).backend
+    names = experiment or []
     ids = []
-    for name in experiment or []:
+    for name in names:
         found = backend.get_experiment_by_name(name)
         if found is None:
             raise NotFoundError(f"no experiment named {name!r}")
         ids.append(found.experiment_id)
     runs = backend.search_runs(ids, filter_, order_by or [], max_results=limit)
+    where = f"in {' or '.join(names)}" if names else "in this workspace"
+    warn_about_missing_keys(backend, ids, where, filter_, order_by or [], runs)
+    if not runs:
+        print_empty(
+            f"runs {where}" + (f" match {filter_!r}" if filter_.strip() else ""), as_json=as_json
+        )
+        return
     if as_json:
         print_json([run_as_dict(r) for r in runs])
-        return
-    if not runs:
-        console.print("No runs match.")
         return
     metric_keys = sorted({k for r in runs for k in r.metrics})[:5]
     table = Table(box=None, header_style="bold")
@@ -129,6 +152,71 @@ def list_runs(
             *(_short(run.metrics[k]) if k in run.metrics else "-" for k in metric_keys),
         )
     console.print(table)
+
+
+def _fields(node: Expression | None) -> Iterator[Field]:
+    if isinstance(node, Comparison):
+        yield node.field
+    elif isinstance(node, And | Or):
+        yield from _fields(node.left)
+        yield from _fields(node.right)
+    elif isinstance(node, Not):
+        yield from _fields(node.operand)
+
+
+def _logged(run: Run, field: Field) -> bool:
+    if field.entity == "metrics":
+        return field.key in run.metrics
+    return field.key in (run.params if field.entity == "params" else run.tags)
+
+
+def _exists_filter(field: Field) -> str:
+    """A filter that matches the runs that logged ``field`` (the key quoted whatever it holds)."""
+    quoted = f"`{field.key}`" if "`" not in field.key else '"' + field.key.replace('"', '""') + '"'
+    return f"{field.entity}.{quoted} IS NOT NULL"
+
+
+def warn_about_missing_keys(
+    backend: Backend,
+    experiment_ids: Sequence[int],
+    where: str,
+    filter_: str,
+    order_by: Sequence[str],
+    found: Sequence[Run],
+) -> None:
+    """Warn about each metric, param or tag named in ``filter_`` or ``order_by`` that no run
+    ``where`` has logged: a typo there would otherwise sort or filter silently.
+
+    A key some listed run has needs no query; any other costs one indexed EXISTS search
+    (a filter ``KEY IS NOT NULL``, one run at most). Nothing is said when there is no run.
+    """
+    orders = [parse_order_by(clause) for clause in order_by]
+    named = [(o.field, "--order-by") for o in orders] + [
+        (field, "--filter") for field in _fields(parse_filter(filter_))
+    ]
+    named = [(f, option) for f, option in named if f.entity != "attributes"]
+    if not named or (not found and not backend.search_runs(experiment_ids, "", max_results=1)):
+        return
+    missing: dict[Field, str] = {}
+    for field, option in named:
+        if field in missing or any(_logged(run, field) for run in found):
+            continue
+        if not backend.search_runs(experiment_ids, _exists_filter(field), max_results=1):
+            missing[field] = option
+    if not missing:
+        return
+    every_order_missing = all(o.field in missing for o in orders)
+    for field, option in missing.items():
+        label = f"{field.entity}.{field.key}"
+        if option == "--order-by":
+            effect = (
+                "the order is by start time, newest first"
+                if every_order_missing
+                else "it does not change the order"
+            )
+        else:
+            effect = "check its spelling"
+        print_warning(f"no run {where} has {label} (named in {option}); {effect}")
 
 
 @app.command("show")

@@ -8,22 +8,23 @@ Example:
     >>> frame = data.load("churn@latest")                 # doctest: +SKIP
 
 Arrows: ``data`` uses ``tracking`` (workspaces, the active run), never the other way round.
-DuckDB and pyarrow load when a table is profiled or read, not on import.
+Each name loads its module on first use: ``status`` reads pointer files and the stat cache
+without importing the metadata store, and DuckDB and pyarrow load only when a table is
+profiled or read.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shipyard.data.diff import DatasetDiff, diff
-from shipyard.data.lineage import Lineage, lineage
-from shipyard.data.pointer import Pointer
-from shipyard.data.refs import DatasetRef, parse_ref, ref
-from shipyard.data.remote import Transfer, pull, push
-from shipyard.data.tracked import PathState, TrackedPath, checkout, status
-from shipyard.data.versions import AddResult, add, get, load, resolve
-
 if TYPE_CHECKING:
+    from shipyard.data.pointer import Pointer
+    from shipyard.data.refs import DatasetRef, parse_ref, ref
+    from shipyard.data.remote import Transfer, pull, push
+    from shipyard.data.tracked import PathState, TrackedPath, checkout, status
+    from shipyard.data.version_diff import DatasetDiff, diff
+    from shipyard.data.version_lineage import Lineage, lineage
+    from shipyard.data.versions import AddResult, add, get, load, resolve
     from shipyard.entities import DatasetProfile, Finding
 
 __all__ = [
@@ -51,6 +52,32 @@ __all__ = [
     "status",
 ]
 
+_HOMES = {
+    **dict.fromkeys(("DatasetDiff", "diff"), "version_diff"),
+    **dict.fromkeys(("Lineage", "lineage"), "version_lineage"),
+    "Pointer": "pointer",
+    **dict.fromkeys(("DatasetRef", "parse_ref", "ref"), "refs"),
+    **dict.fromkeys(("Transfer", "pull", "push"), "remote"),
+    **dict.fromkeys(("PathState", "TrackedPath", "checkout", "status"), "tracked"),
+    **dict.fromkeys(("AddResult", "add", "get", "load", "resolve"), "versions"),
+}
+"""The module of ``shipyard.data`` each name is defined in."""
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:  # a submodule (`shipyard.data.versions`) is found by the import system
+        raise AttributeError(f"module 'shipyard.data' has no attribute {name!r}")
+    import importlib
+
+    found = getattr(importlib.import_module(f"shipyard.data.{home}"), name)
+    globals()[name] = found
+    return found
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 def profile(source: Any) -> DatasetProfile:
     """Schema and statistics of a table (a path, a DataFrame or an Arrow table)."""
@@ -62,6 +89,7 @@ def profile(source: Any) -> DatasetProfile:
 def check(source: Any, against: str, *, home: Any = None) -> list[Finding]:
     """Quality findings for ``source`` compared with the profile of version ``against``."""
     from shipyard.data.checks import check_table
+    from shipyard.data.versions import resolve
     from shipyard.errors import InvalidArgumentError
 
     reference = resolve(against, home=home)

@@ -57,6 +57,11 @@ class StatCache:
             "size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, digest TEXT)"
         )
 
+    @classmethod
+    def in_workspace(cls, home: Path) -> StatCache:
+        """The cache of the workspace folder ``home`` (``.shipyard``)."""
+        return cls(home / "cache" / "stat.db")
+
     def close(self) -> None:
         self._db.close()
 

@@ -12,12 +12,16 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from shipyard.config import load_settings
 from shipyard.data.fingerprint import fingerprint
 from shipyard.data.pointer import Pointer, find_pointers
-from shipyard.data.versions import materialize, stat_cache, workspace
+from shipyard.data.statcache import StatCache
 from shipyard.errors import InvalidArgumentError, NotFoundError
-from shipyard.tracking import Workspace
+
+if TYPE_CHECKING:
+    from shipyard.tracking import Workspace
 
 __all__ = ["PathState", "TrackedPath", "checkout", "status"]
 
@@ -54,9 +58,10 @@ def status(
     Args:
         paths: data paths, pointer files or folders to search (default: the working folder).
     """
-    ws = workspace(home)
+    # Only the workspace's folder: a status answered by pointers and the stat cache opens
+    # no store (and imports none).
     results = []
-    with stat_cache(ws) as cache:
+    with StatCache.in_workspace(load_settings(home).home) as cache:
         for pointer_file in find_pointers(_targets(paths)):
             pointer = Pointer.read(pointer_file)
             data = pointer.data_path(pointer_file)
@@ -86,8 +91,12 @@ def checkout(
             be lost); add them, or pass ``force=True`` to discard them. Nothing is changed.
         NotFoundError: a version's objects are not in this workspace; pull them first.
     """
-    ws = workspace(home)
     pending = [t for t in status(paths, home=home) if t.state is not PathState.UNCHANGED]
+    if not pending:
+        return []
+    from shipyard.data.versions import workspace
+
+    ws = workspace(home)
     for tracked in pending:  # check everything before changing anything
         pointer = tracked.pointer
         if not ws.artifacts.exists(pointer.digest):
@@ -109,6 +118,8 @@ def checkout(
 
 
 def _replace(ws: Workspace, tracked: TrackedPath, link: bool) -> None:
+    from shipyard.data.versions import materialize
+
     pointer, data = tracked.pointer, tracked.path
     staging = data.with_name(f".{data.name}.{uuid.uuid4().hex}.new")
     old = data.with_name(f".{data.name}.{uuid.uuid4().hex}.old")

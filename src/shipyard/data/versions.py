@@ -17,17 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.artifacts import ArtifactStore, hash_file
+from shipyard.artifacts import hash_file
 from shipyard.data.fingerprint import cached_fingerprint
 from shipyard.data.pointer import Pointer, pointer_path
 from shipyard.data.refs import parse_ref, validate_dataset_name
 from shipyard.data.statcache import StatCache, StatKey, stat_key
 from shipyard.entities import DatasetProfile, DatasetVersion
 from shipyard.errors import InvalidArgumentError, NotFoundError
-from shipyard.tracking import ActiveRun, Workspace, active_run, open_workspace
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from shipyard.artifacts import ArtifactStore
+    from shipyard.tracking import ActiveRun, Workspace
 
 __all__ = [
     "AddResult",
@@ -55,11 +57,20 @@ class AddResult:
 
 
 def workspace(home: str | os.PathLike[str] | None, *, create: bool = False) -> Workspace:
+    # Imported on use, as is the active run below: importing this module opens no store.
+    from shipyard.tracking.workspace import open_workspace
+
     return open_workspace(home, create=create)
 
 
 def stat_cache(ws: Workspace) -> StatCache:
-    return StatCache(ws.settings.home / "cache" / "stat.db")
+    return StatCache.in_workspace(ws.settings.home)
+
+
+def _active_run() -> ActiveRun | None:
+    from shipyard.tracking import active_run as current
+
+    return current()
 
 
 def _now_ms() -> int:
@@ -132,7 +143,7 @@ def add(
         raise InvalidArgumentError(f"cannot add {path}: the folder holds no files")
     fmt = table_format(path)
     store = ws.artifacts
-    run = active_run()
+    run = _active_run()
     with stat_cache(ws) as cache:
         known = cached_fingerprint(path, cache)
     if known is not None:
@@ -240,7 +251,7 @@ def _add_table_object(ws: Workspace, table: Any, name: str, *, profile: bool) ->
         pq.write_table(arrow, path, compression="zstd", write_statistics=True)
         summary = _profile(path, "parquet", profile)
         info = ws.artifacts.put_file(path)
-    run = active_run()
+    run = _active_run()
     version, created = ws.backend.add_dataset_version(
         name,
         digest=info.digest,
@@ -386,7 +397,7 @@ def load(
 
 
 def _record_input(ws: Workspace, version: DatasetVersion) -> None:
-    run = active_run()
+    run = _active_run()
     if run is not None and run.workspace is ws:
         run.use_dataset(version.dataset, version.version)
 

@@ -105,6 +105,9 @@ class DriftReport:
     window_end: datetime | None = None
     seconds: float | None = None
     """Wall time the comparison took."""
+    findings: tuple[Finding, ...] = ()
+    """Data quality of the current table against the reference (null shares, ranges, unseen
+    categories, schema), as ``shipyard data check`` reports it."""
 
     def column(self, name: str) -> ColumnDrift:
         for col in self.columns:
@@ -127,6 +130,9 @@ class DriftReport:
         raw["columns"] = tuple(ColumnDrift.from_dict(c) for c in raw["columns"])
         if raw.get("prediction") is not None:
             raw["prediction"] = ColumnDrift.from_dict(raw["prediction"])
+        raw["findings"] = tuple(
+            Finding(**{**f, "severity": Severity(f["severity"])}) for f in raw.get("findings", ())
+        )
         for key in ("window_start", "window_end"):
             if isinstance(raw.get(key), str):
                 raw[key] = datetime.fromisoformat(raw[key])

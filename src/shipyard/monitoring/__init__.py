@@ -6,27 +6,33 @@ Example:
     >>> report = compare("train.parquet", "last_week.parquet")  # doctest: +SKIP
     >>> report.drifted_columns  # doctest: +SKIP
 
-Heavy libraries (numpy, scipy, pyarrow, DuckDB, matplotlib, prometheus-client) load inside the
-functions that use them.
+Each name loads its module on first use, so ``compare`` does not import the alerts, their
+webhooks (``http.client``, ``ssl``) or the report. Heavy libraries (numpy, scipy, pyarrow,
+DuckDB, matplotlib, prometheus-client) load inside the functions that use them.
 """
 
-from shipyard.monitoring.alerts import (
-    Monitor,
-    MonitorConfig,
-    evaluate,
-    list_events,
-    load_monitors,
-    run_monitor,
-)
-from shipyard.monitoring.drift import compare
-from shipyard.monitoring.performance import estimate_performance
-from shipyard.monitoring.report import render_json, render_report
-from shipyard.monitoring.windows import (
-    DeploymentMonitoring,
-    monitor_deployment,
-    parse_window,
-    resolve_reference,
-)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shipyard.monitoring.alerts import (
+        Monitor,
+        MonitorConfig,
+        evaluate,
+        list_events,
+        load_monitors,
+        run_monitor,
+    )
+    from shipyard.monitoring.drift import compare
+    from shipyard.monitoring.performance import estimate_performance
+    from shipyard.monitoring.report import render_json, render_report
+    from shipyard.monitoring.windows import (
+        DeploymentMonitoring,
+        monitor_deployment,
+        parse_window,
+        resolve_reference,
+    )
 
 __all__ = [
     "DeploymentMonitoring",
@@ -44,3 +50,33 @@ __all__ = [
     "resolve_reference",
     "run_monitor",
 ]
+
+_HOMES = {
+    **dict.fromkeys(
+        ("Monitor", "MonitorConfig", "evaluate", "list_events", "load_monitors", "run_monitor"),
+        "alerts",
+    ),
+    "compare": "drift",
+    "estimate_performance": "performance",
+    **dict.fromkeys(("render_json", "render_report"), "report"),
+    **dict.fromkeys(
+        ("DeploymentMonitoring", "monitor_deployment", "parse_window", "resolve_reference"),
+        "windows",
+    ),
+}
+"""The module of ``shipyard.monitoring`` each name is defined in."""
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:  # a submodule (`shipyard.monitoring.drift`) is found by the import system
+        raise AttributeError(f"module 'shipyard.monitoring' has no attribute {name!r}")
+    import importlib
+
+    found = getattr(importlib.import_module(f"shipyard.monitoring.{home}"), name)
+    globals()[name] = found
+    return found
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

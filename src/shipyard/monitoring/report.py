@@ -25,6 +25,7 @@ from shipyard.entities import (
     AlertState,
     ColumnDrift,
     DriftReport,
+    Finding,
     Severity,
     WindowResult,
 )
@@ -183,6 +184,10 @@ def _summary(
         errors = sum(f.severity == Severity.ERROR for f in windows[-1].quality)
         if errors:
             attention.append(f"{errors} data-quality error(s) in the latest window")
+    elif drift is not None and (
+        errors := sum(f.severity == Severity.ERROR for f in drift.findings)
+    ):
+        attention.append(f"{errors} data-quality error(s)")
     firing = _firing(events or ())
     out["firing_alerts"] = None if events is None else [e.to_dict() for e in firing]
     if firing:
@@ -681,27 +686,39 @@ def _health(windows: list[WindowResult]) -> list[str]:
 _SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
+def _by_severity(findings: Sequence[Finding]) -> list[Finding]:
+    return sorted(findings, key=lambda f: _SEVERITY_ORDER.get(Severity(f.severity), 3))
+
+
 def _quality(windows: list[WindowResult]) -> list[str]:
-    found = [
-        (w, f)
-        for w in windows
-        for f in sorted(w.quality, key=lambda f: _SEVERITY_ORDER.get(Severity(f.severity), 3))
-    ]
+    found = [(_when(w.start), f) for w in windows for f in _by_severity(w.quality)]
     if not found:
         return [f"<p>No data-quality findings in {len(windows)} window(s).</p>"]
+    return _findings(found, "window start")
+
+
+def _table_quality(drift: DriftReport) -> list[str]:
+    if not drift.findings:
+        return ["<p>No data-quality findings against the reference.</p>"]
+    return _findings([(None, f) for f in _by_severity(drift.findings)], None)
+
+
+def _findings(found: Sequence[tuple[str | None, Finding]], first: str | None) -> list[str]:
+    """A table of findings; ``first`` heads a column of the labels (none when None)."""
     shown = found[:_MAX_FINDINGS]
     rows = [
         [
-            escape(_when(w.start)),
+            *([] if first is None else [escape(label or "")]),
             escape(str(f.severity)),
             escape(f.check),
             f"<code>{escape(f.column)}</code>" if f.column else DASH,
             escape(f.message),
         ]
-        for w, f in shown
+        for label, f in shown
     ]
     classes = [str(f.severity) if f.severity != Severity.INFO else "" for _, f in shown]
-    parts = [table(["window start", "severity", "check", "column", "message"], rows, classes)]
+    header = ["severity", "check", "column", "message"]
+    parts = [table([first, *header] if first is not None else header, rows, classes)]
     if len(found) > len(shown):
         parts.append(
             f'<p class="note">{len(found) - len(shown)} more findings are in the JSON report.</p>'
@@ -822,6 +839,8 @@ def render_report(
         if any(w.health is not None for w in ordered):
             sections.append(("health", "Service health", _health(ordered)))
         sections.append(("quality", "Data quality", _quality(ordered)))
+    elif drift is not None:
+        sections.append(("quality", "Data quality", _table_quality(drift)))
     if events:
         sections.append(("alerts", "Alert events", [_events(events)]))
 

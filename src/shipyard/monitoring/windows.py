@@ -160,8 +160,8 @@ def resolve_reference(
             a pandas DataFrame or Arrow table; or a :class:`DatasetProfile`.
         home: the workspace holding datasets and models.
         inputs: the model's input columns, to choose among a training run's datasets.
-        load: read a dataset version's rows; False keeps only its stored profile (drift then
-            runs on the profile's bins without re-reading the data).
+        load: read the rows of a dataset version or path; False keeps only the profile (a
+            version's stored one; a path is profiled) and drift then runs on its bins.
 
     Raises:
         NotFoundError: no such dataset, model or path.
@@ -176,7 +176,7 @@ def resolve_reference(
         return Reference(_describe(reference), data.profile(reference), reference)
     text = os.fspath(reference)
     if Path(text).exists():
-        return Reference(text, data.profile(text), _read_table(text))
+        return Reference(text, data.profile(text), _read_table(text) if load else None)
     kind, _, ref = (
         text.rpartition(":") if text.startswith(("dataset:", "model:")) else ("", "", text)
     )
@@ -407,6 +407,7 @@ def monitor_deployment(
             prediction_column=predicted,
             reference_label=ref.label,
             current_label=label,
+            quality=False,  # each window's inputs are checked apart, as the model sees them
             **options,
         )
         return replace(report, window_start=w_start, window_end=w_end)

@@ -162,7 +162,7 @@ def diff_page(
             f"a and b both name version {old.version} of {name!r}: "
             "choose two different versions to compare"
         )
-    from shipyard.data.diff import diff_versions
+    from shipyard.data.version_diff import diff_versions
 
     result = diff_versions(_artifacts(request), old, new)
     overlays: list[tuple[str, Markup]] = []
