@@ -602,3 +602,24 @@ def test_a_folder_made_by_another_writer_between_miss_and_look_is_used(tmp_path:
     finally:
         os.open = original
     assert backend.read(digest) == data
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096 * 3, 4096 * 3 + 17, BIG])
+def test_the_kernel_copy_hashes_exactly_what_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """Copied in steps (made small here, and not page-aligned after a short step), each step
+    hashed in the target while the next one copies: the digest is the file's."""
+    monkeypatch.setattr(backends_module, "_KERNEL_CHUNK", 4096 * 2 + 100)
+    if sys.platform == "linux":  # copy_file_range is there: the Python copy must not run
+
+        def no_python_copy(*args: object) -> str:
+            raise AssertionError("copied in Python, not by the kernel")
+
+        monkeypatch.setattr(backends_module, "copy_hashing", no_python_copy)
+    source, target = tmp_path / "source", tmp_path / "target"
+    source.write_bytes(os.urandom(size))
+    assert backends_module._clone_or_copy(str(source), str(target)) == hash_bytes(
+        source.read_bytes()
+    )
+    assert target.read_bytes() == source.read_bytes()
