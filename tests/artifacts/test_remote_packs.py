@@ -19,6 +19,7 @@ from shipyard.artifacts import ArtifactStore, hash_bytes
 from shipyard.artifacts import packs as packs_module
 from shipyard.artifacts.gc import collect
 from shipyard.artifacts.transfer import transfer
+from shipyard.errors import ArtifactCorruptedError, InvalidArgumentError
 
 COUNT = 2000
 
@@ -173,3 +174,34 @@ def test_gc_on_a_remote_keeps_what_is_referenced(remote: str, tmp_path: Path) ->
     # nothing changed since: a second collection removes and rewrites nothing
     again = collect(ArtifactStore(remote), [manifest, loose], older_than=0)
     assert (again.removed, again.loose_packed, again.packs_after) == (0, 0, 1)
+
+
+def test_a_damaged_pack_on_the_remote_is_refused_on_pull(tmp_path: Path) -> None:
+    local, _, digests = _local_with_files(tmp_path, 50)
+    remote = tmp_path / "remote"
+    transfer(local, ArtifactStore(remote), digests)
+    # the files' pack, sent whole (the manifest travelled alone, into a pack of its own)
+    pack = max((remote / "packs").glob("*.pack"), key=lambda p: p.stat().st_size)
+    os.chmod(pack, 0o644)
+    raw = bytearray(pack.read_bytes())
+    raw[100] ^= 0xFF
+    pack.write_bytes(bytes(raw))
+    fresh = ArtifactStore(tmp_path / "fresh")
+    with pytest.raises(ArtifactCorruptedError, match="does not match its index"):
+        transfer(ArtifactStore(remote), fresh, digests)
+    assert not (tmp_path / "fresh" / "packs").exists() or not list(
+        (tmp_path / "fresh" / "packs").glob("pack-*")
+    )
+
+
+def test_manifest_digests(tmp_path: Path) -> None:
+    local, manifest, digests = _local_with_files(tmp_path, 5)
+    assert sorted(local.manifest_digests(manifest)) == sorted(digests[:-1])
+    not_a_manifest = local.put_bytes(b'{"format": "something else"}').digest
+    with pytest.raises(InvalidArgumentError, match="not a Shipyard manifest"):
+        local.manifest_digests(not_a_manifest)
+    bad_digest = local.put_bytes(
+        b'{"files":[{"digest":"../x","path":"a","size":1}],"format":"shipyard.manifest/1"}'
+    ).digest
+    with pytest.raises(InvalidArgumentError, match="malformed digest"):
+        local.manifest_digests(bad_digest)

@@ -129,6 +129,10 @@ class ObjectBackend(ABC):
     def iter_digests(self) -> Iterator[str]:
         """Yield the digest of every loose (unpacked) object, in sorted order."""
 
+    def loose_prefixes(self) -> frozenset[str] | None:
+        """The two-character folders of loose objects that exist now (None: unknown here)."""
+        return None
+
     # Packs (see packs.py) and garbage collection. A backend without them (a Shipyard
     # server's objects API) stores every object loose and cannot be collected from here.
     supports_packs = False
@@ -215,6 +219,12 @@ class LocalBackend(ObjectBackend):
 
     def pack_staging(self) -> str:
         return self._packs
+
+    def loose_prefixes(self) -> frozenset[str] | None:
+        try:
+            return frozenset(os.listdir(self._objects))
+        except (FileNotFoundError, NotADirectoryError):
+            return frozenset()
 
     def _pack_file(self, pack_id: str) -> str:
         return os.path.join(self._packs, pack_name(pack_id))

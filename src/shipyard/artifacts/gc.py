@@ -67,11 +67,9 @@ def reachable(store: ArtifactStore, roots: Iterable[str]) -> set[str]:
         if not _prefix(store, digest).startswith(_MANIFEST_START):
             continue
         try:
-            manifest = store.read_manifest(digest)
+            live.update(store.manifest_digests(digest))
         except InvalidArgumentError:  # a file whose bytes merely look like a manifest
-            manifest = None
-        if manifest is not None:
-            live.update(entry.digest for entry in manifest.entries)
+            continue
     return live
 
 

@@ -64,6 +64,17 @@ class ManifestEntry:
             )
 
 
+def listed_entry(path: str, digest: str, size: int) -> ManifestEntry:
+    """A :class:`ManifestEntry` for a file that :func:`~shipyard.artifacts.list_files` listed
+    and the store just hashed: its path is already checked and its digest made here, so the
+    checks are not repeated (20,000 files add ~0.1 s of them)."""
+    entry = object.__new__(ManifestEntry)
+    object.__setattr__(entry, "path", path)
+    object.__setattr__(entry, "digest", digest)
+    object.__setattr__(entry, "size", size)
+    return entry
+
+
 @dataclass(frozen=True)
 class Manifest:
     """The files of a stored folder, sorted by path.

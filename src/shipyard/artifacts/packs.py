@@ -53,6 +53,7 @@ _PACK_HEADER = struct.Struct(">8sII")  # magic, version, reserved
 _INDEX_HEADER = struct.Struct(">8sIIQ32s")  # magic, version, count, pack size, pack BLAKE3
 _RECORD = struct.Struct(">32sQQ")  # digest, offset, size
 PACK_HEADER_SIZE = _PACK_HEADER.size
+_BUFFER = 1 << 20
 
 
 def pack_name(pack_id: str) -> str:
@@ -130,10 +131,10 @@ class PackWriter:
     def __init__(self, folder: str) -> None:
         self.path = os.path.join(folder, f".tmp-pack-{os.getpid()}-{uuid.uuid4().hex}")
         try:
-            self._file = open(self.path, "xb")
+            self._file = open(self.path, "xb", buffering=_BUFFER)  # few large writes
         except FileNotFoundError:
             os.makedirs(folder, exist_ok=True)
-            self._file = open(self.path, "xb")
+            self._file = open(self.path, "xb", buffering=_BUFFER)
         header = _PACK_HEADER.pack(_MAGIC, _VERSION, 0)
         self._file.write(header)
         self._hasher = blake3(header)

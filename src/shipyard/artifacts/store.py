@@ -30,7 +30,7 @@ from shipyard.artifacts._backends import FsspecBackend, LocalBackend, ObjectBack
 from shipyard.artifacts._packed import PackedObjects
 from shipyard.artifacts.digest import hash_bytes, hash_file, is_digest
 from shipyard.artifacts.listing import list_files, stat_path
-from shipyard.artifacts.manifest import Manifest, ManifestEntry
+from shipyard.artifacts.manifest import Manifest, ManifestEntry, listed_entry
 from shipyard.artifacts.packs import PACK_THRESHOLD
 from shipyard.artifacts.paths import resolve_inside
 from shipyard.errors import (
@@ -245,19 +245,22 @@ class ArtifactStore:
         files = list_files(path)
         entries: list[ManifestEntry] = []
         stored = False
+        # Which loose-object folders exist, listed once: a new small object whose folder is
+        # not there is not stored loose, and goes to the pack without a stat of its own. (A
+        # folder another process creates meanwhile can only cost a duplicate, never a loss.)
+        loose = self._backend.loose_prefixes() if self._packed is not None else None
         # Files are written without a sync each; one flush makes them all durable before the
         # manifest that names them is written.
         for relative, source, info_before in files:
             if info_before.st_size < _SMALL_FILE and not link:  # no second stat
-                with open(source, "rb") as file:
-                    info = self.put_bytes(file.read(), sync=False)
+                info = self._put_small(_read_small(source, info_before.st_size), loose)
             else:
                 info = self.put_file(source, link=link, sync=False)
             if on_file is not None:
                 on_file(source, info_before, info.digest)
             if progress is not None and (len(entries) % 256 == 0 or len(entries) == len(files)):
                 progress(len(entries), len(files))
-            entries.append(ManifestEntry(path=relative, digest=info.digest, size=info.size))
+            entries.append(listed_entry(relative, info.digest, info.size))
             stored = stored or info.stored
         self.flush()
         manifest = Manifest(tuple(entries))
@@ -269,6 +272,17 @@ class ArtifactStore:
             file_count=manifest.file_count,
             stored=stored or manifest_info.stored,
         )
+
+    def _put_small(self, data: bytes, loose: frozenset[str] | None) -> ObjectInfo:
+        """``put_bytes(data, sync=False)`` for a batch (see :meth:`put_dir`)."""
+        if loose is None or self._packed is None or len(data) >= PACK_THRESHOLD:
+            return self.put_bytes(data, sync=False)
+        digest = hash_bytes(data)
+        if digest[:2] in loose or self._packed.size(digest) is not None:
+            if self._reusable(digest, len(data)):
+                return ObjectInfo(digest=digest, size=len(data), stored=False)
+        self._packed.add(digest, data)
+        return ObjectInfo(digest=digest, size=len(data))
 
     def put(self, path: StrPath, *, link: bool = False) -> ObjectInfo:
         """Store a file with :meth:`put_file` or a folder with :meth:`put_dir`.
@@ -316,6 +330,31 @@ class ArtifactStore:
         if actual != digest:
             raise self._corrupted(digest, actual)
         return data
+
+    def manifest_digests(self, digest: str) -> list[str]:
+        """The digests of the files of the folder stored as ``digest``, in manifest order:
+        what a transfer or a collection needs, without the path checks and canonical form
+        that :meth:`read_manifest` checks before anything is written from it.
+
+        Raises:
+            NotFoundError: if the object is not stored.
+            ArtifactCorruptedError: if the stored bytes do not match ``digest``.
+            InvalidArgumentError: if the object is not a manifest.
+        """
+        import json
+
+        from shipyard.artifacts.manifest import MANIFEST_FORMAT
+
+        try:
+            document = json.loads(self.read_bytes(digest))
+            if document.get("format") != MANIFEST_FORMAT:
+                raise ValueError("no manifest format")
+            found = [str(entry["digest"]) for entry in document["files"]]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise InvalidArgumentError(f"object {digest} is not a Shipyard manifest") from exc
+        for item in found:
+            _checked(item)
+        return found
 
     def _read(self, digest: str) -> bytes:
         """The object's bytes, unverified, from a pack or its own file."""
@@ -436,6 +475,21 @@ class ArtifactStore:
             f"object {digest} at {self._backend.location(digest)} is corrupted: "
             f"its bytes hash to {actual}"
         )
+
+
+def _read_small(path: str, size: int) -> bytes:
+    """The whole file, in one ``read`` when it still has the size ``stat`` gave."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        data = os.read(fd, size + 1)
+        if len(data) <= size:
+            return data
+        chunks = [data]  # it grew since: read it all, as a plain read would
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _checked(digest: str) -> str:

@@ -4,9 +4,11 @@ What the target already holds is read from its listing (one listing and its pack
 one request per object). Packed objects travel by pack: when most of a source pack is wanted,
 the whole pack file is sent in one request and installed under its own name; otherwise the
 wanted ranges are read (one batched request per pack on object storage) and written into a
-new pack. Large objects are copied one by one. Every object is hashed on the way, and a pack is
-installed (pack, then index) only once all of it checks out, so an interrupted transfer leaves
-the target with whole packs and whole objects: running it again copies only what is missing.
+new pack. Large objects are copied one by one. Every object fetched from another machine is
+hashed on the way (a pack of this machine's store is checked whole against the BLAKE3 its index
+records), and a pack is installed (pack, then index) only once all of it checks out, so an
+interrupted transfer leaves the target with whole packs and whole objects: running it again
+copies only what is missing.
 """
 
 from __future__ import annotations
@@ -155,9 +157,10 @@ def _copy_whole_pack(source: ArtifactStore, target: PackedObjects, index: PackIn
         where = f"pack {index.pack_id} of {source.url}"
         if len(data) != index.pack_size or hash_bytes(data) != index.pack_digest:
             raise ArtifactCorruptedError(f"{where} is corrupted: it does not match its index")
-        view = memoryview(data)
-        for digest, (offset, size) in index.entries.items():
-            _verify(digest, view[offset : offset + size], where)
+        if fetched is not None:  # from elsewhere: every object is checked, not only the pack
+            view = memoryview(data)
+            for digest, (offset, size) in index.entries.items():
+                _verify(digest, view[offset : offset + size], where)
         index_bytes = src.read_index(index.pack_id)
         target.install(local, index_bytes, index.pack_id)
     finally:

@@ -67,9 +67,11 @@ def _fingerprint(path: Path, cache: StatCache, *, hash_missing: bool) -> Fingerp
             hashed = 1
         return Fingerprint(digest, info.st_size, 1, "file", hashed)
 
-    files = list_files(path)  # validated and sorted, as put_dir stores them
     # list_files reports real paths: look them up under the real folder, symlinks resolved.
     known = cache.lookup_under(os.path.realpath(path) + os.sep)
+    if not known and not hash_missing:
+        return None  # nothing under it was ever hashed here: no need to list it
+    files = list_files(path)  # validated and sorted, as put_dir stores them
     triples = []
     fresh = []
     total = 0

@@ -31,9 +31,11 @@ def _objects(source: ArtifactStore, wanted_versions: list[tuple[str, str]]) -> l
     so that an interrupted transfer never leaves a manifest whose files are missing."""
     wanted: dict[str, None] = {}
     for digest, kind in wanted_versions:
+        if digest in wanted:
+            continue  # a version and its pointer name the same folder: read its manifest once
         if kind == "dir":
-            for entry in source.read_manifest(digest).entries:
-                wanted[entry.digest] = None
+            for file_digest in source.manifest_digests(digest):
+                wanted[file_digest] = None
         wanted[digest] = None
     return list(wanted)
 

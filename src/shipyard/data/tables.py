@@ -140,7 +140,7 @@ def table_format(path: str | os.PathLike[str]) -> str:
     p = Path(path)
     name = p.name.lower()
     if p.is_dir():
-        return "parquet" if _parquet_files(p) else ""
+        return "parquet" if _holds_parquet(p) else ""
     if any(name.endswith(s + c) for s in _CSV_SUFFIXES for c in _COMPRESSIONS):
         return "csv"
     if name.endswith(_PARQUET_SUFFIXES):
@@ -310,6 +310,18 @@ def _open_in_memory(con: duckdb.DuckDBPyConnection, source: TableSource) -> duck
         f"cannot read a {type(source).__name__} as a table: pass a path, a pandas DataFrame or "
         "a pyarrow Table"
     )
+
+
+def _holds_parquet(folder: Path) -> bool:
+    """Whether :func:`_parquet_files` would find any, without listing them all (a folder of
+    20,000 images is answered by a walk that never builds a path object)."""
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
+        for name in files:
+            if name.lower().endswith(_PARQUET_SUFFIXES) and not name.startswith((".", "_")):
+                if os.path.isfile(os.path.join(root, name)):
+                    return True
+    return False
 
 
 def _parquet_files(folder: Path) -> list[Path]:
