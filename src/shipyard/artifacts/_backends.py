@@ -26,7 +26,7 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 from blake3 import blake3
 
 from shipyard.artifacts.digest import hash_file, is_digest
-from shipyard.artifacts.packs import index_name, is_pack_id, pack_name
+from shipyard.artifacts.packs import index_name, indexed_packs, pack_name
 from shipyard.errors import ArtifactCorruptedError, InvalidArgumentError, NotFoundError
 
 __all__ = ["COPY_CHUNK", "FsspecBackend", "LocalBackend", "ObjectBackend", "copy_hashing"]
@@ -231,14 +231,9 @@ class LocalBackend(ObjectBackend):
 
     def list_packs(self) -> list[str]:
         try:
-            names = os.listdir(self._packs)
+            return indexed_packs(os.listdir(self._packs))
         except (FileNotFoundError, NotADirectoryError):
             return []
-        return sorted(
-            name[5:-4]
-            for name in names
-            if name.startswith("pack-") and name.endswith(".idx") and is_pack_id(name[5:-4])
-        )
 
     def read_index(self, pack_id: str) -> bytes:
         try:
@@ -248,14 +243,7 @@ class LocalBackend(ObjectBackend):
             raise NotFoundError(f"no pack {pack_id} in artifact store {self.url}") from None
 
     def read_range(self, pack_id: str, offset: int, size: int) -> bytes:
-        try:
-            fd = os.open(self._pack_file(pack_id), os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        except FileNotFoundError:
-            raise NotFoundError(f"no pack {pack_id} in artifact store {self.url}") from None
-        try:
-            return os.pread(fd, size, offset)
-        finally:
-            os.close(fd)
+        return self.read_ranges(pack_id, [(offset, size)])[0]
 
     def read_ranges(self, pack_id: str, ranges: list[tuple[int, int]]) -> list[bytes]:
         try:
@@ -719,12 +707,7 @@ class FsspecBackend(ObjectBackend):
             keys = self._fs.ls(self._packs, detail=False)
         except FileNotFoundError:
             return []
-        names = (str(key).rsplit("/", 1)[-1] for key in keys)
-        return sorted(
-            n[5:-4]
-            for n in names
-            if n.startswith("pack-") and n.endswith(".idx") and is_pack_id(n[5:-4])
-        )
+        return indexed_packs(str(key).rsplit("/", 1)[-1] for key in keys)
 
     def read_index(self, pack_id: str) -> bytes:
         try:

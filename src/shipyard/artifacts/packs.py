@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import struct
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from blake3 import blake3
@@ -34,6 +35,7 @@ __all__ = [
     "PackIndex",
     "PackWriter",
     "index_name",
+    "indexed_packs",
     "is_pack_id",
     "pack_name",
 ]
@@ -66,6 +68,13 @@ def index_name(pack_id: str) -> str:
 
 def is_pack_id(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def indexed_packs(names: Iterable[str]) -> list[str]:
+    """The ids of the packs whose index is among the file ``names`` of a packs folder, sorted
+    (a pack without its index is not there yet)."""
+    ids = (name[5:-4] for name in names if name.startswith("pack-") and name.endswith(".idx"))
+    return sorted(pack_id for pack_id in ids if is_pack_id(pack_id))
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shipyard._lazy import lazy_names
+
 if TYPE_CHECKING:
     from shipyard.data.pointer import Pointer
     from shipyard.data.refs import DatasetRef, parse_ref, ref
@@ -64,19 +66,7 @@ _HOMES = {
 """The module of ``shipyard.data`` each name is defined in."""
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:  # a submodule (`shipyard.data.versions`) is found by the import system
-        raise AttributeError(f"module 'shipyard.data' has no attribute {name!r}")
-    import importlib
-
-    found = getattr(importlib.import_module(f"shipyard.data.{home}"), name)
-    globals()[name] = found
-    return found
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)
 
 
 def profile(source: Any) -> DatasetProfile:

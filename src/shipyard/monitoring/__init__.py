@@ -13,7 +13,9 @@ DuckDB, matplotlib, prometheus-client) load inside the functions that use them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shipyard._lazy import lazy_names
 
 if TYPE_CHECKING:
     from shipyard.monitoring.alerts import (
@@ -67,16 +69,4 @@ _HOMES = {
 """The module of ``shipyard.monitoring`` each name is defined in."""
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:  # a submodule (`shipyard.monitoring.drift`) is found by the import system
-        raise AttributeError(f"module 'shipyard.monitoring' has no attribute {name!r}")
-    import importlib
-
-    found = getattr(importlib.import_module(f"shipyard.monitoring.{home}"), name)
-    globals()[name] = found
-    return found
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)

@@ -17,9 +17,9 @@ Decorating costs nothing: the runner, executors and materializers load on first 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from shipyard._lazy import lazy_names
 from shipyard.pipelines.dsl import Dag, Node, Output, Pipeline, Step, StepOptions, pipeline, step
 
 if TYPE_CHECKING:
@@ -91,10 +91,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shipyard.pipelines' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"shipyard.pipelines.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)
