@@ -262,23 +262,11 @@ class LocalBackend(ObjectBackend):
             shutil.copyfile(temp, staged)
             temp = staged
         if sync:
-            fd = os.open(temp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync_file(temp)
         os.chmod(temp, 0o444)
         os.replace(temp, self._pack_file(pack_id))
         index_temp = os.path.join(self._packs, f".tmp-idx-{_temp_name()}")
-        fd = os.open(index_temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        try:
-            view = memoryview(index)
-            while view:
-                view = view[os.write(fd, view) :]
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_all(os.open(index_temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444), index, sync)
         os.replace(index_temp, os.path.join(self._packs, index_name(pack_id)))
         if sync:
             _fsync_folder(self._packs)
@@ -377,15 +365,7 @@ class LocalBackend(ObjectBackend):
         try:
             # Created read-only: the descriptor we hold may still write it.
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-            fd = self._create(temp, lambda: os.open(temp, flags, 0o444))
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                if sync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            _write_all(self._create(temp, lambda: os.open(temp, flags, 0o444)), data, sync)
             installed = self._install(temp, digest, sync=sync, read_only=True)
         finally:
             if not installed:
@@ -400,11 +380,7 @@ class LocalBackend(ObjectBackend):
         installed = False
         try:
             if sync:  # the user's bytes may still be only in the page cache
-                fd = os.open(temp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                _fsync_file(temp)
             installed = self._install(temp, digest, sync=sync)
         finally:
             if not installed:
@@ -478,11 +454,7 @@ class LocalBackend(ObjectBackend):
         installed = False
         try:
             if sync:
-                fd = os.open(temp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                _fsync_file(temp)
             folder = os.path.dirname(self.location(digest))
             if not os.path.isdir(folder):
                 os.makedirs(folder, exist_ok=True)
@@ -646,6 +618,26 @@ def _sync_filesystem(path: str) -> None:
         pass
     if hasattr(os, "sync"):
         os.sync()
+
+
+def _write_all(fd: int, data: bytes, sync: bool) -> None:
+    """Write ``data`` to the new file ``fd`` (fsynced when ``sync``), then close it."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_folder(folder: str) -> None:
