@@ -145,3 +145,19 @@ def test_an_old_store_of_loose_objects_is_read_and_repacked(tmp_path: Path) -> N
     assert _files_under(tmp_path / "store" / "objects") == []
     fresh = ArtifactStore(tmp_path / "store")
     assert [fresh.read_bytes(d) for d in digests] == blobs
+
+
+def test_a_store_open_before_a_repack_still_finds_every_object(tmp_path: Path) -> None:
+    """A long-lived process (a server) read the indexes before ``gc`` moved loose objects
+    into a new pack and removed the loose files: it looks again instead of missing them."""
+    early = ArtifactStore(tmp_path / "store")
+    blobs = [os.urandom(200) for _ in range(5)]
+    digests = [early.put_bytes(b).digest for b in blobs]  # loose
+    assert all(early.exists(d) for d in digests)  # indexes read now (no packs yet)
+    collect(ArtifactStore(tmp_path / "store"), digests, older_than=0)  # another process
+    assert _files_under(tmp_path / "store" / "objects") == []
+    assert all(early.exists(d) for d in digests)
+    assert [early.info(d) for d in digests] == [200] * 5
+    assert [early.read_bytes(d) for d in digests] == blobs
+    early.get_file(digests[0], tmp_path / "out.bin")
+    assert (tmp_path / "out.bin").read_bytes() == blobs[0]

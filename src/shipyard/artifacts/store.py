@@ -305,7 +305,15 @@ class ArtifactStore:
 
     def exists(self, digest: str) -> bool:
         """Return whether an object with this digest is stored (its bytes are not checked)."""
-        return self._stored_size(_checked(digest)) is not None
+        return self._current_size(_checked(digest)) is not None
+
+    def _current_size(self, digest: str) -> int | None:
+        """:meth:`_stored_size`, reading the pack indexes again on a miss: another process
+        (``shipyard gc``) may have moved the object into a pack since they were read."""
+        size = self._stored_size(digest)
+        if size is None and self._packed is not None and self._packed.reload():
+            size = self._stored_size(digest)
+        return size
 
     def info(self, digest: str) -> int:
         """Return the size in bytes of the stored object (for a folder, of its manifest).
@@ -313,7 +321,7 @@ class ArtifactStore:
         Raises:
             NotFoundError: if the object is not stored.
         """
-        size = self._stored_size(_checked(digest))
+        size = self._current_size(_checked(digest))
         if size is None:
             raise NotFoundError(f"no object {digest} in artifact store {self.url}")
         return size
@@ -406,9 +414,9 @@ class ArtifactStore:
         target = Path(dest)
         if target.is_dir():
             raise InvalidArgumentError(f"{target} is a folder; give the path of the file to write")
-        packed = self._packed is not None and self._packed.size(digest) is not None
-        if not packed and self._backend.stored_size(digest) is None:
+        if self._current_size(digest) is None:
             raise NotFoundError(f"no object {digest} in artifact store {self.url}")
+        packed = self._packed is not None and self._packed.size(digest) is not None
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.parent / f".shipyard-{os.getpid()}-{uuid.uuid4().hex}.tmp"
         replaced = False
