@@ -161,3 +161,23 @@ def test_a_store_open_before_a_repack_still_finds_every_object(tmp_path: Path) -
     assert [early.read_bytes(d) for d in digests] == blobs
     early.get_file(digests[0], tmp_path / "out.bin")
     assert (tmp_path / "out.bin").read_bytes() == blobs[0]
+
+
+def test_gc_removes_what_crashed_writes_left_once_they_are_old(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "store")
+    kept = store.put_bytes(b"kept").digest
+    leftovers = [
+        tmp_path / "store" / "objects" / ".tmp-1-staged-large-file",
+        tmp_path / "store" / "objects" / kept[:2] / ".tmp-1-loose",
+        tmp_path / "store" / "packs" / ".tmp-pack-1-abandoned",
+    ]
+    for path in leftovers:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"half")
+    assert collect(store, [kept], older_than=3600).temporaries == 0  # too new: maybe running
+    old = 1_000_000_000.0
+    for path in leftovers:
+        os.utime(path, (old, old))
+    assert collect(store, [kept], older_than=3600).temporaries == 3
+    assert not any(path.exists() for path in leftovers)
+    assert ArtifactStore(tmp_path / "store").read_bytes(kept) == b"kept"

@@ -323,7 +323,7 @@ class LocalBackend(ObjectBackend):
         return True
 
     def temporaries(self) -> Iterator[tuple[str, float]]:
-        folders = [self._packs]
+        folders = [self._packs, self._objects]  # (large files are staged in objects/ itself)
         try:
             folders += [os.path.join(self._objects, p) for p in os.listdir(self._objects)]
         except (FileNotFoundError, NotADirectoryError):

@@ -121,14 +121,13 @@ def collect(
 
     # (a filesystem that reports no modification time gives 0: such objects count as old)
     doomed_loose = [d for d, (_, mtime) in loose.items() if d not in live and mtime <= cutoff]
+    doomed = set(doomed_loose)
     kept_packed: dict[str, tuple[str, int, int]] = {}
     for pack_id, index in packs.items():
         for digest, (offset, size) in index.entries.items():
             if keep_packed(digest, pack_id) and digest not in kept_packed:
                 kept_packed[digest] = (pack_id, offset, size)
-    small_loose = [
-        d for d, (size, _) in loose.items() if size < PACK_THRESHOLD and d not in doomed_loose
-    ]
+    small_loose = [d for d, (size, _) in loose.items() if size < PACK_THRESHOLD and d not in doomed]
     if repack:
         needs_repack = (
             len(packs) > 1
