@@ -56,9 +56,16 @@ def test_eight_processes_write_at_once(tmp_path: Path, store_url: str) -> None:
         )
         for w in range(8)
     ]
+    results = []
+    try:
+        results = [(proc, *proc.communicate(timeout=240)) for proc in procs]
+    finally:  # every pipe closed and every worker reaped, whatever failed
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     acked: list[tuple[str, int]] = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=240)
+    for proc, out, err in results:
         assert proc.returncode == 0, err
         assert "locked" not in err.lower()
         acked += [(line.split()[1], int(line.split()[2])) for line in out.splitlines()]

@@ -180,3 +180,27 @@ def test_ending_a_run_waits_for_a_flush_in_flight_before_deleting_its_journal(
     assert stored == [1] and on_disk_while_storing == [True]
     assert not any(tmp_path.iterdir())
     buffer.close()
+
+
+def test_a_folder_tidied_away_between_mkdir_and_open_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's recovery removes empty journal folders; when that happens right after
+    this writer made its folder, the first metric must still be written (seen in CI with 8
+    writers sharing one home)."""
+    journal = _journal(tmp_path)
+    real_mkdir = Path.mkdir
+    tidied: list[Path] = []
+
+    def mkdir_then_tidied(self: Path, *args: object, **kwargs: object) -> None:
+        real_mkdir(self, *args, **kwargs)  # type: ignore[arg-type]
+        if self == journal.folder and len(tidied) < 3:  # the recovery wins the race 3 times
+            tidied.append(self)
+            self.rmdir()
+
+    monkeypatch.setattr(Path, "mkdir", mkdir_then_tidied)
+    journal.append("loss", 0.5, 0, 1000)
+    assert len(tidied) == 3
+    assert journal.take() is not None
+    found = read_journal(journal.folder)
+    assert found is not None and found.segments[0].metrics == (("loss", 0.5, 0, 1000),)

@@ -143,11 +143,7 @@ class RunJournal:
     def _open_segment(self) -> None:
         path = self.folder / _segment_name(self._segment)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-        try:
-            fd = os.open(path, flags, 0o600)
-        except FileNotFoundError:  # first segment, or an idle empty folder tidied away
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, flags, 0o600)
+        fd = _create_in(self.folder, path, flags)
         header = {
             "run_id": self.run_id,
             "journal_id": self.journal_id,
@@ -226,6 +222,23 @@ def _fsync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_CREATE_ATTEMPTS = 20
+
+
+def _create_in(folder: Path, path: Path, flags: int) -> int:
+    """Open ``path`` with ``flags``, creating ``folder`` first if it is missing.
+
+    Another process's recovery removes journal folders it finds empty; one can do so between
+    this ``mkdir`` and this ``open``. The folder is then simply made again.
+    """
+    for _ in range(_CREATE_ATTEMPTS):
+        try:
+            return os.open(path, flags, 0o600)
+        except FileNotFoundError:  # first segment, or an idle empty folder tidied away
+            folder.mkdir(parents=True, exist_ok=True)
+    return os.open(path, flags, 0o600)
 
 
 def _remove(folder: Path, segments: Sequence[Path]) -> None:
