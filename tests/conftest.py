@@ -30,6 +30,26 @@ def _pg_schema_url(base: str, schema: str) -> str:
     return f"{base}{sep}options=-csearch_path%3D{schema}"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module may narrow the stores its tests run on with ``STORE_KINDS = ("sqlite",)``.
+
+    The store layer itself (``tests/store``, ``tracking``, ``registry``, ``data``, the REST
+    server's API and every test where concurrency or SQL is the point) runs on every kind.
+    Modules that test what sits on top of the store (the CLI's wording, pages, serving
+    protocols, exports) name SQLite alone, so the suite does not pay twice for the same path.
+    """
+    kinds = getattr(metafunc.module, "STORE_KINDS", None)
+    chosen = any(
+        "store_url" in str(mark.args[0]) for mark in metafunc.definition.iter_markers("parametrize")
+    )
+    if kinds is not None and "store_url" in metafunc.fixturenames and not chosen:
+        # as a marker, which the fixture's own params give way to
+        metafunc.definition.add_marker(
+            pytest.mark.parametrize("store_url", list(kinds), indirect=True)
+        )
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

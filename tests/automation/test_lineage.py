@@ -38,6 +38,7 @@ from tests._cli import run_shipyard
 from tests.automation import _world
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # lineage views; the automator on PostgreSQL: test_automator.py
 
 
 @dataclass

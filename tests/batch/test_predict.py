@@ -20,6 +20,7 @@ from shipyard.batch import predict
 from shipyard.errors import InputMismatchError, InvalidArgumentError
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # batch files; the store layer runs on PostgreSQL in tests/store
 
 
 def _cancer() -> tuple[pd.DataFrame, pd.DataFrame]:

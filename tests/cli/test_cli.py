@@ -15,6 +15,7 @@ from shipyard.cli import app
 from tests._cli import run_shipyard
 
 pytestmark = pytest.mark.e2e
+STORE_KINDS = ("sqlite",)  # the CLI's wording; the store layer runs on PostgreSQL in tests/store
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

@@ -17,6 +17,7 @@ from shipyard.tracking import open_workspace
 from tests._cli import run_shipyard
 
 pytestmark = pytest.mark.e2e
+STORE_KINDS = ("sqlite",)  # the wording of listings; the store layer runs on PostgreSQL elsewhere
 
 runner = CliRunner()
 
@@ -26,6 +27,13 @@ EMPTY_LISTINGS = {
     ("models", "ls"): "no models in the registry: register one with",
     ("data", "ls"): "no datasets in this workspace: add one with `shipyard data add",
     ("users", "ls"): "no users with a role in this workspace",
+    ("audit", "ls"): "no audit entries in this workspace",
+    ("deploy", "ls"): "no deployments in this workspace: create one with",
+    ("tune", "ls"): "no studies in this workspace: start one with",
+    ("pipeline", "runs"): "no pipeline runs in this workspace: start one with",
+    ("automate", "events"): "no trigger events",
+    ("monitor", "events"): "no alert events",
+    ("token", "ls"): "no tokens of alice: make one with `shipyard token create NAME`",
 }
 
 

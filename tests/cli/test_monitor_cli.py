@@ -19,6 +19,8 @@ from tests._cli import ROOT, run_shipyard
 from tests.monitoring._logs import spread, write_predictions
 
 pytestmark = pytest.mark.e2e
+# the CLI's monitoring commands; the store layer runs on PostgreSQL in tests/store
+STORE_KINDS = ("sqlite",)
 
 HOUR = timedelta(hours=1)
 

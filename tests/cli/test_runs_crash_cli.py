@@ -16,6 +16,8 @@ import pytest
 from tests._cli import run_shipyard
 
 pytestmark = pytest.mark.e2e
+# what the CLI says; crash recovery on PostgreSQL: tests/tracking/test_crash.py
+STORE_KINDS = ("sqlite",)
 
 ROOT = Path(__file__).resolve().parents[2]
 

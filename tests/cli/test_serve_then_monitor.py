@@ -26,6 +26,8 @@ from tests._cli import ROOT, run_shipyard
 from tests.serving.test_real_server import _free_port, _wait_until_ready
 
 pytestmark = pytest.mark.e2e
+# serving to monitoring; the prediction log on PostgreSQL: tests/serving/test_real_server.py
+STORE_KINDS = ("sqlite",)
 
 SERVE = "from shipyard.cli import main; main()"
 

@@ -21,6 +21,8 @@ from shipyard.registry import Registry
 from shipyard.tuning import load_study
 
 pytestmark = pytest.mark.integration
+# the pipeline and its gate; the store layer runs on PostgreSQL in tests/store
+STORE_KINDS = ("sqlite",)
 
 
 def _pipeline_file(home: Path) -> Path:

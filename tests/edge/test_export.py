@@ -24,6 +24,7 @@ from shipyard.errors import AlreadyExistsError, InvalidArgumentError
 from shipyard.export import ParityError, export_onnx
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # ONNX export; the registry runs on PostgreSQL in tests/registry
 
 
 def _cancer() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:

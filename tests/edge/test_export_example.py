@@ -36,6 +36,9 @@ from shipyard.registry import Registry
 from tests._cli import run_shipyard
 from tests.models.conftest import rewrite_digests
 
+STORE_KINDS = ("sqlite",)  # ONNX export; the registry runs on PostgreSQL in tests/registry
+
+
 SYNTHETIC = f"signature (synthetic rows, seed {SEED})"
 WITH_EXAMPLE = f"input example + {SYNTHETIC}"
 

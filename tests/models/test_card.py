@@ -15,6 +15,7 @@ from shipyard.models.card import NOT_DOCUMENTED, model_card
 from shipyard.registry import Registry
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # model cards; the registry runs on PostgreSQL in tests/registry
 
 VALIDATION = {
     "task": "classification",

@@ -21,6 +21,8 @@ from shipyard.tracking import open_workspace
 from tests._cli import ROOT, run_shipyard
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+# the CLI's wording; pipelines on PostgreSQL: test_cache.py, test_executors.py
+STORE_KINDS = ("sqlite",)
 
 FLOW = """
 import shipyard

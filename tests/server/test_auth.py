@@ -23,6 +23,8 @@ from tests._cli import ROOT, run_shipyard
 from tests.server.test_api import Client, _free_port
 
 pytestmark = pytest.mark.integration
+# who may call what; the REST API on PostgreSQL: test_api.py and tests/tracking
+STORE_KINDS = ("sqlite",)
 
 ROLES = (Role.VIEWER, Role.MEMBER, Role.APPROVER, Role.ADMIN)
 

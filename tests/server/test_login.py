@@ -26,6 +26,7 @@ from tests.server.test_api import Client
 from tests.server.test_mlflow_client import _serve
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # logging in; the REST API on PostgreSQL: test_api.py and tests/tracking
 
 PASSWORD = "correct horse battery"  # noqa: S105 - a test user's
 

@@ -30,6 +30,8 @@ from tests._cli import ROOT, run_shipyard
 from tests.server.test_api import _free_port
 
 pytestmark = pytest.mark.e2e
+# the MLflow client; the MLflow REST API on PostgreSQL: test_mlflow_api.py
+STORE_KINDS = ("sqlite",)
 
 VENV = ROOT / ".venvs" / "mlflow-client"
 

@@ -12,6 +12,8 @@ import pytest
 from tests.serving.conftest import AsgiClient, Trained, serve
 
 pytestmark = pytest.mark.integration
+# the inference protocol; the prediction log on PostgreSQL: test_real_server.py
+STORE_KINDS = ("sqlite",)
 
 V2 = "/v2/models/cancer/infer"
 JSON = {"content-type": "application/json"}

@@ -31,6 +31,8 @@ from tests.serving.conftest import AsgiClient, Trained, register, serve
 from tests.serving.test_real_server import _free_port, _stop, _wait_until_ready
 
 pytestmark = pytest.mark.integration
+# the inference protocol; the prediction log on PostgreSQL: test_real_server.py
+STORE_KINDS = ("sqlite",)
 
 HEADER = "Inference-Header-Content-Length"
 INFER = "/v2/models/cancer/infer"

@@ -10,6 +10,8 @@ import pytest
 from tests.serving.conftest import Trained
 
 pytestmark = pytest.mark.integration
+# the inference protocol; the prediction log on PostgreSQL: test_real_server.py
+STORE_KINDS = ("sqlite",)
 
 
 def _tensor(x: Any, rows: int = 3, name: str = "input-0") -> dict[str, Any]:

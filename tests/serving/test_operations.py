@@ -13,6 +13,8 @@ from shipyard.registry import Registry
 from tests.serving.conftest import Trained, register, serve
 
 pytestmark = pytest.mark.integration
+# the server's operations; the prediction log on PostgreSQL: test_real_server.py
+STORE_KINDS = ("sqlite",)
 
 
 def _v2(x: Any) -> dict[str, Any]:

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("_crash_worker.py")
 HEARTBEAT_S = 0.5
-KILLS = 20
+KILLS = 12
 SERVER_KILLS = 8
 """Through a server every check reads the history over HTTP: fewer kills keep the test short,
 and the kinds of kill (in a batch write or between) are still all reached."""

@@ -120,5 +120,5 @@ def test_bad_input_is_one_line_and_a_code(home: Path, tmp_path: Path) -> None:
     assert code == 2 and "n_trials must be" in err
     code, _, err = _invoke("tune", "run", f"{script}:objective", "-n", "2", "--direction", "up")
     assert code == 2 and "direction must be" in err
-    code, out, _ = _invoke("tune", "ls")
-    assert code == 0 and "No studies yet" in out
+    code, out, err = _invoke("tune", "ls")
+    assert code == 0 and out == "" and err.startswith("no studies in this workspace: start one")

@@ -14,6 +14,7 @@ from shipyard.entities import Role
 from tests.ui.conftest import Live, csrf_of, logged_in
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # pages; the queries behind them run on PostgreSQL in tests/store
 
 
 def backend_of(users: Path) -> Any:

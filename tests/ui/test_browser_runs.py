@@ -14,6 +14,7 @@ import shipyard
 from tests.ui.conftest import Live
 
 pytestmark = pytest.mark.e2e
+STORE_KINDS = ("sqlite",)  # pages; the queries behind them run on PostgreSQL in tests/store
 STEPS = 100_000
 
 

@@ -12,6 +12,7 @@ from shipyard import data
 from tests.ui.conftest import logged_in
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # pages; the queries behind them run on PostgreSQL in tests/store
 
 
 def _table(rows: int, *, nulls: int = 0, plans: tuple[str, ...] = ("basic", "pro")) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from shipyard.server.ui.format import size
 from tests.ui.conftest import Live, Pages, logged_in
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # pages; the queries behind them run on PostgreSQL in tests/store
 
 
 def _sales(rows: int, *, shift: float = 0.0, version: int = 1) -> pd.DataFrame:

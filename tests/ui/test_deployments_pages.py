@@ -29,6 +29,7 @@ from shipyard.serving.predlog import PredictionLog
 from tests.ui.conftest import Live, Pages, logged_in
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # pages; the queries behind them run on PostgreSQL in tests/store
 
 
 @dataclass

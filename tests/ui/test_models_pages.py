@@ -16,6 +16,7 @@ import pytest
 from tests.ui.conftest import Pages, csrf_of
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # pages; the queries behind them run on PostgreSQL in tests/store
 
 FEATURES = ["x1", "x2"]
 

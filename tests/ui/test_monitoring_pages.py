@@ -26,6 +26,7 @@ from tests.monitoring._logs import spread, write_failures, write_feedback, write
 from tests.ui.conftest import Live, Pages, logged_in
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # pages; the queries behind them run on PostgreSQL in tests/store
 
 T0 = datetime(2024, 5, 1, 10, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -16,6 +16,7 @@ from tests.pipelines._files import run, write
 from tests.ui.conftest import Live, logged_in
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # pages; the queries behind them run on PostgreSQL in tests/store
 
 DIAMOND = """
 import shipyard

@@ -10,6 +10,7 @@ import pytest
 from tests.ui.conftest import PASSWORD, Pages, csrf_of, logged_in
 
 pytestmark = pytest.mark.integration
+STORE_KINDS = ("sqlite",)  # pages; the queries behind them run on PostgreSQL in tests/store
 
 
 def test_a_page_without_a_session_goes_to_the_login_page_and_back(pages: Pages) -> None:

@@ -21,6 +21,7 @@ from shipyard.cli._base import ShipyardGroup
 from shipyard.cli.validate import validate
 
 pytestmark = pytest.mark.e2e
+STORE_KINDS = ("sqlite",)  # the CLI's wording; gates on PostgreSQL: tests/validation
 
 
 def _app() -> typer.Typer:

@@ -193,11 +193,14 @@ def events(
     found = open_workspace(home_from(ctx)).backend.list_automation_events(
         automation=automation, states=states, limit=limit
     )
+    if not found:
+        from shipyard.cli._output import print_empty
+
+        what = "trigger events" + (f" of automation {automation}" if automation else "")
+        print_empty(what + (f" in state {state}" if state else ""), as_json=as_json)
+        return
     if as_json:
         print_json([_event_dict(e) for e in found])
-        return
-    if not found:
-        console.print("No trigger events.")
         return
     table = Table(box=None, header_style="bold")
     for heading in ("event", "detected", "automation", "trigger", "state", "candidate", "reason"):

@@ -225,6 +225,11 @@ def versions(ctx: typer.Context, name: str, as_json: _JSON = False) -> None:
     from shipyard.data.versions import workspace
 
     found = workspace(home_from(ctx)).backend.list_dataset_versions(validate_dataset_name(name))
+    if not found:
+        from shipyard.cli._output import print_empty
+
+        print_empty(f"versions of dataset {name}", as_json=as_json)
+        return
     if as_json:
         print_json([_version_dict(v) for v in found])
         return

@@ -238,11 +238,14 @@ def run_due(
 def list_deployments(ctx: typer.Context, as_json: _JSON = False) -> None:
     """Every deployment with its state and routes."""
     found = _service(ctx).all()
+    if not found:
+        from shipyard.cli._output import print_empty
+
+        hint = "create one with `shipyard deploy create NAME --model churn@champion`"
+        print_empty("deployments in this workspace", as_json=as_json, hint=hint)
+        return
     if as_json:
         print_json([_deployment_dict(d) for d in found])
-        return
-    if not found:
-        console.print("No deployments yet: shipyard deploy create NAME --model churn@champion")
         return
     table = Table("name", "model", "target", "strategy", "state", "routes", "updated")
     for d in found:

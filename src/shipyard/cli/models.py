@@ -134,6 +134,11 @@ def show(ctx: typer.Context, ref: str, as_json: _JSON = False) -> None:
 def versions(ctx: typer.Context, name: str, as_json: _JSON = False) -> None:
     """List every version of a model."""
     found = _registry(ctx).versions(name)
+    if not found:
+        from shipyard.cli._output import print_empty
+
+        print_empty(f"versions of model {name}", as_json=as_json)
+        return
     if as_json:
         print_json([_version_dict(v) for v in found])
         return
@@ -337,6 +342,12 @@ def list_audit(
 ) -> None:
     """The newest audit entries."""
     entries = workspace_from(ctx).backend.list_audit(limit=limit, target=target)
+    if not entries:
+        from shipyard.cli._output import print_empty
+
+        where = f"for {target}" if target else "in this workspace"
+        print_empty(f"audit entries {where}", as_json=as_json)
+        return
     if as_json:
         print_json([dataclasses.asdict(e) for e in entries])
         return

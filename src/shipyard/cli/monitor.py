@@ -568,11 +568,16 @@ def events(
         since=since,
         limit=limit,
     )
+    if not found:
+        from shipyard.cli._output import print_empty
+
+        only = (("of", model), ("from rule", rule), ("in state", state))
+        print_empty(
+            " ".join(["alert events", *(f"{k} {v}" for k, v in only if v)]), as_json=as_json
+        )
+        return
     if as_json:
         print_json([e.to_dict() for e in found])
-        return
-    if not found:
-        console.print("No alert events.")
         return
     table = Table(box=None, header_style="bold")
     for heading in ("at", "model", "rule", "state", "severity", "value", "message"):

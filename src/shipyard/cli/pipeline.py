@@ -185,11 +185,15 @@ def runs(
     from shipyard.pipelines.runner import shown_status
 
     found = workspace_from(ctx).backend.list_pipeline_runs(pipeline, limit=limit)
+    if not found:
+        from shipyard.cli._output import print_empty
+
+        where = f"of {pipeline}" if pipeline else "in this workspace"
+        hint = "start one with `shipyard pipeline run FILE.py:PIPELINE`"
+        print_empty(f"pipeline runs {where}", as_json=as_json, hint=hint)
+        return
     if as_json:
         print_json([_run_dict(r) for r in found])
-        return
-    if not found:
-        console.print("No pipeline runs yet: shipyard pipeline run file.py:my_pipeline")
         return
     table = Table("run", "pipeline", "status", "executor", "started", "took", "params")
     for r in found:

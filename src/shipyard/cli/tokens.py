@@ -74,11 +74,15 @@ def ls(
 
     workspace = workspace_from(ctx)
     tokens = list_tokens(workspace.backend, workspace.settings.user, everyone=everyone)
+    if not tokens:
+        from shipyard.cli._output import print_empty
+
+        whose = "in this workspace" if everyone else f"of {workspace.settings.user}"
+        hint = "make one with `shipyard token create NAME`"
+        print_empty(f"tokens {whose}", as_json=as_json, hint=hint)
+        return
     if as_json:
         print_json([_dict(t) for t in tokens])
-        return
-    if not tokens:
-        console.print("No tokens.")
         return
     table = Table(box=None, header_style="bold")
     for heading in ("token", "user", "name", "created", "last used", "expires", "state"):

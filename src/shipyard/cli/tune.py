@@ -95,11 +95,14 @@ def _summary_dict(s: StudySummary) -> dict[str, Any]:
 def list_command(ctx: typer.Context, as_json: _JSON = False) -> None:
     """List the studies of the workspace with their trial counts and best values."""
     studies = list_studies(home=home_from(ctx))
+    if not studies:
+        from shipyard.cli._output import print_empty
+
+        hint = "start one with `shipyard tune run FILE.py:OBJECTIVE --n-trials N`"
+        print_empty("studies in this workspace", as_json=as_json, hint=hint)
+        return
     if as_json:
         print_json([_summary_dict(s) for s in studies])
-        return
-    if not studies:
-        console.print("No studies yet: shipyard tune run FILE.py:OBJECTIVE --n-trials N")
         return
     table = Table(box=None, header_style="bold")
     table.add_column("Study", no_wrap=True)
