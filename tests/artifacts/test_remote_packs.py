@@ -116,6 +116,29 @@ def test_push_sends_packs_and_pull_brings_them_back(
     assert len(list((tmp_path / "fresh" / "packs").glob("pack-*"))) == 2
 
 
+def test_adding_a_folder_straight_into_a_remote_store_packs_it_in_a_few_requests(
+    remote: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`SHIPYARD_ARTIFACTS_URL=s3://…`: small files of a new folder need no existence check
+    each (the loose-object folders are listed once)."""
+    folder = tmp_path / "src"
+    for i in range(COUNT):
+        path = folder / f"part-{i % 10}" / f"{i:05d}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(os.urandom(512) + str(i).encode())
+    caplog.set_level(logging.DEBUG, logger="s3fs")
+    store = ArtifactStore(remote)
+    info = store.put_dir(folder)
+    assert info.file_count == COUNT
+    names = [key.rsplit("/", 1)[-1] for key in _remote_files(remote)]
+    assert sum(n.startswith("pack-") for n in names) == 2 and len(names) == 3
+    if remote.startswith("s3://"):
+        calls = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CALL:")]
+        assert len(calls) < 30, calls  # not one HEAD per file
+    store.get_dir(info.digest, tmp_path / "out")
+    assert len(list((tmp_path / "out").rglob("*.json"))) == COUNT
+
+
 def test_an_interrupted_push_resumes_with_what_is_missing(
     remote: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,7 +40,14 @@ def _without_columns() -> dict[str, str]:
         (["data", "add"], "error: missing argument 'PATH' (see: shipyard data add --help)"),
         (["data", "add", "x.csv"], "error: missing option '--name' / '-n'"),
         (["runs", "ls", "--bogus"], "error: no such option: --bogus (see: shipyard runs ls"),
-        (["runs", "ls", "-n", "abc"], "error: invalid value for '--limit' / '-n'"),
+        (
+            ["runs", "ls", "-n", "abc"],
+            "error: invalid value for '--limit' / '-n': 'abc' is not a whole number (see:",
+        ),
+        (
+            ["monitor", "events", "--since", "yesterday"],
+            "error: invalid value for '--since': 'yesterday' is not a date or time (e.g. 2026",
+        ),
         (["runs", "ls", "-n", "0"], "error: invalid value for '--limit' / '-n'"),
         (["nope"], "error: no such command 'nope' (see: shipyard --help)"),
         (["rnus"], "error: no such command 'rnus'; did you mean 'runs'?"),

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from shipyard.cli import tune as tune_cli
 from shipyard.cli._base import ShipyardGroup
+from tests._cli import run_shipyard
 
 pytestmark = [
     pytest.mark.integration,
@@ -122,3 +123,13 @@ def test_bad_input_is_one_line_and_a_code(home: Path, tmp_path: Path) -> None:
     assert code == 2 and "direction must be" in err
     code, out, err = _invoke("tune", "ls")
     assert code == 0 and out == "" and err.startswith("no studies in this workspace: start one")
+
+
+def test_a_run_prints_its_summary_and_no_log_line_per_trial(home: Path, tmp_path: Path) -> None:
+    """In a real process (Optuna's log handler writes to the process's stderr)."""
+    script = tmp_path / "search.py"
+    script.write_text(SCRIPT)
+    done = run_shipyard("tune", "run", f"{script}:objective", "-n", "3", "--study", "quiet")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("Study quiet: 3 trials")
+    assert done.stderr == ""  # no "[I …] Trial 0 finished …" lines; no bar outside a terminal

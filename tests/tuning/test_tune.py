@@ -177,7 +177,9 @@ def test_best_model_is_one_call_away(home: Path) -> None:
 def test_calls_with_one_study_name_add_to_one_study(home: Path) -> None:
     space = {"x": Float(-10.0, 10.0), "k": Int(1, 4)}
     first = tune(_objectives.quadratic, space, n_trials=3, study="shared", direction="minimize")
-    second = tune(_objectives.quadratic, space, n_trials=2, study="shared")
+    seen: list[int] = []
+    second = tune(_objectives.quadratic, space, n_trials=2, study="shared", progress=seen.append)
+    assert seen == [1, 2]  # this call's trials, one report after each
     assert [t.number for t in second.trials] == [0, 1, 2, 3, 4]
     assert second.run_id == first.run_id
     assert len(_children(first.run_id or "")) == 5

@@ -55,6 +55,7 @@ def _assert_whole(study: Study, n_trials: int) -> list[Run]:
 @pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
 def test_worker_processes_share_the_study(home: Path) -> None:
     """(SQLite: tests/tuning/test_cli.py runs worker processes from the command line.)"""
+    seen: list[int] = []
     study = tune(
         _objectives.quadratic,
         _objectives.SPACE,
@@ -62,7 +63,9 @@ def test_worker_processes_share_the_study(home: Path) -> None:
         executor="processes",
         n_workers=2,
         study="pool",
+        progress=seen.append,
     )
+    assert seen and seen[-1] == 8 and seen == sorted(set(seen)), seen  # grows, ends at 8
     children = _assert_whole(study, 8)
     pids = Counter(r.owner.pid for r in children if r.owner is not None)
     assert sorted(pids.values()) == [4, 4] and os.getpid() not in pids

@@ -689,6 +689,20 @@ class FsspecBackend(ObjectBackend):
 
     supports_packs = True
 
+    def loose_prefixes(self) -> frozenset[str] | None:
+        # One listing (on S3, one request: at most 256 common prefixes), so that adding many
+        # small objects costs no existence check per object.
+        try:
+            keys = self._fs.ls(self._objects, detail=False, refresh=True)
+        except FileNotFoundError:
+            return frozenset()
+        except TypeError:  # a filesystem whose ls takes no refresh
+            try:
+                keys = self._fs.ls(self._objects, detail=False)
+            except FileNotFoundError:
+                return frozenset()
+        return frozenset(str(key).rstrip("/").rsplit("/", 1)[-1] for key in keys)
+
     def pack_staging(self) -> str:
         import tempfile
 

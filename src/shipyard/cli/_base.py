@@ -17,7 +17,7 @@ import typer
 from rich.console import Console, ConsoleDimensions, ConsoleRenderable, RenderHook
 from rich.markup import escape
 from typer._click import _textwrap  # Typer's own copy of Click
-from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer._click.exceptions import BadParameter, NoArgsIsHelpError, UsageError
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from shipyard.errors import FilterSyntaxError, ShipyardError
@@ -286,7 +286,36 @@ def _one_line(exc: ShipyardError) -> str:
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
 
+_EXPECTED = {
+    "int_parsing": "is not a whole number",
+    "int_from_float": "is not a whole number",
+    "float_parsing": "is not a number",
+    "bool_parsing": "is not true or false",
+    "datetime_parsing": "is not a date or time (e.g. 2026-12-01 or 2026-12-01T09:30:00)",
+    "datetime_from_date_parsing": "is not a date or time (e.g. 2026-12-01 or 2026-12-01T09:30:00)",
+    "date_parsing": "is not a date (e.g. 2026-12-01)",
+    "date_from_datetime_parsing": "is not a date (e.g. 2026-12-01)",
+}
+"""What a value failed to be, by Pydantic's error type (Typer converts values with Pydantic)."""
+
+
+def _name_the_value(exc: UsageError) -> None:
+    """Put the value the user typed into a conversion error: ``'abc' is not a whole number``
+    instead of Pydantic's ``Input should be a valid integer, unable to parse …``."""
+    errors = getattr(exc.__cause__, "errors", None)
+    if not isinstance(exc, BadParameter) or not callable(errors):
+        return
+    try:
+        first = errors()[0]
+        value, kind = first["input"], first["type"]
+    except (IndexError, KeyError, TypeError):
+        return
+    if kind in _EXPECTED and isinstance(value, str | int | float):
+        exc.message = f"{value!r} {_EXPECTED[kind]}"
+
+
 def _usage_message(exc: UsageError) -> str:
+    _name_the_value(exc)
     message = " ".join(exc.format_message().split()).rstrip(".")
     message = message.replace(". Did you mean", "; did you mean").replace("Value error, ", "")
     where = exc.ctx.command_path if exc.ctx is not None else "shipyard"

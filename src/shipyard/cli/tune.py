@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from shipyard.cli._base import console, err_console, home_from, print_json
+from shipyard.cli._base import console, err_console, home_from, print_json, progress_bar
 from shipyard.cli.runs import sparkline
 from shipyard.entities import format_metric
 from shipyard.errors import InvalidArgumentError
@@ -411,20 +411,30 @@ def run_command(
             f"--space: {reference.path} has no dict named {space!r} (parameter name -> "
             "Float/Int/Categorical)"
         )
-    result = tune(
-        reference,
-        found,
-        n_trials=n_trials,
-        direction=direction,
-        study=study,
-        experiment=experiment,
-        executor=executor,
-        n_workers=n_workers,
-        timeout=timeout,
-        metric=metric,
-        seed=seed,
-        home=home_from(ctx),
-    )
+    import optuna
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    # One progress bar on stderr (in a terminal) instead of Optuna's log line per trial.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with progress_bar(
+        TextColumn("trials"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    ) as bar:
+        shown = bar.add_task("trials", total=n_trials)
+        result = tune(
+            reference,
+            found,
+            n_trials=n_trials,
+            direction=direction,
+            study=study,
+            experiment=experiment,
+            executor=executor,
+            n_workers=n_workers,
+            timeout=timeout,
+            metric=metric,
+            seed=seed,
+            home=home_from(ctx),
+            progress=lambda done: bar.update(shown, completed=done),
+        )
     if as_json:
         print_json(study_dict(result, result.param_importances()))
         return

@@ -149,7 +149,15 @@ def check_portable(objective: Callable[..., Any], executor: str) -> None:
         ) from None
 
 
-def _run_trials(job: Job, workspace: Workspace, n_trials: int | None, worker: int) -> list[Outcome]:
+Tick = Callable[[], None]
+"""Called now and then while trials run (after each trial here, about twice a second while
+workers run): the caller's progress report."""
+_TICK_S = 0.5
+
+
+def _run_trials(
+    job: Job, workspace: Workspace, n_trials: int | None, worker: int, tick: Tick | None = None
+) -> list[Outcome]:
     """Run up to ``n_trials`` trials of the study in this process."""
     import optuna
 
@@ -178,6 +186,7 @@ def _run_trials(job: Job, workspace: Workspace, n_trials: int | None, worker: in
         n_trials=n_trials,
         timeout=timeout,
         catch=(Exception,) if job.catch else (),
+        callbacks=None if tick is None else [lambda _study, _trial: tick()],
     )
     return runner.outcomes
 
@@ -191,21 +200,30 @@ def _worker(job: Job, n_trials: int | None, worker: int) -> list[Outcome]:
         workspace.close()
 
 
-def run_local(job: Job, workspace: Workspace, n_trials: int | None) -> list[Outcome]:
+def run_local(
+    job: Job, workspace: Workspace, n_trials: int | None, tick: Tick | None = None
+) -> list[Outcome]:
     """Run the trials one after another in this process."""
-    return _run_trials(job, workspace, n_trials, 0)
+    return _run_trials(job, workspace, n_trials, 0, tick)
 
 
-def run_processes(job: Job, n_trials: int | None, n_workers: int) -> list[Outcome]:
+def run_processes(
+    job: Job, n_trials: int | None, n_workers: int, tick: Tick | None = None
+) -> list[Outcome]:
     """Run the trials in ``n_workers`` new processes (spawned: no state is inherited)."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, wait
 
     shares = split(n_trials, n_workers)
     context = multiprocessing.get_context("spawn")
     outcomes: list[Outcome] = []
     with ProcessPoolExecutor(max_workers=len(shares), mp_context=context) as pool:
         futures = [pool.submit(_worker, job, share, i) for i, share in enumerate(shares)]
+        pending = set(futures)
+        while pending:
+            pending = wait(pending, timeout=_TICK_S).not_done
+            if tick is not None:
+                tick()
         errors: list[BaseException] = []
         for future in futures:
             try:
@@ -217,7 +235,9 @@ def run_processes(job: Job, n_trials: int | None, n_workers: int) -> list[Outcom
     return outcomes
 
 
-def run_ray(job: Job, n_trials: int | None, n_workers: int | None) -> list[Outcome]:
+def run_ray(
+    job: Job, n_trials: int | None, n_workers: int | None, tick: Tick | None = None
+) -> list[Outcome]:
     """Run the trials as Ray tasks (the connected cluster, ``RAY_ADDRESS``, or a local one)."""
     try:
         import ray
@@ -236,6 +256,11 @@ def run_ray(job: Job, n_trials: int | None, n_workers: int | None) -> list[Outco
         remote = ray.remote(num_cpus=1)(_worker)
         shares = split(n_trials, n_workers)
         refs = [remote.remote(job, share, i) for i, share in enumerate(shares)]
+        pending = list(refs)
+        while pending:
+            _, pending = ray.wait(pending, num_returns=len(pending), timeout=_TICK_S)
+            if tick is not None:
+                tick()
         outcomes: list[Outcome] = []
         errors: list[BaseException] = []
         for ref in refs:

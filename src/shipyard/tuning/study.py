@@ -334,6 +334,7 @@ def tune(
     seed: int | None = None,
     catch: bool = True,
     home: str | os.PathLike[str] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Study:
     """Search ``space`` for the parameters that minimize (or maximize) ``objective``.
 
@@ -364,6 +365,9 @@ def tune(
         catch: record a trial whose objective raised as failed and go on (default), instead
             of stopping the study with the error.
         home: the workspace (default: ``SHIPYARD_HOME`` or the nearest ``.shipyard``).
+        progress: called with the number of this call's trials that have ended (complete,
+            pruned or failed, by any worker), after each trial here and about twice a second
+            while workers run; ``shipyard tune run`` draws its progress bar with it.
 
     Returns:
         A snapshot of the whole study (all its trials, not only this call's).
@@ -418,14 +422,15 @@ def tune(
         catch=bool(catch),
         deadline=None if timeout is None else time.time() + timeout,
     )
+    tick = None if progress is None else _ticker(storage, name, progress)
     try:
         if args.executor == "local":
-            outcomes = run_local(job, workspace, args.n_trials)
+            outcomes = run_local(job, workspace, args.n_trials, tick)
         elif args.executor == "processes":
             workers = args.n_workers or default_workers(args.n_trials)
-            outcomes = run_processes(job, args.n_trials, workers)
+            outcomes = run_processes(job, args.n_trials, workers, tick)
         else:
-            outcomes = run_ray(job, args.n_trials, args.n_workers)
+            outcomes = run_ray(job, args.n_trials, args.n_workers, tick)
         result = read_study(workspace, storage, name)
         _record_best(study_run, result)
     except BaseException as exc:
@@ -441,6 +446,29 @@ def tune(
             f"{failed.error} (study {name!r}; each trial's run holds its error)"
         )
     return result
+
+
+def _ticker(storage: Any, name: str, progress: Callable[[int], None]) -> Callable[[], None]:
+    """A tick that reports how many trials have ended since it was made, when that grew."""
+    from optuna.trial import TrialState
+
+    study_id = storage.get_study_id_from_name(name)
+    ended = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+    def count() -> int:
+        return len(storage.get_all_trials(study_id, deepcopy=False, states=ended))
+
+    before = count()
+    shown = 0
+
+    def tick() -> None:
+        nonlocal shown
+        done = count() - before
+        if done > shown:
+            shown = done
+            progress(done)
+
+    return tick
 
 
 def _all_failed(outcomes: list[Outcome]) -> Outcome | None:
