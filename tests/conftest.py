@@ -18,6 +18,12 @@ import pytest
 if TYPE_CHECKING:
     from shipyard.store.sql import SqlBackend
 
+# One OpenMP thread per process, as `shipyard demo` does: with a spinning thread per core, a
+# HistGradientBoosting fit takes seconds instead of a fraction of one while the other xdist
+# worker uses the second core (the train-pipeline tests took 38 s instead of 21 s). Set before
+# any test module loads scikit-learn's OpenMP runtime; subprocesses inherit it.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 PG_ENV = "SHIPYARD_TEST_POSTGRES_URL"
 PG_SKIP = (
     f"PostgreSQL tests skipped: no PostgreSQL URL configured. Set {PG_ENV}="

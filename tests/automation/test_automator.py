@@ -152,6 +152,7 @@ def test_a_finished_pipeline_run_is_not_trained_again_after_a_crash(home: Path) 
     assert len(backend.list_pipeline_runs()) == 1
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_a_degraded_candidate_is_stopped_by_the_gate_and_the_automation_backs_off(
     home: Path,
 ) -> None:
@@ -189,6 +190,7 @@ def test_a_degraded_candidate_is_stopped_by_the_gate_and_the_automation_backs_of
     assert len(backend.list_pipeline_runs()) == 2
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_rejections_beyond_the_cap_skip_new_events(home: Path) -> None:
     _seed(home)
     body = _world.BASIC.replace("max_rejections: 3", "max_rejections: 1").replace(
@@ -212,6 +214,7 @@ def test_rejections_beyond_the_cap_skip_new_events(home: Path) -> None:
     assert len(backend.list_pipeline_runs()) == 1
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_a_trigger_waits_while_a_rollout_of_the_model_is_in_progress(home: Path) -> None:
     from shipyard.deploy.service import Deployments
     from shipyard.registry import Registry
@@ -277,6 +280,7 @@ def test_a_bad_policy_is_refused_with_its_line(
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_check_names_what_does_not_exist(home: Path) -> None:
     body = _world.BASIC + "    rollout:\n      deployment: nowhere\n"
     policy = _world.policy(home.parent, body)
@@ -293,6 +297,7 @@ def test_check_names_what_does_not_exist(home: Path) -> None:
     assert "ok retrain" in ok.stdout
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_events_and_show_tell_what_happened(home: Path) -> None:
     _seed(home)
     policy = _world.policy(home.parent, _world.BASIC)
@@ -316,6 +321,7 @@ def test_events_and_show_tell_what_happened(home: Path) -> None:
     assert bad.returncode == 2 and "unknown state 'sleeping'" in bad.stderr
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_run_keeps_passing_until_sigterm(home: Path) -> None:
     _seed(home)
     policy = _world.policy(home.parent, _world.BASIC)

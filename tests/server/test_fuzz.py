@@ -23,9 +23,9 @@ from shipyard.config import init_workspace
 
 pytestmark = pytest.mark.integration
 
-EXAMPLES = int(os.environ.get("SHIPYARD_FUZZ_EXAMPLES", "12"))
+EXAMPLES = int(os.environ.get("SHIPYARD_FUZZ_EXAMPLES", "8"))
 """Per operation: enough to try wrong types, missing fields, odd strings and unknown ids on
-each of ~100 operations in about 15 s; set SHIPYARD_FUZZ_EXAMPLES for a longer hunt."""
+each of ~100 operations in about 20 s; set SHIPYARD_FUZZ_EXAMPLES for a longer hunt."""
 
 
 def _fuzz(operation: Any) -> None:

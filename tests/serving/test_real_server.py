@@ -75,6 +75,7 @@ def _logged_ids(home: Path) -> list[str]:
     return [i for seg in segments for i in pq.read_table(seg)["request_id"].to_pylist()]
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_serve_answers_over_a_socket_and_flushes_on_sigterm(trained: Trained) -> None:
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
@@ -164,6 +165,7 @@ def test_two_workers_share_the_port_the_metrics_and_the_log(
     assert sorted(_logged_ids(trained.home)) == sorted(ids)
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_a_taken_port_is_refused(two_workers: tuple[RunningServer, Path]) -> None:
     server, _ = two_workers
     second = subprocess.run(
@@ -177,6 +179,7 @@ def test_a_taken_port_is_refused(two_workers: tuple[RunningServer, Path]) -> Non
     assert second.returncode != 0 and f"cannot listen on 127.0.0.1:{server.port}" in second.stderr
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_hot_swap_over_a_socket_loses_no_request(trained: Trained) -> None:
     server = RunningServer(refresh_seconds=0.2)
     failures: list[str] = []
@@ -224,6 +227,7 @@ def test_hot_swap_over_a_socket_loses_no_request(trained: Trained) -> None:
     assert champion.version == 2
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 def test_sigterm_ends_despite_a_half_sent_request_and_flushes_the_log(trained: Trained) -> None:
     server = RunningServer(body_timeout_seconds=2)
     try:
@@ -252,6 +256,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the store is not the point
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_workers_stop_when_the_supervisor_is_killed(trained: Trained) -> None:
     server = RunningServer(workers=2)
