@@ -135,8 +135,64 @@ def test_adding_a_folder_straight_into_a_remote_store_packs_it_in_a_few_requests
     if remote.startswith("s3://"):
         calls = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CALL:")]
         assert len(calls) < 30, calls  # not one HEAD per file
-    store.get_dir(info.digest, tmp_path / "out")
-    assert len(list((tmp_path / "out").rglob("*.json"))) == COUNT
+    caplog.clear()
+    ArtifactStore(remote).get_dir(info.digest, tmp_path / "out")  # a fresh reader
+    got = sorted((tmp_path / "out").rglob("*.json"))
+    assert [p.relative_to(tmp_path / "out") for p in got] == [
+        p.relative_to(folder) for p in sorted(folder.rglob("*.json"))
+    ]
+    assert all(
+        p.read_bytes() == (folder / p.relative_to(tmp_path / "out")).read_bytes() for p in got
+    )
+    if remote.startswith("s3://"):
+        calls = [r.getMessage() for r in caplog.records if r.getMessage().startswith("CALL:")]
+        assert len(calls) < 30, calls  # the pack read in spans, not a range request per file
+
+
+def test_a_remote_pack_is_read_in_spans_and_rounds_and_still_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Objects far apart in a pack are separate spans; spans beyond the round size are
+    separate requests; every object is still checked against its digest."""
+    from shipyard.artifacts import _packed
+
+    monkeypatch.setattr(_packed, "_SPAN_GAP", 0)
+    monkeypatch.setattr(_packed, "_ROUND_BYTES", 4096)
+    folder = tmp_path / "src"
+    folder.mkdir()
+    for i in range(40):
+        (folder / f"{i:02d}.bin").write_bytes(os.urandom(100 + 37 * i))
+    remote = f"memory://spans-{uuid.uuid4().hex}"
+    info = ArtifactStore(remote).put_dir(folder)
+    keep = {f"{i:02d}.bin" for i in range(0, 40, 3)}  # every third file: gaps between them
+    for name in {p.name for p in folder.iterdir()} - keep:
+        (folder / name).unlink()
+    partial = ArtifactStore(remote).put_dir(folder)
+    requests: list[int] = []
+    reader = ArtifactStore(remote)
+    original = reader._backend.read_ranges
+    monkeypatch.setattr(
+        reader._backend,
+        "read_ranges",
+        lambda pack, ranges: requests.append(len(ranges)) or original(pack, ranges),
+    )
+    reader.get_dir(partial.digest, tmp_path / "out")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(keep)
+    assert all((tmp_path / "out" / n).read_bytes() == (folder / n).read_bytes() for n in keep)
+    assert 1 < len(requests) < len(keep) and sum(requests) == len(keep)  # a span each, rounds
+    assert info.digest != partial.digest
+
+    # a flipped byte in the remote pack is refused, and no file is left half-written
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    [pack] = [k for k in fs.find(remote.removeprefix("memory://")) if k.endswith(".pack")]
+    data = bytearray(fs.cat_file(pack))
+    data[-5] ^= 0xFF
+    fs.pipe_file(pack, bytes(data))
+    with pytest.raises(ArtifactCorruptedError):
+        ArtifactStore(remote).get_dir(info.digest, tmp_path / "bad")
+    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "bad").rglob("*"))
 
 
 def test_an_interrupted_push_resumes_with_what_is_missing(

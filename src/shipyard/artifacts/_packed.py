@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 
 from shipyard.artifacts._backends import ObjectBackend
 from shipyard.artifacts.packs import PACK_MAX_BYTES, PackIndex, PackWriter
@@ -14,6 +16,12 @@ from shipyard.errors import ArtifactCorruptedError, NotFoundError
 __all__ = ["PackedObjects"]
 
 log = logging.getLogger(__name__)
+
+_SPAN_GAP = 256 << 10
+"""Objects of one pack closer than this are read in one span (the bytes between are cheaper
+than another request)."""
+_ROUND_BYTES = 64 << 20
+"""At most this much of a pack is requested (and held in memory) at once."""
 
 
 class PackedObjects:
@@ -95,6 +103,28 @@ class PackedObjects:
             self.reload()
         return None
 
+    def read_remote(self, digests: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+        """``(digest, bytes)`` (unverified) of the ``digests`` that sit in packs *not* on this
+        machine, read as a few large spans per pack instead of one request per object; the
+        others (loose, local packs, not found) are not yielded. A pack that vanished meanwhile
+        (gc) is skipped: its objects are then read one by one, as any object."""
+        by_pack: dict[str, list[tuple[int, int, str]]] = defaultdict(list)
+        for digest in digests:
+            found = self._index().get(digest)
+            if found is not None:
+                by_pack[found[0]].append((found[1], found[2], digest))
+        for pack_id, members in by_pack.items():
+            if self._backend.pack_file(pack_id) is not None:
+                continue
+            for spans in _rounds(sorted(members)):
+                try:
+                    chunks = self._backend.read_ranges(pack_id, [(s, e - s) for s, e, _ in spans])
+                except (FileNotFoundError, NotFoundError):
+                    break
+                for (start, _, inside), chunk in zip(spans, chunks, strict=True):
+                    for offset, size, digest in inside:
+                        yield digest, chunk[offset - start : offset - start + size]
+
     def digests(self) -> set[str]:
         return set(self._index())
 
@@ -163,3 +193,32 @@ class PackedObjects:
             writer, self._writer = self._writer, None
         if writer is not None:
             writer.abort()
+
+
+_Span = tuple[int, int, list[tuple[int, int, str]]]
+"""start, end, and the (offset, size, digest) objects inside."""
+
+
+def _rounds(members: list[tuple[int, int, str]]) -> Iterator[list[_Span]]:
+    """Sorted objects of one pack as spans, grouped into rounds of at most ``_ROUND_BYTES``."""
+    spans: list[_Span] = []
+    for offset, size, digest in members:
+        last = spans[-1] if spans else None
+        if (
+            last is not None
+            and offset - last[1] <= _SPAN_GAP
+            and offset + size - last[0] <= (_ROUND_BYTES)
+        ):
+            spans[-1] = (last[0], max(last[1], offset + size), [*last[2], (offset, size, digest)])
+        else:
+            spans.append((offset, offset + size, [(offset, size, digest)]))
+    batch: list[_Span] = []
+    held = 0
+    for span in spans:
+        if batch and held + span[1] - span[0] > _ROUND_BYTES:
+            yield batch
+            batch, held = [], 0
+        batch.append(span)
+        held += span[1] - span[0]
+    if batch:
+        yield batch

@@ -412,17 +412,21 @@ class ArtifactStore:
         """
         _checked(digest)
         target = Path(dest)
-        if target.is_dir():
-            raise InvalidArgumentError(f"{target} is a folder; give the path of the file to write")
         if self._current_size(digest) is None:
             raise NotFoundError(f"no object {digest} in artifact store {self.url}")
         packed = self._packed is not None and self._packed.size(digest) is not None
+        return self._write_out(digest, target, self._read(digest) if packed else None)
+
+    def _write_out(self, digest: str, target: Path, data: bytes | None) -> Path:
+        """Write ``data`` (None: the loose object ``digest``) to ``target`` through a
+        temporary file, verified against ``digest``."""
+        if target.is_dir():
+            raise InvalidArgumentError(f"{target} is a folder; give the path of the file to write")
         target.parent.mkdir(parents=True, exist_ok=True)
         temp = target.parent / f".shipyard-{os.getpid()}-{uuid.uuid4().hex}.tmp"
         replaced = False
         try:
-            if packed:
-                data = self._read(digest)
+            if data is not None:
                 with open(temp, "xb") as out:
                     out.write(data)
                 actual = hash_bytes(data)
@@ -458,8 +462,16 @@ class ArtifactStore:
             raise InvalidArgumentError(f"{root} is a file; give a folder to write into")
         targets = [(entry.digest, resolve_inside(root, entry.path)) for entry in manifest.entries]
         root.mkdir(parents=True, exist_ok=True)
+        by_digest: dict[str, list[Path]] = {}
         for digest, target in targets:
-            self.get_file(digest, target)
+            by_digest.setdefault(digest, []).append(target)
+        if self._packed is not None:  # packs elsewhere (s3://…): a few spans, not a request each
+            for digest, data in self._packed.read_remote(list(by_digest)):
+                for target in by_digest.pop(digest, []):
+                    self._write_out(digest, target, data)
+        for digest, paths in by_digest.items():
+            for target in paths:
+                self.get_file(digest, target)
         return root
 
     def get(self, digest: str, dest: StrPath, *, is_dir: bool) -> Path:
