@@ -173,6 +173,19 @@ def test_data_checkout_with_nothing_to_restore_imports_no_store(
     assert not any(m.startswith("shipyard.store") for m in modules)
 
 
+def test_adding_a_folder_of_files_that_are_not_tables_imports_no_table_library(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    (project / "images").mkdir(parents=True)
+    for i in range(3):
+        (project / "images" / f"{i}.png").write_bytes(os.urandom(1000))
+    assert _run(tmp_path, project, "init")[0].returncode == 0
+    done, modules = _run(tmp_path, project, "data", "add", "images", "--name", "images")
+    assert done.returncode == 0, done.stderr
+    assert _top_level(modules) & {"duckdb", "pandas", "pyarrow"} == set()
+
+
 def test_a_changed_file_is_still_reported(tmp_path: Path, tracked: Path) -> None:
     (tracked / "data.bin").write_bytes(b"other bytes")
     done, modules = _run(tmp_path, tracked, "data", "status", "--json")

@@ -60,7 +60,7 @@ _CONFIG = Annotated[
 def _deployment(current: str) -> str | None:
     """The deployment ``current`` names, or None when it names a table (a path, even a
     mistyped one, or a dataset version)."""
-    from shipyard.data.tables import table_format
+    from shipyard.data.formats import table_format
 
     if current.startswith("deployment:"):
         return current.removeprefix("deployment:")

@@ -20,6 +20,11 @@ from typing import TYPE_CHECKING, Literal, TypeAlias
 
 import duckdb
 
+from shipyard.data.formats import (
+    CSV_SUFFIXES,
+    PARQUET_SUFFIXES,
+    table_format,
+)
 from shipyard.errors import InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
@@ -47,9 +52,6 @@ ColumnKind: TypeAlias = Literal["number", "category", "temporal", "other"]
 CSV_SAMPLE_ROWS = 20_000
 """Rows DuckDB reads to guess a CSV file's column types (a bad value later is an error)."""
 
-_CSV_SUFFIXES = (".csv", ".tsv")
-_COMPRESSIONS = ("", ".gz", ".zst")
-_PARQUET_SUFFIXES = (".parquet", ".pq")
 
 _NUMBER_TYPES = frozenset(
     {
@@ -124,28 +126,6 @@ class TableColumn:
     kind: ColumnKind
     sql: str
     value_sql: str
-
-
-def table_format(path: str | os.PathLike[str]) -> str:
-    """Name the table format of a file or folder from its name.
-
-    Args:
-        path: a file or folder.
-
-    Returns:
-        ``"csv"`` for ``.csv`` and ``.tsv`` files (also ``.gz`` or ``.zst`` compressed),
-        ``"parquet"`` for ``.parquet`` and ``.pq`` files and for a folder holding at least one
-        of them (at any depth), ``""`` for anything else.
-    """
-    p = Path(path)
-    name = p.name.lower()
-    if p.is_dir():
-        return "parquet" if _holds_parquet(p) else ""
-    if any(name.endswith(s + c) for s in _CSV_SUFFIXES for c in _COMPRESSIONS):
-        return "csv"
-    if name.endswith(_PARQUET_SUFFIXES):
-        return "parquet"
-    return ""
 
 
 def connect(memory_limit: str = "2GB", *, threads: int = 2) -> duckdb.DuckDBPyConnection:
@@ -312,25 +292,13 @@ def _open_in_memory(con: duckdb.DuckDBPyConnection, source: TableSource) -> duck
     )
 
 
-def _holds_parquet(folder: Path) -> bool:
-    """Whether :func:`_parquet_files` would find any, without listing them all (a folder of
-    20,000 images is answered by a walk that never builds a path object)."""
-    for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith((".", "_"))]
-        for name in files:
-            if name.lower().endswith(_PARQUET_SUFFIXES) and not name.startswith((".", "_")):
-                if os.path.isfile(os.path.join(root, name)):
-                    return True
-    return False
-
-
 def _parquet_files(folder: Path) -> list[Path]:
     files = []
     for path in folder.rglob("*"):
         parts = path.relative_to(folder).parts
         if any(part.startswith((".", "_")) for part in parts):
             continue
-        if path.name.lower().endswith(_PARQUET_SUFFIXES) and path.is_file():
+        if path.name.lower().endswith(PARQUET_SUFFIXES) and path.is_file():
             files.append(path)
     return sorted(files)
 
@@ -368,7 +336,7 @@ def _is_blank(path: Path) -> bool:
     size = path.stat().st_size
     if size > 4096:
         return False
-    return not path.read_bytes().strip() if path.suffix.lower() in _CSV_SUFFIXES else size == 0
+    return not path.read_bytes().strip() if path.suffix.lower() in CSV_SUFFIXES else size == 0
 
 
 def _summary(exc: BaseException) -> str:

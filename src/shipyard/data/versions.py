@@ -129,7 +129,7 @@ def add(
     path = Path(source)
     if not path.exists():
         raise NotFoundError(f"cannot add {path}: no such file or folder")
-    from shipyard.data.tables import table_format
+    from shipyard.data.formats import table_format
 
     if path.is_file() and path.stat().st_size == 0:
         raise InvalidArgumentError(f"cannot add {path}: the file is empty")
