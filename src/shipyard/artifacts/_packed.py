@@ -204,11 +204,8 @@ def _rounds(members: list[tuple[int, int, str]]) -> Iterator[list[_Span]]:
     spans: list[_Span] = []
     for offset, size, digest in members:
         last = spans[-1] if spans else None
-        if (
-            last is not None
-            and offset - last[1] <= _SPAN_GAP
-            and offset + size - last[0] <= (_ROUND_BYTES)
-        ):
+        near = last is not None and offset - last[1] <= _SPAN_GAP
+        if last is not None and near and offset + size - last[0] <= _ROUND_BYTES:
             spans[-1] = (last[0], max(last[1], offset + size), [*last[2], (offset, size, digest)])
         else:
             spans.append((offset, offset + size, [(offset, size, digest)]))

@@ -463,7 +463,11 @@ def _ticker(storage: Any, name: str, progress: Callable[[int], None]) -> Callabl
 
     def tick() -> None:
         nonlocal shown
-        done = count() - before
+        try:
+            done = count() - before
+        except Exception as exc:  # a progress report must never stop the trials
+            log.debug("could not count the ended trials: %s", exc)
+            return
         if done > shown:
             shown = done
             progress(done)
