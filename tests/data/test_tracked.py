@@ -177,3 +177,54 @@ def test_recently_modified_files_are_not_vouched_for(tmp_path: Path) -> None:
         )
         assert cache.get(str(fresh), stat_key(fresh.stat())) is None
         assert cache.get(str(old), stat_key(old.stat())) == "d2"
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the stat cache is local
+def test_an_unchanged_folder_is_answered_without_a_lookup_per_file(
+    tracked: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.data.statcache import StatCache
+
+    data.status()  # remembers the folder's listing (its files are settled)
+    looked: list[str] = []
+    lookup = StatCache.lookup_under
+
+    def counted(self: StatCache, prefix: str) -> dict[str, tuple[tuple[int, ...], str]]:
+        looked.append(prefix)
+        return dict(lookup(self, prefix))
+
+    monkeypatch.setattr(StatCache, "lookup_under", counted)
+    again = {r.path.name: r for r in data.status()}
+    assert again["images"].state is PathState.UNCHANGED and again["images"].hashed == 0
+    assert looked == []
+    folder = tracked / "images" / "a"
+    changes = [
+        lambda: (folder / "3.bin").rename(folder / "3b.bin"),  # same bytes, another name
+        lambda: (folder / "4.bin").write_bytes(os.urandom(128)),  # same size, other bytes
+        lambda: (folder / "new.bin").write_bytes(b"x"),
+        lambda: (folder / "5.bin").unlink(),
+    ]
+    for change in changes:
+        change()
+        result = {r.path.name: r for r in data.status()}["images"]
+        assert result.state is PathState.MODIFIED, change
+    assert looked  # each change went back to the per-file cache
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the stat cache is local
+def test_a_folder_with_a_recently_modified_file_is_not_remembered(home: Path) -> None:
+    from shipyard.data.fingerprint import fingerprint
+    from shipyard.data.statcache import StatCache
+
+    folder = home.parent / "fresh"
+    folder.mkdir()
+    (folder / "old.bin").write_bytes(b"old")
+    settle(folder / "old.bin")
+    (folder / "new.bin").write_bytes(b"new")  # within the racy window
+    with StatCache(home / "cache" / "stat.db") as cache:
+        fingerprint(folder, cache)
+        assert cache.folder(os.path.realpath(folder)) is None
+        settle(folder / "new.bin")
+        first = fingerprint(folder, cache)
+        remembered = cache.folder(os.path.realpath(folder))
+        assert remembered is not None and remembered[1] == first.digest

@@ -4,11 +4,12 @@ and without re-hashing files the stat cache already knows."""
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from shipyard.artifacts import canonical_bytes, hash_bytes, hash_file, list_files
-from shipyard.data.statcache import StatCache, stat_key
+from shipyard.data.statcache import RACY_WINDOW_NS, StatCache, stat_key
 from shipyard.errors import NotFoundError
 
 __all__ = ["Fingerprint", "cached_fingerprint", "fingerprint"]
@@ -67,11 +68,20 @@ def _fingerprint(path: Path, cache: StatCache, *, hash_missing: bool) -> Fingerp
             hashed = 1
         return Fingerprint(digest, info.st_size, 1, "file", hashed)
 
+    real = os.path.realpath(path)
+    remembered = cache.folder(real)
+    files = None
+    if remembered is not None:  # the whole folder, unchanged since: no per-file lookup
+        files = list_files(path)
+        listing = _listing_key(files)
+        if listing == remembered[0]:
+            return Fingerprint(remembered[1], remembered[2], remembered[3], "dir", 0)
     # list_files reports real paths: look them up under the real folder, symlinks resolved.
-    known = cache.lookup_under(os.path.realpath(path) + os.sep)
+    known = cache.lookup_under(real + os.sep)
     if not known and not hash_missing:
         return None  # nothing under it was ever hashed here: no need to list it
-    files = list_files(path)  # validated and sorted, as put_dir stores them
+    if files is None:
+        files = list_files(path)  # validated and sorted, as put_dir stores them
     triples = []
     fresh = []
     total = 0
@@ -89,4 +99,16 @@ def _fingerprint(path: Path, cache: StatCache, *, hash_missing: bool) -> Fingerp
         total += st.st_size
     cache.put_many(fresh)
     digest = hash_bytes(canonical_bytes(triples))
+    settled = time.time_ns() - RACY_WINDOW_NS
+    if all(st.st_mtime_ns < settled for _, _, st in files):
+        cache.put_folder(real, _listing_key(files), digest, total, len(triples))
     return Fingerprint(digest, total, len(triples), "dir", len(fresh))
+
+
+def _listing_key(files: list[tuple[str, str, os.stat_result]]) -> str:
+    """A digest of every file's path and stat key: equal only for an unchanged folder."""
+    text = "\n".join(
+        f"{relative}\0{absolute}\0{st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}"
+        for relative, absolute, st in files
+    )
+    return hash_bytes(text.encode("utf-8", "surrogateescape"))

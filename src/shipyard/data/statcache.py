@@ -56,6 +56,10 @@ class StatCache:
             "CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, inode INTEGER, "
             "size INTEGER, mtime_ns INTEGER, ctime_ns INTEGER, digest TEXT)"
         )
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS folders (path TEXT PRIMARY KEY, listing TEXT, "
+            "digest TEXT, size INTEGER, files INTEGER)"
+        )
 
     @classmethod
     def in_workspace(cls, home: Path) -> StatCache:
@@ -88,6 +92,22 @@ class StatCache:
         if row is None or tuple(row[:4]) != key:
             return None
         return str(row[4])
+
+    def folder(self, path: str) -> tuple[str, str, int, int] | None:
+        """The folder's last fingerprint: (listing key, manifest digest, size, file count)."""
+        row = self._db.execute(
+            "SELECT listing, digest, size, files FROM folders WHERE path = ?", (path,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), int(row[2]), int(row[3]))
+
+    def put_folder(self, path: str, listing: str, digest: str, size: int, files: int) -> None:
+        """Remember a folder's manifest digest for exactly this listing (every file's path and
+        stat key): an unchanged folder is then answered without a lookup per file. Only for a
+        folder none of whose files is within the racy window (see :meth:`put_many`)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO folders VALUES (?, ?, ?, ?, ?)",
+            (path, listing, digest, size, files),
+        )
 
     def put_many(self, entries: Iterable[tuple[str, StatKey, str]]) -> None:
         """Remember digests, except for files modified in the last few seconds.
