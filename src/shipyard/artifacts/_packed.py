@@ -13,7 +13,7 @@ from shipyard.artifacts._backends import ObjectBackend
 from shipyard.artifacts.packs import PACK_MAX_BYTES, PackIndex, PackWriter
 from shipyard.errors import ArtifactCorruptedError, NotFoundError
 
-__all__ = ["PackedObjects"]
+__all__ = ["PackedObjects", "read_members"]
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +116,10 @@ class PackedObjects:
         for pack_id, members in by_pack.items():
             if self._backend.pack_file(pack_id) is not None:
                 continue
-            for spans in _rounds(sorted(members)):
-                try:
-                    chunks = self._backend.read_ranges(pack_id, [(s, e - s) for s, e, _ in spans])
-                except (FileNotFoundError, NotFoundError):
-                    break
-                for (start, _, inside), chunk in zip(spans, chunks, strict=True):
-                    for offset, size, digest in inside:
-                        yield digest, chunk[offset - start : offset - start + size]
+            try:
+                yield from read_members(self._backend, pack_id, members)
+            except (FileNotFoundError, NotFoundError):
+                continue
 
     def digests(self) -> set[str]:
         return set(self._index())
@@ -193,6 +189,23 @@ class PackedObjects:
             writer, self._writer = self._writer, None
         if writer is not None:
             writer.abort()
+
+
+def read_members(
+    backend: ObjectBackend, pack_id: str, members: Iterable[tuple[int, int, str]]
+) -> Iterator[tuple[str, bytes]]:
+    """``(digest, bytes)`` (unverified) of the ``(offset, size, digest)`` members of one pack,
+    in offset order: neighbours are read as one span, and at most ``_ROUND_BYTES`` is asked
+    for (and held) at once, so a remote pack costs a few requests, not one per object.
+
+    Raises:
+        NotFoundError: (or FileNotFoundError) the pack is gone; what was yielded stands.
+    """
+    for spans in _rounds(sorted(members)):
+        chunks = backend.read_ranges(pack_id, [(start, end - start) for start, end, _ in spans])
+        for (start, _, inside), chunk in zip(spans, chunks, strict=True):
+            for offset, size, digest in inside:
+                yield digest, chunk[offset - start : offset - start + size]
 
 
 _Span = tuple[int, int, list[tuple[int, int, str]]]

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from shipyard.artifacts._packed import PackedObjects
+from shipyard.artifacts._packed import PackedObjects, read_members
 from shipyard.artifacts.digest import hash_bytes
 from shipyard.artifacts.packs import (
     PACK_HEADER_SIZE,
@@ -190,12 +190,11 @@ def _repack(
     writer = PackWriter(backend.pack_staging())
     new_ids: list[str] = []
     try:
-        by_pack: dict[str, list[tuple[str, int, int]]] = {}
+        by_pack: dict[str, list[tuple[int, int, str]]] = {}
         for digest, (pack_id, offset, size) in kept_packed.items():
-            by_pack.setdefault(pack_id, []).append((digest, offset, size))
+            by_pack.setdefault(pack_id, []).append((offset, size, digest))
         for pack_id, members in sorted(by_pack.items()):
-            chunks = backend.read_ranges(pack_id, [(o, s) for _, o, s in members])
-            for (digest, _, _), data in zip(members, chunks, strict=True):
+            for digest, data in read_members(backend, pack_id, members):
                 if hash_bytes(data) != digest:
                     raise ArtifactCorruptedError(
                         f"object {digest} in pack {pack_id} of {store.url} is corrupted; "

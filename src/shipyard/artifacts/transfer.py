@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard.artifacts._packed import PackedObjects
+from shipyard.artifacts._packed import PackedObjects, read_members
 from shipyard.artifacts.digest import hash_bytes
 from shipyard.artifacts.packs import PACK_HEADER_SIZE, PackIndex
 from shipyard.artifacts.store import ArtifactStore
@@ -128,9 +128,8 @@ def _copy_pack(
     if tgt_packed is not None and 2 * wanted_bytes >= index.pack_size - PACK_HEADER_SIZE:
         _copy_whole_pack(source, tgt_packed, index)
         return wanted_bytes
-    ranges = [index.entries[d] for d in members]
-    chunks = source._backend.read_ranges(index.pack_id, ranges)
-    for digest, data in zip(members, chunks, strict=True):
+    located = [(*index.entries[d], d) for d in members]
+    for digest, data in read_members(source._backend, index.pack_id, located):
         _verify(digest, data, f"pack {index.pack_id} of {source.url}")
         if tgt_packed is not None:
             tgt_packed.add(digest, data)

@@ -13,7 +13,10 @@ import json
 import os
 import sys
 
-__all__ = ["answer"]
+__all__ = ["NOTHING_TRACKED", "answer"]
+
+NOTHING_TRACKED = "Nothing tracked here: `shipyard data add PATH --name NAME` tracks a path."
+"""What ``data status`` says with nothing to report (here and in the Typer command)."""
 
 _COLOURS = {"unchanged": "32", "modified": "33", "missing": "31"}  # green, yellow, red
 
@@ -54,19 +57,9 @@ def _status(paths: list[str], as_json: bool, home: str | None) -> int:
     except OSError as exc:
         return _error(str(exc), 1)
     if as_json:
-        rows = [
-            {
-                "path": str(r.path),
-                "ref": r.pointer.ref,
-                "state": r.state.value,
-                "digest": r.pointer.digest,
-                "current_digest": r.current_digest,
-            }
-            for r in results
-        ]
-        text = json.dumps(rows, indent=2) + "\n"
+        text = json.dumps([r.to_dict() for r in results], indent=2) + "\n"
     elif not results:
-        text = "Nothing tracked here: `shipyard data add PATH --name NAME` tracks a path.\n"
+        text = NOTHING_TRACKED + "\n"
     else:
         colour = _colour()
         lines = []

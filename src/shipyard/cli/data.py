@@ -282,20 +282,11 @@ def status(
 
     results = data_status(list(paths) if paths else None, home=home_from(ctx))
     if as_json:
-        print_json(
-            [
-                {
-                    "path": str(r.path),
-                    "ref": r.pointer.ref,
-                    "state": r.state.value,
-                    "digest": r.pointer.digest,
-                    "current_digest": r.current_digest,
-                }
-                for r in results
-            ]
-        )
+        print_json([r.to_dict() for r in results])
     elif not results:
-        console.print("Nothing tracked here: `shipyard data add PATH --name NAME` tracks a path.")
+        from shipyard.cli._fast import NOTHING_TRACKED
+
+        console.print(NOTHING_TRACKED)
     else:
         styles = {
             PathState.UNCHANGED: "green",

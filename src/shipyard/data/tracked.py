@@ -43,6 +43,16 @@ class TrackedPath:
     hashed: int = 0
     """Files that had to be read because the stat cache did not vouch for them."""
 
+    def to_dict(self) -> dict[str, str | None]:
+        """What ``shipyard data status --json`` prints for it."""
+        return {
+            "path": str(self.path),
+            "ref": self.pointer.ref,
+            "state": self.state.value,
+            "digest": self.pointer.digest,
+            "current_digest": self.current_digest,
+        }
+
 
 def _targets(paths: list[str | os.PathLike[str]] | None) -> list[Path]:
     return [Path(p) for p in paths] if paths else [Path.cwd()]

@@ -4,7 +4,9 @@ Names load their module on first use: ``from shipyard.tracking import Workspace`
 import the run machinery (or the stores) that ``start_run`` needs.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shipyard._lazy import lazy_names
 
 if TYPE_CHECKING:
     from shipyard.tracking.fluent import (
@@ -53,22 +55,11 @@ __all__ = [
 ]
 
 _HOMES = {
-    "ActiveRun": "shipyard.tracking.run",
-    "Workspace": "shipyard.tracking.workspace",
-    "open_workspace": "shipyard.tracking.workspace",
+    **dict.fromkeys((n for n in __all__ if n not in ("ActiveRun", "Workspace")), "fluent"),
+    "ActiveRun": "run",
+    "Workspace": "workspace",
+    "open_workspace": "workspace",
 }
-"""Where each name lives; the rest of ``__all__`` comes from ``shipyard.tracking.fluent``."""
+"""Where each name lives (a module of this package)."""
 
-
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module 'shipyard.tracking' has no attribute {name!r}")
-    import importlib
-
-    found = getattr(importlib.import_module(_HOMES.get(name, "shipyard.tracking.fluent")), name)
-    globals()[name] = found
-    return found
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _HOMES, __all__)
