@@ -34,6 +34,11 @@ class _FakeSupervisor(runner._Supervisor):
         settings = ServeSettings(refs=["m"], metrics_dir=str(metrics))
         super().__init__(settings, "127.0.0.1", 0, workers=2)
         self.starts = starts
+        self.watching = threading.Event()  # set once every first worker said it is ready
+
+    def _watch(self) -> None:
+        self.watching.set()
+        super()._watch()
 
     def _command(self) -> list[str]:
         return [sys.executable, "-c", FAKE_WORKER, str(self.starts)]
@@ -48,8 +53,9 @@ def test_a_worker_that_cannot_restart_is_retried_while_the_others_serve(
 
     def drive() -> None:
         deadline = time.monotonic() + 60
-        while len(supervisor.processes) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        # A kill before both first workers are ready would be a failed start, which stops the
+        # supervisor by design; this test is about a worker that dies later.
+        assert supervisor.watching.wait(60), "the first workers never became ready"
         first, second = supervisor.processes[:2]
         first.kill()  # its next two replacements fail to start
         while (tmp_path / "starts").read_text().count("x") < 5 and time.monotonic() < deadline:
@@ -63,7 +69,13 @@ def test_a_worker_that_cannot_restart_is_retried_while_the_others_serve(
         seen["second"] = second in supervisor.processes and second.poll() is None
         supervisor.stop.set()
 
-    driver = threading.Thread(target=drive)
+    def drive_then_stop() -> None:
+        try:
+            drive()
+        finally:
+            supervisor.stop.set()
+
+    driver = threading.Thread(target=drive_then_stop)
     driver.start()
     try:
         supervisor.run()
