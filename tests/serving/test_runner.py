@@ -86,6 +86,33 @@ def test_a_worker_that_cannot_restart_is_retried_while_the_others_serve(
     assert seen == {"alive": [True, True], "second": True}
 
 
+SHOW_LOG = """
+import logging, sys
+if sys.argv[1] == "configured":
+    logging.basicConfig(format="host: %(message)s")
+from shipyard.serving.runner import show_server_log
+show_server_log()
+logging.getLogger("shipyard.deploy.controller").info("deployment d: advance: step 1 passed")
+logging.getLogger("elsewhere").info("not ours")
+"""
+
+
+@pytest.mark.parametrize("host", ["plain", "configured"])
+def test_the_server_log_shows_shipyards_info_lines_unless_the_host_set_up_logging(
+    host: str,
+) -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-c", SHOW_LOG, host], capture_output=True, text=True, check=True
+    )
+    if host == "plain":
+        assert "INFO deployment d: advance: step 1 passed" in done.stderr
+    else:  # the host program's own setup decides (its root level is WARNING here)
+        assert done.stderr == ""
+    assert "not ours" not in done.stderr
+
+
 def test_uvicorn_cancels_requests_that_outlast_a_graceful_shutdown() -> None:
     import gc
 

@@ -62,12 +62,14 @@ def serve(
     try:
         from shipyard.serving import run_server
         from shipyard.serving.app import ServeSettings, create_app
+        from shipyard.serving.runner import show_server_log
     except ImportError as exc:
         raise ImportError(
             f"`shipyard serve` needs the 'serve' extra: pip install 'shipyard-mlops[serve]' ({exc})"
         ) from exc
 
     workspace = workspace_from(ctx)
+    show_server_log()
     settings = ServeSettings(
         refs=list(ref or ()),
         deployment=deployment,

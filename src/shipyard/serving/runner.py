@@ -66,6 +66,23 @@ def _listen(host: str, port: int, *, shared: bool) -> socket.socket:
     return sock
 
 
+def show_server_log() -> None:
+    """Send Shipyard's own log lines (INFO and up) to stderr: which versions a server now
+    serves, each rollout decision, a worker restarted. Does nothing where the host program has
+    set up logging itself."""
+    logger = logging.getLogger("shipyard")
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s [%(process)d] %(levelname)s %(message)s", "%Y-%m-%d %H:%M:%S"
+        )
+    )
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+
+
 def _uvicorn_server(app: ServingApp) -> Any:
     import gc
 
@@ -141,6 +158,7 @@ def worker_main() -> None:
     from shipyard.serving.app import create_app_from_env
 
     host, port = sys.argv[1], int(sys.argv[2])
+    show_server_log()
     ready = int(os.environ.pop(_READY_FD_ENV))
     supervisor, _, own_folder = os.environ.pop(_SUPERVISOR_ENV, "").partition(" ")
     _die_with_parent(int(supervisor or 0))
