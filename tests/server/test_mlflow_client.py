@@ -1,8 +1,11 @@
 """The `mlflow` client, unchanged, against `shipyard server`.
 
-The newest MLflow client (`mlflow-skinny`, the official client without the server, with
-scikit-learn, pandas and skops for `mlflow.sklearn`) is installed from the package index into
-a venv of its own (`.venvs/mlflow-client`, made once and reused), and an ordinary MLflow
+The newest MLflow client (`mlflow-skinny`, the official client without the server, and skops
+for `mlflow.sklearn`) is installed from the package index into a venv of its own
+(`.venvs/mlflow-client`, made once and reused). That venv borrows scikit-learn, pandas and
+numpy from the project's venv (its site-packages, after the venv's own, through a `.pth` line:
+one path, so the editable `shipyard` there is *not* importable), which saves a fresh clone
+downloading and unpacking them again (~40 s). An ordinary MLflow
 training script runs against a real server on 127.0.0.1 — once without authentication and
 once with a token: params, metrics with steps, nested runs, artifacts, `sklearn.log_model`
 with registration, an alias, `search_runs`, and `pyfunc.load_model("models:/name@alias")`
@@ -13,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 from pathlib import Path
@@ -98,19 +103,27 @@ SCRIPT = textwrap.dedent(
 @pytest.fixture(scope="module")
 def mlflow_python() -> Path:
     python = VENV / "bin" / "python"
-    installed = VENV / ".installed-sklearn"
+    installed = VENV / ".installed-shared"
     if not installed.exists():
+        shutil.rmtree(VENV, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        paths = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+        own = subprocess.run([python, "-c", paths], capture_output=True, text=True, check=True)
+        borrowed = sysconfig.get_paths()["purelib"]  # this (the project's) venv
+        Path(own.stdout.strip(), "zz-project-venv.pth").write_text(borrowed + "\n")
         subprocess.run(
             [
                 *(str(python), "-m", "pip", "install", "--quiet"),
                 *("--disable-pip-version-check", "--upgrade"),
-                *("mlflow-skinny", "scikit-learn", "pandas", "skops"),
+                *("mlflow-skinny", "skops"),
             ],
             check=True,
             timeout=900,
         )
         installed.touch()
+    check = "import importlib.util as u; print(u.find_spec('shipyard') is None)"
+    alone = subprocess.run([python, "-c", check], capture_output=True, text=True, check=True)
+    assert alone.stdout.strip() == "True", "the MLflow venv must not see shipyard"
     return python
 
 
