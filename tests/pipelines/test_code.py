@@ -55,13 +55,7 @@ def _digests(tmp_path: Path, source: str) -> dict[str, str]:
 
 def test_the_function_its_helpers_classes_and_constants_count(tmp_path: Path) -> None:
     found = _digests(tmp_path, BASE)
-    assert set(found) == {
-        "codemod.fn",
-        "codemod.helper",
-        "codemod.Scaler",
-        "codemod.LIMIT",
-        "codemod.ITEMS",
-    }
+    assert set(found) == {"fn", "helper", "Scaler", "LIMIT", "ITEMS"}
 
 
 def test_formatting_comments_and_docstrings_do_not(tmp_path: Path) -> None:
@@ -74,11 +68,11 @@ def test_formatting_comments_and_docstrings_do_not(tmp_path: Path) -> None:
 def test_any_change_of_behaviour_does(tmp_path: Path) -> None:
     base = _digests(tmp_path, BASE)
     for old, new, changed in [
-        ("return x + LIMIT", "return x - LIMIT", "codemod.helper"),
-        ("return x * 2", "return x * 3", "codemod.Scaler"),
-        ("LIMIT = 3", "LIMIT = 4", "codemod.LIMIT"),
-        ('ITEMS = ("a", "b")', 'ITEMS = ("a",)', "codemod.ITEMS"),
-        ("+ len(ITEMS)", "- len(ITEMS)", "codemod.fn"),
+        ("return x + LIMIT", "return x - LIMIT", "helper"),
+        ("return x * 2", "return x * 3", "Scaler"),
+        ("LIMIT = 3", "LIMIT = 4", "LIMIT"),
+        ('ITEMS = ("a", "b")', 'ITEMS = ("a",)', "ITEMS"),
+        ("+ len(ITEMS)", "- len(ITEMS)", "fn"),
     ]:
         after = _digests(tmp_path, BASE.replace(old, new))
         differs = {k for k in base if base[k] != after.get(k)}
@@ -88,3 +82,27 @@ def test_any_change_of_behaviour_does(tmp_path: Path) -> None:
 def test_unused_functions_do_not(tmp_path: Path) -> None:
     changed = BASE.replace("return 42", "return 43")
     assert _digests(tmp_path, changed) == _digests(tmp_path, BASE)
+
+
+def test_the_module_name_the_file_was_loaded_under_does_not(tmp_path: Path) -> None:
+    """`python flow.py` (``__main__``), `shipyard pipeline run flow.py`, and a second
+    `flow.py` in another folder (a made-up module name) must share the cache."""
+    import importlib.util
+    import sys
+
+    first, second = tmp_path / "a" / "flow.py", tmp_path / "b" / "flow.py"
+    found = []
+    for path, name in [(first, "flow"), (second, "shipyard_pipeline_flow_123"), (first, "x")]:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(textwrap.dedent(BASE))
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+            found.append(code_digests(module.fn))
+        finally:
+            del sys.modules[name]
+    assert found[0] == found[1] == found[2]
+    assert set(found[0]) == {"fn", "helper", "Scaler", "LIMIT", "ITEMS"}

@@ -441,12 +441,15 @@ def test_a_pipeline_run_twice_through_a_server_reuses_its_steps(
 ) -> None:
     import shipyard
     from shipyard.pipelines import explain
+    from shipyard.pipelines.loading import load_pipeline
     from tests.pipelines._files import run, write
 
-    # A name no other test's pipeline file has: a second file named flow.py in this process is
-    # imported under another module name, and the module name is part of a step's code digest
-    # (a cache miss across processes; see the session note).
-    flow = write(tmp_path, FLOW, name="flow_through_a_server.py")
+    # Another flow.py loaded first, so that this one is imported under a made-up module name
+    # in this process, which must not change a step's cache key (the CLI's process below
+    # imports it as `flow`).
+    (tmp_path / "other").mkdir()
+    load_pipeline(f"{write(tmp_path / 'other', FLOW)}:small")
+    flow = write(tmp_path, FLOW)
     assert isinstance(shipyard.open_workspace().backend, RestBackend)
     first = run(flow, "small")
     assert first.executed == ["load", "total"] and first.output("total") == 20.0

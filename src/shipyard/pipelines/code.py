@@ -86,7 +86,9 @@ def code_digests(
         memo: shared between calls of one run, so a helper used by many steps is parsed once.
 
     Returns:
-        ``{qualified name: digest}``, sorted; constants appear as ``module.NAME``.
+        ``{name: digest}``, sorted: qualified names in the function's module (``helper``,
+        ``Scaler``, ``LIMIT``), without the module's own name, which depends on how the file was
+        loaded (``__main__``, its stem, or a made-up name for a second file with that stem).
     """
     fn = _unwrap(fn)
     memo = {} if memo is None else memo
@@ -102,7 +104,7 @@ def code_digests(
         if id(obj) not in memo:
             tree = _tree(obj)
             digest = hashlib.sha256(_normalised(obj, tree).encode()).hexdigest()
-            memo[id(obj)] = (f"{obj.__module__}.{obj.__qualname__}", digest, tree)
+            memo[id(obj)] = (obj.__qualname__, digest, tree)
         name, digest, tree = memo[id(obj)]
         found[name] = digest
         if tree is None:
@@ -119,7 +121,7 @@ def code_digests(
                 if getattr(value, "__module__", None) == module:
                     pending.append(value)
             elif _is_constant(value):
-                found[f"{module}.{used}"] = hashlib.sha256(repr(value).encode()).hexdigest()
+                found[used] = hashlib.sha256(repr(value).encode()).hexdigest()
     return dict(sorted(found.items()))
 
 
