@@ -212,6 +212,34 @@ def test_an_unchanged_folder_is_answered_without_a_lookup_per_file(
 
 
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the stat cache is local
+@pytest.mark.parametrize("link", [False, True], ids=["copied", "linked"])
+def test_the_first_status_after_an_add_needs_no_lookup_per_file(
+    home: Path, monkeypatch: pytest.MonkeyPatch, link: bool
+) -> None:
+    from shipyard.data.statcache import StatCache
+
+    folder = home.parent / "clips"
+    for i in range(30):
+        (folder / f"{i % 3}").mkdir(parents=True, exist_ok=True)
+        (folder / f"{i % 3}" / f"{i}.wav").write_bytes(os.urandom(64 + i))
+    settle(folder)
+    data.add(folder, "clips", link=link)
+    looked: list[str] = []
+    lookup = StatCache.lookup_under
+
+    def counted(self: StatCache, prefix: str) -> dict[str, tuple[tuple[int, ...], str]]:
+        looked.append(prefix)
+        return dict(lookup(self, prefix))
+
+    monkeypatch.setattr(StatCache, "lookup_under", counted)
+    (first,) = data.status([folder])
+    assert first.state is PathState.UNCHANGED and first.hashed == 0
+    # the add remembered the whole folder; linking changed the files' ctimes, so a linked
+    # folder is looked up per file once (and remembered by that status)
+    assert looked == ([os.path.realpath(folder) + os.sep] if link else [])
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the stat cache is local
 def test_a_folder_with_a_recently_modified_file_is_not_remembered(home: Path) -> None:
     from shipyard.data.fingerprint import fingerprint
     from shipyard.data.statcache import StatCache

@@ -220,6 +220,7 @@ class ArtifactStore:
         link: bool = False,
         on_file: Callable[[str, os.stat_result, str], None] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        listing: list[tuple[str, str, os.stat_result]] | None = None,
     ) -> ObjectInfo:
         """Store every regular file under ``path``, recursively, then the folder's manifest.
 
@@ -230,6 +231,7 @@ class ArtifactStore:
         ``on_file(path, stat, digest)`` is called for each file with the ``stat`` taken
         *before* it was read, so a cache keyed by it can never pair a digest with a newer
         version of the file. ``progress(done, total)`` is called every 256 files and at the end.
+        ``listing``: ``list_files(path)``, when the caller has taken it already.
 
         Returns:
             ``is_dir=True``, the manifest's digest, the total size and number of files;
@@ -242,7 +244,7 @@ class ArtifactStore:
             UnsafePathError: if a symlink points outside ``path``, or a file name is not a
                 portable artifact path (it contains a backslash, for example).
         """
-        files = list_files(path)
+        files = list_files(path) if listing is None else listing
         entries: list[ManifestEntry] = []
         stored = False
         # Which loose-object folders exist, listed once: a new small object whose folder is

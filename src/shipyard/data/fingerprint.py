@@ -99,10 +99,23 @@ def _fingerprint(path: Path, cache: StatCache, *, hash_missing: bool) -> Fingerp
         total += st.st_size
     cache.put_many(fresh)
     digest = hash_bytes(canonical_bytes(triples))
+    remember_folder(real, files, digest, total, cache)
+    return Fingerprint(digest, total, len(triples), "dir", len(fresh))
+
+
+def remember_folder(
+    real: str,
+    files: list[tuple[str, str, os.stat_result]],
+    digest: str,
+    size: int,
+    cache: StatCache,
+) -> None:
+    """Remember the manifest digest of the folder ``real`` for exactly the listing ``files``
+    (:func:`~shipyard.artifacts.list_files`, stats taken before the files were read), unless
+    a file is within the racy window."""
     settled = time.time_ns() - RACY_WINDOW_NS
     if all(st.st_mtime_ns < settled for _, _, st in files):
-        cache.put_folder(real, _listing_key(files), digest, total, len(triples))
-    return Fingerprint(digest, total, len(triples), "dir", len(fresh))
+        cache.put_folder(real, _listing_key(files), digest, size, len(files))
 
 
 def _listing_key(files: list[tuple[str, str, os.stat_result]]) -> str:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.artifacts import hash_file
-from shipyard.data.fingerprint import cached_fingerprint
+from shipyard.artifacts import hash_file, list_files
+from shipyard.data.fingerprint import cached_fingerprint, remember_folder
 from shipyard.data.pointer import Pointer, pointer_path
 from shipyard.data.refs import parse_ref, validate_dataset_name
 from shipyard.data.statcache import StatCache, StatKey, stat_key
@@ -155,12 +155,15 @@ def add(
     before = _content_stat(path)
     summary = _profile(path, fmt, profile)
     cached: list[tuple[str, StatKey, str]] = []
+    listing = None
     if path.is_dir():
+        listing = list_files(path)
         info = store.put_dir(
             path,
             link=link,
             on_file=lambda src, st, digest: cached.append((src, stat_key(st), digest)),
             progress=progress,
+            listing=listing,
         )
     else:
         info = store.put_file(path, link=link)
@@ -174,6 +177,9 @@ def add(
         cached = [(p, stat_key(os.stat(p)), d) for p, _, d in cached]
     with stat_cache(ws) as cache:
         cache.put_many(cached)
+        if listing is not None and not link:  # (linking changed the files' ctimes)
+            # the next status of the unchanged folder needs no per-file lookup
+            remember_folder(os.path.realpath(path), listing, info.digest, info.size, cache)
     version, created = ws.backend.add_dataset_version(
         name,
         digest=info.digest,
