@@ -179,21 +179,28 @@ def test_recently_modified_files_are_not_vouched_for(tmp_path: Path) -> None:
         assert cache.get(str(old), stat_key(old.stat())) == "d2"
 
 
-@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the stat cache is local
-def test_an_unchanged_folder_is_answered_without_a_lookup_per_file(
-    tracked: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def looked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The folders the stat cache is asked for per-file entries of, one item a lookup."""
     from shipyard.data.statcache import StatCache
 
-    data.status()  # remembers the folder's listing (its files are settled)
-    looked: list[str] = []
+    asked: list[str] = []
     lookup = StatCache.lookup_under
 
     def counted(self: StatCache, prefix: str) -> dict[str, tuple[tuple[int, ...], str]]:
-        looked.append(prefix)
+        asked.append(prefix)
         return dict(lookup(self, prefix))
 
     monkeypatch.setattr(StatCache, "lookup_under", counted)
+    return asked
+
+
+@pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the stat cache is local
+def test_an_unchanged_folder_is_answered_without_a_lookup_per_file(
+    tracked: Path, looked: list[str]
+) -> None:
+    data.status()  # remembers the folder's listing (its files are settled)
+    looked.clear()
     again = {r.path.name: r for r in data.status()}
     assert again["images"].state is PathState.UNCHANGED and again["images"].hashed == 0
     assert looked == []
@@ -214,24 +221,15 @@ def test_an_unchanged_folder_is_answered_without_a_lookup_per_file(
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)  # the stat cache is local
 @pytest.mark.parametrize("link", [False, True], ids=["copied", "linked"])
 def test_the_first_status_after_an_add_needs_no_lookup_per_file(
-    home: Path, monkeypatch: pytest.MonkeyPatch, link: bool
+    home: Path, looked: list[str], link: bool
 ) -> None:
-    from shipyard.data.statcache import StatCache
-
     folder = home.parent / "clips"
     for i in range(30):
         (folder / f"{i % 3}").mkdir(parents=True, exist_ok=True)
         (folder / f"{i % 3}" / f"{i}.wav").write_bytes(os.urandom(64 + i))
     settle(folder)
     data.add(folder, "clips", link=link)
-    looked: list[str] = []
-    lookup = StatCache.lookup_under
-
-    def counted(self: StatCache, prefix: str) -> dict[str, tuple[tuple[int, ...], str]]:
-        looked.append(prefix)
-        return dict(lookup(self, prefix))
-
-    monkeypatch.setattr(StatCache, "lookup_under", counted)
+    looked.clear()
     (first,) = data.status([folder])
     assert first.state is PathState.UNCHANGED and first.hashed == 0
     # the add remembered the whole folder; linking changed the files' ctimes, so a linked
