@@ -43,7 +43,7 @@ def _age(store: ArtifactStore, seconds: float) -> None:
 
 @pytest.fixture
 def workspace_with_history(home: Path, store_url: str) -> Path:
-    local_stores_only(store_url, "gc reads the metadata store directly")
+    local_stores_only(store_url, "these tests age the store's files (see test_gc_through_server)")
     project = home.parent
     images = _folder(project / "images", 30, "v1")
     data.add(images, "images")  # images@1

@@ -8,11 +8,13 @@ the working folder. The artifact store does the rest (:func:`shipyard.artifacts.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shipyard.artifacts import ArtifactStore
 from shipyard.artifacts.gc import GcReport, collect
@@ -20,7 +22,17 @@ from shipyard.data.pointer import Pointer, find_pointers
 from shipyard.data.versions import workspace
 from shipyard.errors import InvalidArgumentError
 
-__all__ = ["DEFAULT_GRACE", "GcReport", "collect_garbage", "parse_age"]
+if TYPE_CHECKING:
+    from shipyard.store import Backend
+
+__all__ = [
+    "DEFAULT_GRACE",
+    "GcReport",
+    "collect_garbage",
+    "collect_in",
+    "parse_age",
+    "pointer_digests",
+]
 
 DEFAULT_GRACE = "1h"
 """Objects written or reused more recently than this are never removed: an add (or a push)
@@ -40,7 +52,7 @@ def parse_age(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
 
 
-def _pointer_digests(folders: list[Path]) -> set[str]:
+def pointer_digests(folders: list[Path]) -> set[str]:
     found: set[str] = set()
     for folder in dict.fromkeys(folders):
         if folder.is_dir():
@@ -61,6 +73,10 @@ def collect_garbage(
     """Remove objects no dataset version, model version, run artifact, pipeline cache entry or
     pointer file refers to, and repack what is kept.
 
+    Through a team server (``SHIPYARD_SERVER``) the server collects in its own store (an
+    admin's call), keeping what this folder's pointer files name as well; with ``remote``,
+    the server's references are fetched and the remote is collected from here.
+
     Args:
         keep_last: keep only the newest N versions of each dataset (and any version created
             within ``older_than``); the older versions stay listed but their bytes may go,
@@ -71,16 +87,61 @@ def collect_garbage(
         remote: collect in this remote (a folder or fsspec URL) instead of the workspace's
             own store, with the same roots.
     """
-    if keep_last is not None and keep_last < 1:
-        raise InvalidArgumentError(f"--keep-last must be at least 1, not {keep_last}")
-    grace = parse_age(older_than) if isinstance(older_than, str) else float(older_than)
-    if grace < 0:
-        raise InvalidArgumentError("--older-than cannot be negative")
+    grace = _check(keep_last, older_than)
     ws = workspace(home)
-    since_ms = int((time.time() - grace) * 1000)
-    roots = ws.backend.referenced_digests(keep_last=keep_last, since_ms=since_ms)
-    roots |= _pointer_digests([ws.settings.home.parent.resolve(), Path.cwd().resolve()])
+    pointers = pointer_digests([ws.settings.home.parent.resolve(), Path.cwd().resolve()])
+    from shipyard.store.rest import RestBackend
+
+    if remote is None and isinstance(ws.backend, RestBackend):
+        if progress is not None:
+            progress(f"collecting on the server {ws.backend.url}")
+        found = ws.backend.collect_garbage_on_server(
+            keep=sorted(pointers),
+            keep_last=keep_last,
+            older_than=grace,
+            dry_run=dry_run,
+            repack=repack,
+        )
+        return GcReport(**{f.name: found[f.name] for f in dataclasses.fields(GcReport)})
     store = ArtifactStore(remote) if remote else ws.artifacts
+    return collect_in(
+        ws.backend,
+        store,
+        keep=pointers,
+        keep_last=keep_last,
+        older_than=grace,
+        dry_run=dry_run,
+        repack=repack,
+        progress=progress,
+    )
+
+
+def collect_in(
+    backend: Backend,
+    store: ArtifactStore,
+    *,
+    keep: Iterable[str] = (),
+    keep_last: int | None = None,
+    older_than: float,
+    dry_run: bool = False,
+    repack: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> GcReport:
+    """Collect in ``store`` with the roots ``backend`` refers to plus ``keep`` (digests that
+    pointer files name); ``older_than`` is the grace period in seconds."""
+    grace = _check(keep_last, older_than)
+    since_ms = int((time.time() - grace) * 1000)
+    roots = backend.referenced_digests(keep_last=keep_last, since_ms=since_ms) | set(keep)
     return collect(
         store, roots, older_than=grace, dry_run=dry_run, repack=repack, progress=progress
     )
+
+
+def _check(keep_last: int | None, older_than: str | float) -> float:
+    """The grace period in seconds, once the options are checked."""
+    if keep_last is not None and keep_last < 1:
+        raise InvalidArgumentError(f"--keep-last must be at least 1, not {keep_last}")
+    grace = parse_age(older_than) if isinstance(older_than, str) else float(older_than)
+    if grace < 0 or grace != grace:
+        raise InvalidArgumentError("--older-than cannot be negative")
+    return grace

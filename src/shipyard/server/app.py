@@ -34,6 +34,7 @@ def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False
         access,
         data,
         deployments,
+        gc,
         lineage,
         mlflow,
         monitoring,
@@ -79,6 +80,7 @@ def create_app(home: str | os.PathLike[str] | None = None, *, auth: bool = False
     app.include_router(pipelines.router)
     app.include_router(lineage.router)
     app.include_router(objects.router)
+    app.include_router(gc.router)
     app.include_router(access.router)
     for router in mlflow.routers:
         app.include_router(router)

@@ -201,11 +201,13 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
         *,
         json: Any = None,
         params: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
     ) -> Any:
         import httpx
 
+        wait: Any = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         try:
-            response = self._http.request(method, path, json=json, params=params)
+            response = self._http.request(method, path, json=json, params=params, timeout=wait)
         except httpx.TransportError as exc:
             raise StoreError(f"cannot reach the Shipyard server at {self._base}: {exc}") from None
         if response.status_code >= 300:  # a redirect is no answer: the path was wrong

@@ -8,9 +8,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shipyard.entities import Dataset, DatasetProfile, DatasetVersion
-from shipyard.errors import InvalidArgumentError
 
 __all__ = ["DatasetClient"]
+
+_GC_TIMEOUT = 3600.0
+"""Seconds to wait for a server's garbage collection."""
 
 
 def _version(data: Mapping[str, Any]) -> DatasetVersion:
@@ -84,10 +86,31 @@ class DatasetClient:
     def referenced_digests(
         self, *, keep_last: int | None = None, since_ms: int | None = None
     ) -> set[str]:
-        raise InvalidArgumentError(
-            "garbage collection reads the metadata store directly: run `shipyard gc` on the "
-            "server's machine, with its SHIPYARD_STORE_URL, not through SHIPYARD_SERVER"
-        )
+        params = {k: v for k, v in (("keep_last", keep_last), ("since_ms", since_ms)) if v}
+        return set(self._api("GET", "/gc/roots", params=params)["digests"])
+
+    def collect_garbage_on_server(
+        self,
+        *,
+        keep: Sequence[str],
+        keep_last: int | None,
+        older_than: float,
+        dry_run: bool,
+        repack: bool,
+    ) -> dict[str, Any]:
+        """``shipyard gc`` run by the server in its own store (admins only); ``keep``: digests
+        that the caller's pointer files name, kept as well. Returns the report's fields
+        (:class:`~shipyard.artifacts.gc.GcReport`)."""
+        body = {
+            "keep": list(keep),
+            "keep_last": keep_last,
+            "older_than_s": older_than,
+            "dry_run": dry_run,
+            "repack": repack,
+        }
+        # a large store takes a while to walk and repack: wait for it, not the usual minute
+        report: dict[str, Any] = self._api("POST", "/gc", json=body, timeout=_GC_TIMEOUT)
+        return report
 
     def record_dataset_use(self, run_id: str, name: str, version: int, role: str) -> None:
         body = {"dataset": name, "version": version, "role": role}
