@@ -134,6 +134,8 @@ def test_the_roots_are_the_servers_references_and_only_admins_read_them(team: Te
         newest = admin.referenced_digests(keep_last=1)
         assert newest == team.store.referenced_digests(keep_last=1)
         assert newest < admin.referenced_digests()  # not images@1's manifest
+        # every version is "recent" since time 0: a zero is sent, not dropped
+        assert admin.referenced_digests(keep_last=1, since_ms=0) == admin.referenced_digests()
         with pytest.raises(Exception, match="admin"):
             member.referenced_digests()
     finally:

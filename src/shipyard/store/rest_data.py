@@ -86,7 +86,9 @@ class DatasetClient:
     def referenced_digests(
         self, *, keep_last: int | None = None, since_ms: int | None = None
     ) -> set[str]:
-        params = {k: v for k, v in (("keep_last", keep_last), ("since_ms", since_ms)) if v}
+        params = {
+            k: v for k, v in (("keep_last", keep_last), ("since_ms", since_ms)) if v is not None
+        }
         return set(self._api("GET", "/gc/roots", params=params)["digests"])
 
     def collect_garbage_on_server(
