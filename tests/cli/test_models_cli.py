@@ -62,6 +62,12 @@ def test_register_alias_review_and_audit(
 
     audit = json.loads(runner.invoke(app, ["audit", "ls", "--json", "-t", "churn"]).output)
     assert [e["action"] for e in audit][:2] == ["alias.set", "review.approved"]
+    older = runner.invoke(
+        app, ["audit", "ls", "--json", "-t", "churn", "--before", str(audit[0]["seq"])]
+    )
+    assert json.loads(older.output) == audit[1:]
+    none = runner.invoke(app, ["audit", "ls", "--before", "1"])
+    assert "no audit entries in this workspace older than entry 1" in none.output
     assert runner.invoke(app, ["audit", "verify"]).exit_code == 0
     backend = SqlBackend(store_url)
     with backend.engine.begin() as conn:

@@ -240,6 +240,26 @@ def test_every_change_is_audited_and_the_chain_verifies(
     assert database.verify_audit() == []
 
 
+def test_the_audit_log_pages_back_by_entry(
+    team: dict[str, Registry], database: SqlBackend, digest: str
+) -> None:
+    bob = team["bob"]
+    bob.register("churn", digest=digest, flavor="sklearn")
+    for i in range(7):
+        bob.tag("churn@1", "round", str(i))
+    audit = team["alice"].backend  # through a server when the suite runs that way
+    everything = audit.list_audit(limit=1000)
+    pages, before = [], None
+    while page := audit.list_audit(limit=4, before=before):
+        pages.append([e.seq for e in page])
+        before = page[-1].seq
+    assert [seq for page in pages for seq in page] == [e.seq for e in everything]
+    assert all(len(page) == 4 for page in pages[:-1])
+    tags = audit.list_audit(limit=3, target="churn@1", before=everything[1].seq)
+    assert [e.details.get("value") for e in tags] == ["4", "3", "2"]  # older than round 5
+    assert audit.list_audit(before=1) == []
+
+
 def test_tags_are_audited(team: dict[str, Registry], database: SqlBackend, digest: str) -> None:
     bob = team["bob"]
     version = bob.register("churn", digest=digest, flavor="sklearn")

@@ -338,14 +338,26 @@ def list_audit(
     ctx: typer.Context,
     target: Annotated[str | None, typer.Option("--target", "-t", help="e.g. churn")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1)] = 50,
+    before: Annotated[
+        int | None,
+        typer.Option(
+            "--before",
+            min=1,
+            metavar="N",
+            help="Only entries older than entry N: page back with the last # shown.",
+        ),
+    ] = None,
     as_json: _JSON = False,
 ) -> None:
-    """The newest audit entries."""
-    entries = workspace_from(ctx).backend.list_audit(limit=limit, target=target)
+    """The newest audit entries (older pages with --before)."""
+    backend = workspace_from(ctx).backend
+    entries = backend.list_audit(limit=limit, target=target, before=before)
     if not entries:
         from shipyard.cli._output import print_empty
 
         where = f"for {target}" if target else "in this workspace"
+        if before is not None:
+            where += f" older than entry {before}"
         print_empty(f"audit entries {where}", as_json=as_json)
         return
     if as_json:

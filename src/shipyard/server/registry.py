@@ -231,8 +231,12 @@ def audit(
     reg: _Registry,
     target: Annotated[str | None, Query(max_length=300)] = None,
     limit: _Limit = 100,
+    before: Annotated[
+        int | None, Query(ge=1, lt=2**62, description="Entries older than this one (its seq).")
+    ] = None,
 ) -> list[AuditOut]:
-    return [AuditOut.of(e) for e in reg.backend.list_audit(limit=limit, target=target)]
+    found = reg.backend.list_audit(limit=limit, target=target, before=before)
+    return [AuditOut.of(e) for e in found]
 
 
 @router.get(

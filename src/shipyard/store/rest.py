@@ -562,10 +562,14 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
         found = self._api("POST", "/models/versions/of-runs", json={"run_ids": list(run_ids)})
         return [(v["model"], int(v["version"]), v["run_id"]) for v in found]
 
-    def list_audit(self, *, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
+    def list_audit(
+        self, *, limit: int = 100, target: str | None = None, before: int | None = None
+    ) -> list[AuditEntry]:
         params: dict[str, Any] = {"limit": limit}
         if target is not None:
             params["target"] = target
+        if before is not None:
+            params["before"] = before
         return [
             AuditEntry(
                 seq=e["seq"],

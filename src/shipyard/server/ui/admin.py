@@ -16,7 +16,6 @@ from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from shipyard.entities import ApiToken, AuditEntry, Role
-from shipyard.errors import InvalidArgumentError
 from shipyard.registry import Registry
 from shipyard.server.auth import Identity
 from shipyard.server.ui.pages import SESSION_COOKIE, check_csrf, link, page_identity, render, viewer
@@ -28,9 +27,6 @@ _Caller = Annotated[Identity, Depends(page_identity)]
 _Admin = Annotated[Identity, Depends(viewer(Role.ADMIN))]
 
 AUDIT_PER_PAGE = 50
-MAX_AUDIT_DEPTH = 20_000
-"""How far back from the newest entry ``/audit`` pages: the store lists the newest entries
-only (no ``before``), so an older page costs reading every entry after it."""
 TOKENS_PER_PAGE = 50
 WEB_SESSION = "web session"
 
@@ -45,22 +41,14 @@ def _now_ms() -> int:
 def _audit_page(
     backend: Any, target: str | None, before: int | None, per: int
 ) -> tuple[list[AuditEntry], int | None]:
-    """The ``per`` newest entries (of ``target``) older than entry ``before``, and the
-    newest entry's number (None: the log is empty)."""
+    """The ``per`` newest entries (of ``target``) older than entry ``before`` (one more, to
+    tell whether there is a next page), and the newest entry's number (None: the log is
+    empty)."""
     newest = backend.list_audit(limit=1)
     head = newest[0].seq if newest else None
     if head is None:
         return [], None
-    if before is None:
-        return backend.list_audit(limit=per + 1, target=target), head
-    depth = max(0, head - before + 1)
-    if depth > MAX_AUDIT_DEPTH:
-        raise InvalidArgumentError(
-            f"the pages reach {MAX_AUDIT_DEPTH:,} entries back from the newest ({head:,}); "
-            "filter by a target, or read older entries with `shipyard audit ls --json`"
-        )
-    found = backend.list_audit(limit=depth + per + 1, target=target)
-    return [e for e in found if e.seq < before][: per + 1], head
+    return backend.list_audit(limit=per + 1, target=target, before=before), head
 
 
 @router.get("/audit", response_class=HTMLResponse)

@@ -517,11 +517,15 @@ class RegistryMethods:
 
     # audit ---------------------------------------------------------------------------------
 
-    def list_audit(self, *, limit: int = 100, target: str | None = None) -> list[AuditEntry]:
-        """Newest entries first."""
+    def list_audit(
+        self, *, limit: int = 100, target: str | None = None, before: int | None = None
+    ) -> list[AuditEntry]:
+        """Newest entries first; older than entry ``before`` when given."""
         query = audit_log.select().order_by(audit_log.c.seq.desc()).limit(limit)
         if target is not None:
             query = query.where(audit_log.c.target.startswith(target))
+        if before is not None:
+            query = query.where(audit_log.c.seq < before)
         with read(self._engine) as conn:
             rows = conn.execute(query).all()
         return [_entry(r) for r in rows]
