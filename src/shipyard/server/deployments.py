@@ -33,8 +33,8 @@ from shipyard.registry import validate_model_name
 from shipyard.server.auth import Identity, identity, role
 from shipyard.server.deps import Store
 from shipyard.server.errors import error_responses
-from shipyard.server.schemas import json_float
 from shipyard.store import Backend
+from shipyard.store.wire import json_float
 
 __all__ = ["router"]
 

@@ -23,8 +23,8 @@ from shipyard.errors import ConflictError, InvalidArgumentError
 from shipyard.server.auth import role
 from shipyard.server.deps import Store
 from shipyard.server.errors import error_responses
-from shipyard.server.schemas import json_float
 from shipyard.store.backend import AlertProgress
+from shipyard.store.wire import json_float
 
 __all__ = ["router"]
 

@@ -6,7 +6,6 @@ Times are epoch milliseconds, as everywhere in Shipyard. Listings are pages: ``i
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -22,6 +21,7 @@ from shipyard.entities import (
     Run,
 )
 from shipyard.errors import InvalidArgumentError
+from shipyard.store.wire import json_float
 
 __all__ = [
     "AliasIn",
@@ -145,16 +145,6 @@ class RunEnd(_Strict):
     status: str = Field(examples=["FINISHED"])
     end_time: int | None = Field(default=None, ge=0, lt=_I64)
     only_active: bool = Field(default=True, description="Refuse a run already ended")
-
-
-def json_float(value: float) -> float | str | None:
-    """A float for JSON, which has no NaN or infinities: NaN is ``null``, an infinity the
-    string ``"Infinity"`` or ``"-Infinity"`` (what inputs accept back)."""
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
 
 
 class OwnerOut(BaseModel):

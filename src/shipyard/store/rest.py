@@ -15,7 +15,6 @@ models' internals) is not carried, and says so.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -51,6 +50,7 @@ from shipyard.store.rest_data import DatasetClient
 from shipyard.store.rest_deploy import DeploymentClient
 from shipyard.store.rest_monitoring import MonitoringClient
 from shipyard.store.rest_pipelines import PipelineClient
+from shipyard.store.wire import float_from_json, json_float
 
 __all__ = ["RestBackend"]
 
@@ -68,20 +68,6 @@ _PAGE = 1000
 _HISTORY_PAGE = 20_000
 
 
-def _nan(value: float | str | None) -> float:
-    """A metric value from JSON: ``null`` is NaN, ``"Infinity"``/``"-Infinity"`` infinities."""
-    return math.nan if value is None else float(value)
-
-
-def _json_float(value: float) -> float | str | None:
-    """A metric value for JSON, which has no NaN or infinities."""
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
-    return value
-
-
 def _run(data: Mapping[str, Any]) -> Run:
     return Run(
         run_id=data["run_id"],
@@ -93,7 +79,7 @@ def _run(data: Mapping[str, Any]) -> Run:
         parent_run_id=data.get("parent_run_id"),
         user=data.get("user", ""),
         params=dict(data.get("params", {})),
-        metrics={k: _nan(v) for k, v in data.get("metrics", {}).items()},
+        metrics={k: float_from_json(v) for k, v in data.get("metrics", {}).items()},
         tags=dict(data.get("tags", {})),
         owner=None if data.get("owner") is None else RunOwner(**data["owner"]),
         heartbeat=data.get("heartbeat"),
@@ -314,7 +300,7 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
                     "journal_id": s.journal_id,
                     "run_id": s.run_id,
                     "segment": s.segment,
-                    "metrics": [(k, _json_float(v), step, ts) for k, v, step, ts in s.metrics],
+                    "metrics": [(k, json_float(v), step, ts) for k, v, step, ts in s.metrics],
                 }
                 for s in segments
             ]
@@ -348,7 +334,7 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
             )
             for run_id, metrics in page.items():
                 found[run_id] = [
-                    Metric(m["key"], _nan(m["value"]), m["step"], m["timestamp"], run_id)
+                    Metric(m["key"], float_from_json(m["value"]), m["step"], m["timestamp"], run_id)
                     for m in metrics
                 ]
         return found
@@ -394,7 +380,7 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
             by_run.setdefault(m.run_id, []).append(
                 {
                     "key": m.key,
-                    "value": _json_float(m.value),
+                    "value": json_float(m.value),
                     "step": m.step,
                     "timestamp": m.timestamp,
                 }
@@ -414,7 +400,7 @@ class RestBackend(AccessClient, DatasetClient, DeploymentClient, MonitoringClien
             query = {"limit": want, **({"page_token": token} if token else {})}
             page = self._api("GET", f"/runs/{run_id}/metrics/{key}", params=query)
             found.extend(
-                Metric(m["key"], _nan(m["value"]), m["step"], m["timestamp"], run_id)
+                Metric(m["key"], float_from_json(m["value"]), m["step"], m["timestamp"], run_id)
                 for m in page["items"]
             )
             token = page.get("next_page_token")

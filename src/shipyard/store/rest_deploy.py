@@ -25,6 +25,7 @@ from shipyard.entities import (
     Target,
 )
 from shipyard.errors import InvalidArgumentError, NotFoundError
+from shipyard.store.wire import json_float
 
 __all__ = ["DeploymentClient"]
 
@@ -45,14 +46,6 @@ def _strict_json(value: Any) -> Any:
         return {k: _strict_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_strict_json(v) for v in value]
-    return value
-
-
-def _json_float(value: float) -> float | str | None:
-    if math.isnan(value):
-        return None
-    if math.isinf(value):
-        return "Infinity" if value > 0 else "-Infinity"
     return value
 
 
@@ -131,7 +124,7 @@ def _stats_body(s: RouteStats) -> dict[str, Any]:
         "predictions": dict(s.predictions),
         "compared": s.compared,
         "agreements": s.agreements,
-        "abs_difference": _json_float(s.abs_difference),
+        "abs_difference": json_float(s.abs_difference),
         "mirrored_dropped": s.mirrored_dropped,
     }
 
