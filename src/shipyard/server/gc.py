@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from shipyard.artifacts.gc import GcReport
 from shipyard.entities import Role
 from shipyard.server.auth import Identity, identity, role
 from shipyard.server.deps import Objects, Store
@@ -49,29 +50,19 @@ class GcIn(BaseModel):
     repack: bool = True
 
 
-class GcOut(BaseModel):
-    objects: int
-    kept: int
-    removed: int
-    freed_bytes: int
-    packs_before: int
-    packs_after: int
-    loose_packed: int
-    temporaries: int
-    dry_run: bool
-
-
 class RootsOut(BaseModel):
     digests: list[str]
 
 
 @router.post(
     "/gc",
-    response_model=GcOut,
+    response_model=GcReport,
     summary="Remove objects nothing refers to from the server's store, and repack",
     **_ADMIN,
 )
-def collect(body: GcIn, request: Request, store: Store, objects: Objects, caller: _Caller) -> Any:
+def collect(
+    body: GcIn, request: Request, store: Store, objects: Objects, caller: _Caller
+) -> GcReport:
     from shipyard.data.gc import collect_in, pointer_digests
 
     workspace = request.app.state.workspace
@@ -85,11 +76,10 @@ def collect(body: GcIn, request: Request, store: Store, objects: Objects, caller
         dry_run=body.dry_run,
         repack=body.repack,
     )
-    found = dataclasses.asdict(report)
     if not report.dry_run and (report.removed or report.temporaries or report.loose_packed):
-        details = {**found, "keep_last": body.keep_last, "older_than_s": body.older_than_s}
-        store.record_audit(caller.user, "gc", "artifacts", details)
-    return found
+        asked = {"keep_last": body.keep_last, "older_than_s": body.older_than_s}
+        store.record_audit(caller.user, "gc", "artifacts", dataclasses.asdict(report) | asked)
+    return report
 
 
 @router.get(
