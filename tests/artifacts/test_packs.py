@@ -181,3 +181,32 @@ def test_gc_removes_what_crashed_writes_left_once_they_are_old(tmp_path: Path) -
     assert collect(store, [kept], older_than=3600).temporaries == 3
     assert not any(path.exists() for path in leftovers)
     assert ArtifactStore(tmp_path / "store").read_bytes(kept) == b"kept"
+
+
+def test_a_pack_written_in_megabyte_batches_reads_back_and_names_its_digest(
+    tmp_path: Path,
+) -> None:
+    from shipyard.artifacts.packs import PackIndex, PackWriter
+
+    objects = [os.urandom(size) for size in (1, 4096, 65_000, 700_000, 3, 500_000)]
+    writer = PackWriter(str(tmp_path))
+    for data in objects:
+        writer.add(hash_bytes(data), data)
+        writer.add(hash_bytes(data), data)  # the same object twice is stored once
+        # readable at once, whether or not its batch was written out yet
+        assert writer.read(hash_bytes(data)) == data
+    path, index_bytes, pack_id = writer.finish(sync=False)
+    index = PackIndex.from_bytes(pack_id, index_bytes, path)
+    pack = Path(path).read_bytes()
+    assert index.pack_size == len(pack) and index.pack_digest == hash_bytes(pack)
+    for data in objects:
+        offset, size = index.entries[hash_bytes(data)]
+        assert pack[offset : offset + size] == data
+
+
+def test_an_object_is_readable_before_its_pack_is_installed(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "store")
+    info = store.put_bytes(b"small, not yet synced", sync=False)  # goes to the open pack
+    assert store.read_bytes(info.digest) == b"small, not yet synced"
+    store.flush()
+    assert ArtifactStore(tmp_path / "store").read_bytes(info.digest) == b"small, not yet synced"
