@@ -87,11 +87,11 @@ def collect_garbage(
         remote: collect in this remote (a folder or fsspec URL) instead of the workspace's
             own store, with the same roots.
     """
+    from shipyard.store.rest import RestBackend
+
     grace = _check(keep_last, older_than)
     ws = workspace(home)
     pointers = pointer_digests([ws.settings.home.parent.resolve(), Path.cwd().resolve()])
-    from shipyard.store.rest import RestBackend
-
     if remote is None and isinstance(ws.backend, RestBackend):
         if progress is not None:
             progress(f"collecting on the server {ws.backend.url}")
@@ -142,6 +142,6 @@ def _check(keep_last: int | None, older_than: str | float) -> float:
     if keep_last is not None and keep_last < 1:
         raise InvalidArgumentError(f"--keep-last must be at least 1, not {keep_last}")
     grace = parse_age(older_than) if isinstance(older_than, str) else float(older_than)
-    if grace < 0 or grace != grace:
+    if not grace >= 0:  # negative, or NaN
         raise InvalidArgumentError("--older-than cannot be negative")
     return grace

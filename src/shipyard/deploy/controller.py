@@ -100,9 +100,7 @@ class Controller:
         except ConflictError:
             return None
         if decision.action != "wait":
-            # a hold or a rollback asks for a person's attention; a step forward does not
-            level = logging.WARNING if decision.action in ("hold", "rollback") else logging.INFO
-            log.log(level, "deployment %s: %s: %s", name, decision.action, decision.reason)
+            log.info("deployment %s: %s: %s", name, decision.action, decision.reason)
             if self.on_decision is not None:
                 self.on_decision(changed, decision)
         return decision
